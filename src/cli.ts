@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * The command line (commander): start the proxy, check a policy, run the demo.
+ * Exit codes: 0 success, 1 failure (invalid policy, I/O, a listener that cannot
+ * bind), 2 usage errors.
+ */
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { stringify as toYaml } from 'yaml';
+import { loadPolicyFile, PolicyError } from './config/load.js';
+import { passInspector } from './inspect/api.js';
+import { createLogger } from './observe/log.js';
+import { startProxy } from './main.js';
+import { runDemo } from './demo/demo.js';
+
+const DEFAULT_POLICY = fileURLToPath(new URL('../policies/default.yaml', import.meta.url));
+
+const program = new Command()
+  .name('mailmoat')
+  .description('Transparent, protocol-inspecting SMTP/POP3 proxy')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('run the proxy with the listeners of a policy file')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .action(async (options: { policy: string }) => {
+    const policy = await loadPolicyFile(options.policy);
+    const logger = createLogger(policy.log.level);
+    const proxy = await startProxy(policy, passInspector, logger);
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'stopping');
+      proxy.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('check')
+  .description('validate a policy file and print the effective policy (every default filled in)')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .action(async (options: { policy: string }) => {
+    const policy = await loadPolicyFile(options.policy);
+    process.stdout.write(`# effective policy from ${options.policy}: valid\n${toYaml(policy)}`);
+  });
+
+program
+  .command('demo')
+  .description('send sample messages through the proxy to a recording sink and show what happened')
+  .option('--policy <file>', 'base policy (its listeners are replaced by the demo listener)', DEFAULT_POLICY)
+  .action(async (options: { policy: string }) => {
+    const policy = await loadPolicyFile(options.policy);
+    const ok = await runDemo(policy, process.stdout);
+    if (!ok) {
+      process.stderr.write('demo: a sample did not arrive as expected\n');
+      process.exitCode = 1;
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else if (error instanceof PolicyError) {
+    process.stderr.write(`mailmoat: ${error.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`mailmoat: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Reads a policy file (YAML), validates it against the schema once, and freezes
+ * the result. Errors name the key path (`limits.max_mesage_bytes`) and, for an
+ * unknown key, suggest the nearest valid key at that place.
+ */
+import { readFile } from 'node:fs/promises';
+import { closest, distance } from 'fastest-levenshtein';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { policySchema, type Policy } from './schema.js';
+
+export class PolicyError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid policy ${source}:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
+
+/** A suggestion is offered only when the misspelling is this close (edits). */
+const MAX_SUGGESTION_DISTANCE = 4;
+
+export async function loadPolicyFile(path: string): Promise<Readonly<Policy>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new PolicyError(path, [`cannot read the file: ${(error as Error).message}`]);
+  }
+  return parsePolicyText(text, path);
+}
+
+export function parsePolicyText(text: string, source: string): Readonly<Policy> {
+  let document: unknown;
+  try {
+    document = parseYaml(text, { prettyErrors: true }) ?? {};
+  } catch (error) {
+    const detail = error instanceof YAMLParseError ? error.message : String(error);
+    throw new PolicyError(source, [`not valid YAML: ${detail}`]);
+  }
+  return validatePolicy(document, source);
+}
+
+export function validatePolicy(document: unknown, source: string): Readonly<Policy> {
+  const result = policySchema.safeParse(document);
+  if (!result.success) throw new PolicyError(source, result.error.issues.map(describeIssue));
+  return deepFreeze(result.data);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const known = keysAt(policySchema, issue.path);
+    return issue.keys
+      .map((key) => {
+        const place = where ? `${where}.${key}` : key;
+        const nearest = known.length > 0 ? closest(key, known) : undefined;
+        const hint = nearest !== undefined && distance(key, nearest) <= MAX_SUGGESTION_DISTANCE ? ` (did you mean "${nearest}"?)` : '';
+        return `unknown key "${place}"${hint}; valid keys here: ${known.join(', ')}`;
+      })
+      .join('\n  - ');
+  }
+  return `${where || '(top level)'}: ${issue.message}`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((part, index) => (typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`)).join('');
+}
+
+/** The valid keys of the object schema found at `path`. */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let node = unwrap(schema);
+  for (const part of path) {
+    if (node instanceof z.ZodArray && typeof part === 'number') node = unwrap(node.element as z.ZodType);
+    else if (node instanceof z.ZodObject && typeof part === 'string') {
+      const child = (node.shape as Record<string, z.ZodType>)[part];
+      if (child === undefined) return [];
+      node = unwrap(child);
+    } else return [];
+  }
+  return node instanceof z.ZodObject ? Object.keys(node.shape) : [];
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let node = schema;
+  while (node instanceof z.ZodDefault || node instanceof z.ZodPrefault || node instanceof z.ZodOptional) {
+    node = node.unwrap() as z.ZodType;
+  }
+  return node;
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,110 @@
+/**
+ * The policy file's schema: every key, its default and its unit. Types are
+ * inferred from it. Every object is strict, so an unknown or misspelt key is an
+ * error (load.ts names its path and suggests the nearest valid key).
+ * Key names are a public interface: keep them.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** "host:port" or "[v6]:port"; the host may be a name. */
+const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export function parseHostPort(text: string): HostPort | undefined {
+  const match = HOST_PORT.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  const host = match[1] ?? match[2] ?? '';
+  if (match[1] !== undefined && isIP(host) !== 6) return undefined;
+  return { host, port };
+}
+
+const hostPort = z.string().refine((text) => parseHostPort(text) !== undefined, {
+  message: 'expected host:port, for example 127.0.0.1:25 or [::1]:25',
+});
+
+const cidr = z.string().refine(
+  (text) => {
+    const [address, bits, extra] = text.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return false;
+    if (bits === undefined) return true;
+    const prefix = Number(bits);
+    return /^\d+$/.test(bits) && prefix <= (family === 4 ? 32 : 128);
+  },
+  { message: 'expected an address or CIDR range, for example 10.0.0.0/8' },
+);
+
+const seconds = (fallback: number) => z.number().positive().max(86_400).default(fallback);
+const bytes = (fallback: number) => z.number().int().positive().default(fallback);
+
+export const listenerSchema = z.strictObject({
+  protocol: z.enum(['smtp']),
+  listen: hostPort,
+  upstream: hostPort,
+});
+
+export const policySchema = z.strictObject({
+  listeners: z.array(listenerSchema).default([]),
+  networks: z
+    .strictObject({
+      internal: z.array(cidr).default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']),
+    })
+    .prefault({}),
+  inspect: z
+    .strictObject({
+      smtp: z.enum(['inbound', 'outbound', 'all', 'none']).default('inbound'),
+    })
+    .prefault({}),
+  antivirus: z
+    .strictObject({
+      clamd: z
+        .string()
+        .regex(/^(off|unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected "off", unix:/path or tcp://host:port')
+        .default('off'),
+    })
+    .prefault({}),
+  smtp: z
+    .strictObject({
+      bare_line_endings: z.enum(['normalize', 'reject']).default('normalize'),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      max_command_line_bytes: bytes(4096),
+      max_unknown_commands: z.number().int().positive().default(10),
+      max_message_bytes: bytes(50 * 1024 * 1024),
+    })
+    .prefault({}),
+  timeouts: z
+    .strictObject({
+      upstream_connect_seconds: seconds(30),
+      greeting_seconds: seconds(300),
+      command_seconds: seconds(300),
+      data_seconds: seconds(180),
+      upstream_reply_seconds: seconds(300),
+      final_reply_seconds: seconds(600),
+      upstream_keepalive_seconds: seconds(60),
+    })
+    .prefault({}),
+  spool: z
+    .strictObject({
+      dir: z.string().default(''),
+      memory_threshold_bytes: bytes(1024 * 1024),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type Policy = z.infer<typeof policySchema>;
+export type ListenerPolicy = z.infer<typeof listenerSchema>;

@@ -1,0 +1,81 @@
+/**
+ * Sample messages for `mailmoat demo`, built at run time. Each says what a
+ * newcomer should see happen to it. Later capabilities add their own samples
+ * (executables, archives, viruses).
+ */
+import { DotStuffer, END_OF_DATA } from '../wire/dot-codec.js';
+
+export interface Sample {
+  title: string;
+  /** Bytes on the wire after DATA, including the final dot. */
+  wire: Buffer;
+  /** What the upstream should receive for the sample to count as "delivered intact". */
+  expected: Buffer;
+}
+
+const crlf = (lines: string[]): Buffer => Buffer.from(lines.map((line) => `${line}\r\n`).join(''), 'latin1');
+
+function stuffed(content: Buffer): Buffer {
+  const stuffer = new DotStuffer();
+  return Buffer.concat([...stuffer.stuff(content), ...stuffer.end(), END_OF_DATA]);
+}
+
+const headers = (subject: string, extra: string[] = []): string[] => [
+  'From: Alice Example <alice@example.org>',
+  'To: Bob Example <bob@example.net>',
+  `Subject: ${subject}`,
+  'Date: Sun, 22 Nov 2026 09:00:00 +0000',
+  'Message-ID: <demo-' + subject.toLowerCase().replace(/[^a-z]+/g, '-') + '@example.org>',
+  'MIME-Version: 1.0',
+  ...extra,
+];
+
+/** A tiny but well-formed PDF, so the attachment is a real document. */
+function samplePdf(): Buffer {
+  const body = [
+    '%PDF-1.4',
+    '1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj',
+    '2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj',
+    '3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] >> endobj',
+    'trailer << /Root 1 0 R >>',
+    '%%EOF',
+  ].join('\n');
+  return Buffer.from(body, 'latin1');
+}
+
+export function demoSamples(): Sample[] {
+  const plain = crlf([...headers('Lunch on Friday', ['Content-Type: text/plain; charset=utf-8']), '', 'Hi Bob,', '', 'Lunch on Friday at noon?', '', 'Alice']);
+
+  const pdf = samplePdf().toString('base64').replace(/.{1,76}/g, '$&\n').trimEnd().split('\n');
+  const report = crlf([
+    ...headers('Quarterly report', ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
+    '',
+    '--demo-boundary',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'The report is attached.',
+    '--demo-boundary',
+    'Content-Type: application/pdf; name="report-q3.pdf"',
+    'Content-Disposition: attachment; filename="report-q3.pdf"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    ...pdf,
+    '--demo-boundary--',
+  ]);
+
+  const dots = crlf([...headers('Dots at line starts', ['Content-Type: text/plain']), '', '.hidden line that starts with a dot', '.', '..two dots', 'end']);
+
+  const smugglingBody = 'Content-Type: text/plain\r\n\r\nHello\n.\nMAIL FROM:<ceo@example.org>\nRCPT TO:<victim@example.net>\nDATA\nFrom: ceo@example.org\n\nSpoofed\n.\n';
+  const smuggling = Buffer.from(headers('Smuggling attempt').join('\r\n') + '\r\n' + smugglingBody + '\r\n.\r\n', 'latin1');
+  const smugglingExpected = Buffer.from(
+    (headers('Smuggling attempt').join('\r\n') + '\r\n' + smugglingBody).replace(/\r?\n/g, '\r\n').replace(/\r\n\./g, '\r\n') + '\r\n',
+    'latin1',
+  );
+
+  return [
+    { title: 'plain text note', wire: stuffed(plain), expected: plain },
+    { title: 'report with a PDF attachment', wire: stuffed(report), expected: report },
+    { title: 'lines starting with dots', wire: stuffed(dots), expected: dots },
+    { title: 'SMTP smuggling attempt (bare LF dot)', wire: smuggling, expected: smugglingExpected },
+  ];
+}

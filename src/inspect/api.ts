@@ -1,0 +1,39 @@
+/**
+ * The Inspector interface: the only inspect/ module a protocol session imports.
+ *
+ * A session hands over the captured message (unstuffed, canonical CRLF) and what
+ * it knows of the transaction; the inspector answers with a verdict. Verdicts are
+ * exhaustive; a session maps each one to a protocol reply and never passes a
+ * message on when inspection threw.
+ */
+import type { Readable } from 'node:stream';
+
+export type Direction = 'inbound' | 'outbound';
+
+export interface MessageSource {
+  size: number;
+  open(): Readable;
+}
+
+export interface InspectionContext {
+  sessionId: string;
+  direction: Direction;
+  sender: string;
+  recipients: readonly string[];
+}
+
+export type Verdict =
+  | { action: 'pass' }
+  /** Forward `message` instead of the original (only parts with findings differ). */
+  | { action: 'rewrite'; message: MessageSource; summary: string }
+  | { action: 'tempfail'; reason: string }
+  | { action: 'reject'; reason: string };
+
+export interface Inspector {
+  inspect(message: MessageSource, context: InspectionContext): Promise<Verdict>;
+}
+
+/** The foundation's inspector: every message passes (the inspection engine replaces it). */
+export const passInspector: Inspector = {
+  inspect: async () => ({ action: 'pass' }),
+};

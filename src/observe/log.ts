@@ -1,0 +1,32 @@
+/**
+ * Structured JSON logs (pino) to stdout: one child logger per session, and one
+ * summary line per SMTP transaction. Credentials never reach a log: AUTH
+ * arguments and SASL exchanges are not passed to the logger at all, and the
+ * redaction paths below are a second guard for fields that might carry them.
+ */
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger };
+
+export const REDACTED_PATHS = ['password', 'auth', '*.password', '*.auth', 'sasl', '*.sasl'];
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = { level, base: { service: 'mailmoat' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+export interface TransactionSummary {
+  session: string;
+  downstream: string;
+  upstream: string;
+  direction: 'inbound' | 'outbound';
+  inspected: boolean;
+  helo: string;
+  sender: string;
+  recipients: number;
+  size: number;
+  verdict: 'pass' | 'rewrite' | 'tempfail' | 'reject' | 'refused' | 'aborted';
+  reason?: string;
+  upstreamReply: string;
+  durationMs: number;
+}

@@ -1,0 +1,44 @@
+/**
+ * Policy resolution for one connection: the downstream's address decides the
+ * direction (inside `networks.internal` = outbound, else inbound), and the
+ * direction decides whether its mail is inspected (`inspect.smtp`).
+ * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are matched as IPv4.
+ */
+import { BlockList, isIPv4 } from 'node:net';
+import type { Direction } from '../inspect/api.js';
+import type { Policy } from '../config/schema.js';
+
+export interface DirectionResolver {
+  directionOf(address: string): Direction;
+}
+
+export function directionResolver(internal: readonly string[]): DirectionResolver {
+  const list = new BlockList();
+  for (const range of internal) {
+    const [address = '', bits] = range.split('/');
+    const family = isIPv4(address) ? 'ipv4' : 'ipv6';
+    if (bits === undefined) list.addAddress(address, family);
+    else list.addSubnet(address, Number(bits), family);
+  }
+  return {
+    directionOf(address: string): Direction {
+      const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1];
+      const plain = mapped ?? address;
+      const family = isIPv4(plain) ? 'ipv4' : 'ipv6';
+      return list.check(plain, family) ? 'outbound' : 'inbound';
+    },
+  };
+}
+
+export function inspectsSmtp(setting: Policy['inspect']['smtp'], direction: Direction): boolean {
+  switch (setting) {
+    case 'all':
+      return true;
+    case 'none':
+      return false;
+    case 'inbound':
+      return direction === 'inbound';
+    case 'outbound':
+      return direction === 'outbound';
+  }
+}

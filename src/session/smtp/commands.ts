@@ -1,0 +1,127 @@
+/**
+ * The SMTP command table: what the proxy does with each verb a downstream sends.
+ *
+ * RFC 5321 4.1 (commands), RFC 2920 3.1 (which commands end a pipelining group),
+ * RFC 4954 (AUTH), RFC 3030 (BDAT: refused, CHUNKING is not offered),
+ * RFC 3207 (STARTTLS: refused until a TLS policy applies). XCLIENT and XFORWARD
+ * are refused: relayed, they would let a downstream borrow the proxy's address.
+ *
+ * `phases` lists the session phases in which the verb is accepted; `endsGroup`
+ * marks the last command of a pipelined group (the proxy flushes upstream writes
+ * there); `waitsForReply` stops reading further input until the reply is known
+ * (the next bytes may not be commands); `logArgument` says whether the argument
+ * may appear in logs.
+ */
+import { REPLIES } from '../../errors.js';
+import type { Reply } from '../../errors.js';
+
+export type Phase = 'connecting' | 'greeting' | 'command' | 'auth' | 'data' | 'inspecting' | 'forwarding' | 'broken' | 'closed';
+
+export type CommandAction =
+  | { kind: 'forward' }
+  /** DATA: answered by the proxy once earlier replies are in; the upstream gets DATA after inspection. */
+  | { kind: 'data' }
+  | { kind: 'refuse'; reply: Reply }
+  | { kind: 'close'; reply: Reply };
+
+export interface CommandSpec {
+  phases: readonly Phase[];
+  action: CommandAction;
+  endsGroup: boolean;
+  waitsForReply: boolean;
+  logArgument: boolean;
+}
+
+const forward = (endsGroup: boolean, extra: Partial<CommandSpec> = {}): CommandSpec => ({
+  phases: ['command'],
+  action: { kind: 'forward' },
+  endsGroup,
+  waitsForReply: false,
+  logArgument: true,
+  ...extra,
+});
+
+const refuse = (reply: Reply): CommandSpec => ({
+  phases: ['command'],
+  action: { kind: 'refuse', reply },
+  endsGroup: true,
+  waitsForReply: false,
+  logArgument: true,
+});
+
+const httpProbe: CommandSpec = {
+  phases: ['command'],
+  action: { kind: 'close', reply: REPLIES.httpRequest },
+  endsGroup: true,
+  waitsForReply: true,
+  logArgument: true,
+};
+
+export const COMMANDS = {
+  HELO: forward(true),
+  EHLO: forward(true),
+  MAIL: forward(false),
+  RCPT: forward(false),
+  RSET: forward(false),
+  NOOP: forward(true),
+  VRFY: forward(true),
+  EXPN: forward(true),
+  HELP: forward(true),
+  ETRN: forward(true),
+  QUIT: forward(true, { phases: ['command', 'broken'], waitsForReply: true }),
+  AUTH: forward(true, { waitsForReply: true, logArgument: false }),
+  DATA: { phases: ['command'], action: { kind: 'data' }, endsGroup: true, waitsForReply: true, logArgument: true },
+  BDAT: refuse(REPLIES.chunkingRefused),
+  STARTTLS: refuse(REPLIES.tlsNotAvailable),
+  XCLIENT: refuse(REPLIES.xclientRefused),
+  XFORWARD: refuse(REPLIES.xclientRefused),
+  TURN: refuse(REPLIES.notImplemented),
+  GET: httpProbe,
+  POST: httpProbe,
+  HEAD: httpProbe,
+  PUT: httpProbe,
+  CONNECT: httpProbe,
+} as const satisfies Record<string, CommandSpec>;
+
+export type Verb = keyof typeof COMMANDS;
+
+export interface ParsedCommand {
+  verb: Verb;
+  spec: CommandSpec;
+  argument: string;
+  /** The canonical line sent upstream, CRLF-terminated. */
+  wire: Buffer;
+}
+
+const isVerb = (word: string): word is Verb => Object.hasOwn(COMMANDS, word);
+
+/** Control characters other than TAB never appear in a valid command line. */
+const hasControlCharacters = (line: Buffer): boolean => line.some((byte) => (byte < 0x20 && byte !== 0x09) || byte === 0x7f);
+
+export type CommandParse =
+  | { kind: 'command'; command: ParsedCommand }
+  | { kind: 'unknown' }
+  | { kind: 'invalid' };
+
+export function parseCommand(line: Buffer): CommandParse {
+  if (hasControlCharacters(line)) return { kind: 'invalid' };
+  const text = line.toString('latin1');
+  const space = text.indexOf(' ');
+  const word = (space === -1 ? text : text.slice(0, space)).toUpperCase();
+  if (!isVerb(word)) return { kind: 'unknown' };
+  const argument = space === -1 ? '' : text.slice(space + 1);
+  const wire = Buffer.concat([line, Buffer.from('\r\n', 'latin1')]);
+  return { kind: 'command', command: { verb: word, spec: COMMANDS[word], argument, wire } };
+}
+
+/** RFC 1870 6: the SIZE= parameter of MAIL FROM, or undefined when absent or malformed. */
+export function declaredSize(mailArgument: string): number | undefined {
+  const match = /(?:^|\s)SIZE=(\d{1,15})(?:\s|$)/i.exec(mailArgument);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The reverse-path or forward-path of MAIL FROM:<a> / RCPT TO:<a>, for logs. */
+export function pathOf(argument: string): string {
+  const match = /^(?:FROM|TO):\s*(<[^>]*>|\S*)/i.exec(argument);
+  return match?.[1] ?? '';
+}

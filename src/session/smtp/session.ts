@@ -1,0 +1,766 @@
+/**
+ * One SMTP relay session: a downstream connection, its own upstream connection,
+ * and the state machine between them.
+ *
+ * RFC 5321 (commands, replies, DATA, timeouts 4.5.3.2), RFC 2920 (pipelining:
+ * commands relayed in order, replies paired through a FIFO), RFC 1870 (SIZE),
+ * RFC 4954 (AUTH continuation lines relayed, never logged).
+ *
+ * Invariants:
+ *  - State changes on the upstream's positive reply (a recipient exists once the
+ *    upstream said 250 to it), never on the downstream's command alone.
+ *  - DATA: the proxy answers 354 once the upstream accepted a sender and at least
+ *    one recipient, captures the payload into a spool until CRLF.CRLF, has it
+ *    inspected, and only then sends DATA, the re-stuffed payload and the final
+ *    dot upstream. While it captures and inspects, the upstream leg idles in a
+ *    clean state (kept alive by NOOP), so a refusal costs only an RSET there, and
+ *    a downstream that disappears mid-DATA never causes a final dot upstream.
+ *  - The downstream gets 250 only as the relay of the upstream's own reply to the
+ *    final dot; every failure before that gives it a 4xx.
+ *  - Nothing is written past `write() === false`: the downstream is paused until
+ *    the upstream, the spool or the downstream itself drains.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { REPLIES, ProxyError, reply as makeReply, type Reply } from '../../errors.js';
+import type { Direction, Inspector, MessageSource, Verdict } from '../../inspect/api.js';
+import type { Policy } from '../../config/schema.js';
+import type { Logger, TransactionSummary } from '../../observe/log.js';
+import { Spool } from '../../capture/spool.js';
+import { LineReader, type LineEvent } from '../../wire/line-reader.js';
+import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
+import { writeAll } from '../../wire/socket-write.js';
+import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
+import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
+import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
+
+/** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
+const MAX_UPSTREAM_LINE_BYTES = 4096;
+
+export interface SmtpSessionOptions {
+  id: string;
+  downstream: Socket;
+  /** Opens the upstream leg; rejects with a ProxyError carrying the downstream's reply. */
+  connectUpstream: () => Promise<Socket>;
+  upstreamLabel: string;
+  direction: Direction;
+  inspect: boolean;
+  inspector: Inspector;
+  policy: Readonly<Policy>;
+  spoolDir: string;
+  logger: Logger;
+}
+
+export interface SmtpSessionEvents {
+  transaction: [TransactionSummary];
+  close: [];
+}
+
+type PauseReason = 'upstream-drain' | 'downstream-drain' | 'spool-drain' | 'busy';
+
+interface Transaction {
+  helo: string;
+  sender: string | undefined;
+  recipients: string[];
+}
+
+interface Capture {
+  spool: Spool;
+  decoder: DataDecoder;
+  size: number;
+  tooBig: boolean;
+  startedAt: number;
+}
+
+export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
+  private phase: Phase = 'connecting';
+  private upstream: Socket | undefined;
+  private upstreamAlive = false;
+  private readonly commandLines: LineReader;
+  private readonly upstreamLines = new LineReader(MAX_UPSTREAM_LINE_BYTES);
+  private readonly replyParser = new ReplyParser();
+  private readonly waits = new UpstreamWaits();
+  private readonly slots = new ReplySlots();
+  private readonly paused = new Set<PauseReason>();
+  private readonly transaction: Transaction = { helo: '', sender: undefined, recipients: [] };
+  private capture: Capture | undefined;
+  private readPaused = false;
+  private processing = false;
+  private upstreamCorked = false;
+  private unknownCommands = 0;
+  private downstreamEnded = false;
+  private quitting = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private replyTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+  private readonly downstreamLabel: string;
+
+  constructor(private readonly options: SmtpSessionOptions) {
+    super();
+    this.commandLines = new LineReader(options.policy.limits.max_command_line_bytes);
+    this.downstreamLabel = `${options.downstream.remoteAddress ?? '?'}:${options.downstream.remotePort ?? 0}`;
+    this.log = options.logger.child({ session: options.id });
+  }
+
+  start(): void {
+    const downstream = this.options.downstream;
+    downstream.setNoDelay(true);
+    downstream.on('data', (chunk: Buffer) => this.guard(() => this.onDownstreamData(chunk)));
+    downstream.on('end', () => this.guard(() => this.onDownstreamEnd()));
+    downstream.on('drain', () => this.resume('downstream-drain'));
+    downstream.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
+    downstream.on('close', () => this.guard(() => this.onDownstreamClose()));
+    this.log.debug({ downstream: this.downstreamLabel, direction: this.options.direction }, 'session opened');
+    this.options.connectUpstream().then(
+      (socket) => this.guard(() => this.onUpstreamConnected(socket)),
+      (error: unknown) => {
+        const failure = error instanceof ProxyError ? error : new ProxyError('MM_UPSTREAM_CONNECT', REPLIES.upstreamUnreachable, { cause: error });
+        this.log.warn({ upstream: this.options.upstreamLabel, reason: failure.message }, 'upstream connection failed');
+        this.closeWith(failure.reply);
+      },
+    );
+  }
+
+  /** Runs a socket event handler; an unexpected exception ends this session, never the process. */
+  private guard(handler: () => void): void {
+    try {
+      handler();
+    } catch (error) {
+      this.log.error({ err: error }, 'session failed');
+      this.closeWith(REPLIES.internalError);
+    }
+  }
+
+  // ---- upstream leg ----------------------------------------------------------
+
+  private onUpstreamConnected(socket: Socket): void {
+    if (this.phase === 'closed') {
+      socket.destroy();
+      return;
+    }
+    this.upstream = socket;
+    this.upstreamAlive = true;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.guard(() => this.onUpstreamData(chunk)));
+    socket.on('drain', () => this.resume('upstream-drain'));
+    socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
+    socket.on('close', () => this.guard(() => this.onUpstreamLost(REPLIES.upstreamLost)));
+    this.phase = 'greeting';
+    this.expectUpstream('greeting', (greeting) => {
+      this.slots.add({ reply: greeting, after: () => this.enterCommandPhase() });
+      this.flushReplies();
+    });
+  }
+
+  private onUpstreamData(chunk: Buffer): void {
+    this.upstreamLines.push(chunk);
+    for (let event = this.upstreamLines.next(); event !== null; event = this.upstreamLines.next()) {
+      if (event.kind === 'overflow') return this.upstreamProtocolError('reply line too long');
+      const parsed = this.replyParser.feed(event.line);
+      if (parsed instanceof Error) return this.upstreamProtocolError(parsed.message);
+      if (parsed === null) continue;
+      if (!this.waits.settle(parsed)) return this.onUnsolicitedReply(parsed);
+      this.armReplyTimer();
+    }
+  }
+
+  private upstreamProtocolError(detail: string): void {
+    this.log.warn({ upstream: this.options.upstreamLabel, detail }, 'upstream protocol error');
+    this.onUpstreamLost(REPLIES.upstreamProtocolError);
+    this.upstream?.destroy();
+  }
+
+  /** A reply nobody asked for: a 421 shutdown notice is relayed, anything else is a protocol error. */
+  private onUnsolicitedReply(unsolicited: Reply): void {
+    if (unsolicited.code === 421) return this.onUpstreamLost(unsolicited);
+    this.upstreamProtocolError(`unsolicited reply ${unsolicited.code}`);
+  }
+
+  private onUpstreamLost(notice: Reply): void {
+    if (!this.upstreamAlive) return;
+    this.upstreamAlive = false;
+    this.clearTimer('reply');
+    this.waits.failAll(new ProxyError('MM_UPSTREAM_LOST', notice));
+    switch (this.phase) {
+      case 'command':
+      case 'auth':
+        if (this.quitting) return this.closeGracefully();
+        if (this.slots.length === 0) this.closeWith(notice);
+        return;
+      case 'greeting':
+      case 'connecting':
+        return this.closeWith(REPLIES.upstreamUnreachable);
+      case 'data':
+      case 'inspecting':
+      case 'forwarding':
+        // The transaction notices at its next step and answers 451 4.4.2.
+        return;
+      case 'broken':
+      case 'closed':
+        return;
+    }
+  }
+
+  /** Registers the next expected upstream reply; `onLost` defaults to closing the session with the notice. */
+  private expectUpstream(kind: WaitKind, onReply: (reply: Reply) => void, onLost?: (error: ProxyError) => void): void {
+    this.waits.push({
+      kind,
+      onReply,
+      onLost: onLost ?? ((error) => this.closeWith(kind === 'greeting' ? REPLIES.upstreamUnreachable : error.reply)),
+    });
+    if (this.waits.length === 1) this.armReplyTimer();
+  }
+
+  /** Sends one command upstream and resolves with its reply (used by the proxy's own commands). */
+  private requestUpstream(wire: Buffer | undefined, kind: WaitKind): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      if (!this.upstreamAlive || this.upstream === undefined) {
+        reject(new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLost));
+        return;
+      }
+      this.expectUpstream(kind, resolve, reject);
+      if (wire !== undefined) this.writeUpstream(wire);
+    });
+  }
+
+  private writeUpstream(wire: Buffer): void {
+    const upstream = this.upstream;
+    if (upstream === undefined || !this.upstreamAlive) return;
+    if (!upstream.write(wire)) this.pause('upstream-drain');
+  }
+
+  // ---- downstream leg ----------------------------------------------------------
+
+  private onDownstreamData(chunk: Buffer): void {
+    switch (this.phase) {
+      case 'connecting':
+      case 'greeting':
+        return this.closeWith(REPLIES.earlyTalker);
+      case 'data':
+        this.armIdleTimer();
+        return this.feedData(chunk);
+      case 'command':
+      case 'auth':
+      case 'broken':
+      case 'inspecting':
+      case 'forwarding':
+        this.commandLines.push(chunk);
+        this.armIdleTimer();
+        return this.processLines();
+      case 'closed':
+        return;
+    }
+  }
+
+  private onDownstreamEnd(): void {
+    this.downstreamEnded = true;
+    if (this.phase === 'data' || this.phase === 'connecting' || this.phase === 'greeting') {
+      this.abortTransaction('downstream closed the connection during DATA');
+      return this.closeQuietly();
+    }
+    this.closeIfHalfClosedAndIdle();
+  }
+
+  private onDownstreamClose(): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'data' || this.phase === 'inspecting' || this.phase === 'forwarding') {
+      this.abortTransaction('downstream connection lost before the final reply');
+    }
+    this.closeQuietly();
+  }
+
+  private processLines(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (!this.readPaused && (this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken')) {
+        const event = this.commandLines.next();
+        if (event === null) break;
+        this.handleLine(event);
+      }
+    } finally {
+      this.processing = false;
+      this.uncorkUpstream();
+    }
+    this.closeIfHalfClosedAndIdle();
+  }
+
+  private handleLine(event: LineEvent): void {
+    // An over-long SASL line cancels the exchange ("*", RFC 4954 4); the upstream's 501 is the answer.
+    if (this.phase === 'auth') return this.forwardSaslResponse(event.kind === 'line' ? event.line : Buffer.from('*', 'latin1'));
+    if (event.kind === 'overflow') return this.answerLocally(REPLIES.lineTooLong);
+    const parsed = parseCommand(event.line);
+    switch (parsed.kind) {
+      case 'invalid':
+      case 'unknown':
+        this.unknownCommands++;
+        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeWith(REPLIES.tooManyUnknown);
+        return this.answerLocally(parsed.kind === 'invalid' ? REPLIES.invalidCharacters : REPLIES.unknownCommand);
+      case 'command':
+        return this.handleCommand(parsed.command);
+    }
+  }
+
+  private handleCommand(command: ParsedCommand): void {
+    const { spec } = command;
+    if (!spec.phases.includes(this.phase)) return this.closeWith(REPLIES.brokenSession);
+    if (this.phase === 'broken') {
+      this.readPaused = true;
+      this.slots.add({ reply: REPLIES.goodbye, after: () => this.closeGracefully() });
+      return this.flushReplies();
+    }
+    const action = spec.action;
+    switch (action.kind) {
+      case 'refuse':
+        return this.answerLocally(action.reply);
+      case 'close':
+        return this.closeWith(action.reply);
+      case 'data':
+        this.readPaused = true;
+        this.slots.add({ compute: () => this.answerData(), after: () => this.afterDataAnswer() });
+        return this.flushReplies();
+      case 'forward':
+        return this.forwardCommand(command);
+    }
+  }
+
+  private forwardCommand(command: ParsedCommand): void {
+    if (command.verb === 'MAIL') {
+      const size = declaredSize(command.argument);
+      if (size !== undefined && size > this.options.policy.limits.max_message_bytes) return this.answerLocally(REPLIES.messageTooBig);
+    }
+    this.corkUpstream();
+    const slot = this.slots.add({});
+    if (command.spec.waitsForReply) {
+      this.readPaused = true;
+      slot.after = () => this.resumeReading();
+    }
+    if (command.verb === 'QUIT') {
+      this.quitting = true;
+      slot.after = () => this.closeGracefully();
+    }
+    this.expectUpstream('command', (upstreamReply) => {
+      slot.reply = this.afterUpstreamReply(command, upstreamReply);
+      this.flushReplies();
+    });
+    this.writeUpstream(command.wire);
+    if (command.spec.endsGroup) this.uncorkUpstream();
+    this.log.debug({ verb: command.verb, argument: command.spec.logArgument ? command.argument : '[redacted]' }, 'command relayed');
+  }
+
+  /** SASL continuation lines (RFC 4954 4) go upstream as they are and are never logged. */
+  private forwardSaslResponse(line: Buffer): void {
+    this.readPaused = true;
+    const slot = this.slots.add({ after: () => this.resumeReading() });
+    this.expectUpstream('command', (upstreamReply) => {
+      this.phase = upstreamReply.code === 334 ? 'auth' : 'command';
+      slot.reply = upstreamReply;
+      this.flushReplies();
+    });
+    this.writeUpstream(Buffer.concat([line, Buffer.from('\r\n', 'latin1')]));
+  }
+
+  /** Session state follows the upstream's positive replies; the reply relayed may be filtered. */
+  private afterUpstreamReply(command: ParsedCommand, upstreamReply: Reply): Reply {
+    const positive = upstreamReply.code >= 200 && upstreamReply.code < 300;
+    switch (command.verb) {
+      case 'EHLO':
+        if (!positive) return upstreamReply;
+        this.resetTransaction(command.argument);
+        return filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes);
+      case 'HELO':
+        if (positive) this.resetTransaction(command.argument);
+        return upstreamReply;
+      case 'MAIL':
+        if (positive) {
+          this.transaction.sender = pathOf(command.argument);
+          this.transaction.recipients = [];
+        }
+        return upstreamReply;
+      case 'RCPT':
+        if (positive) this.transaction.recipients.push(pathOf(command.argument));
+        return upstreamReply;
+      case 'RSET':
+        if (positive) this.resetTransaction(this.transaction.helo);
+        return upstreamReply;
+      case 'AUTH':
+        if (upstreamReply.code === 334) this.phase = 'auth';
+        return upstreamReply;
+      default:
+        return upstreamReply;
+    }
+  }
+
+  private resetTransaction(helo: string): void {
+    this.transaction.helo = helo;
+    this.transaction.sender = undefined;
+    this.transaction.recipients = [];
+  }
+
+  private answerLocally(localReply: Reply): void {
+    this.slots.add({ reply: localReply });
+    this.flushReplies();
+  }
+
+  private flushReplies(): void {
+    const downstream = this.options.downstream;
+    this.slots.flush((next) => {
+      if (downstream.destroyed || !downstream.writable) return;
+      if (!downstream.write(serializeReply(next))) this.pause('downstream-drain');
+    });
+    this.armIdleTimer();
+    this.closeIfHalfClosedAndIdle();
+  }
+
+  private resumeReading(): void {
+    this.readPaused = false;
+    this.processLines();
+  }
+
+  private enterCommandPhase(): void {
+    this.phase = 'command';
+    this.armIdleTimer();
+    this.processLines();
+  }
+
+  // ---- DATA --------------------------------------------------------------------
+
+  /** RFC 5321 3.3 / RFC 2920 3.1: DATA needs a sender and a recipient the upstream accepted. */
+  private answerData(): Reply {
+    if (this.transaction.sender === undefined) return REPLIES.needMail;
+    if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
+    return REPLIES.startData;
+  }
+
+  private afterDataAnswer(): void {
+    if (this.transaction.sender === undefined || this.transaction.recipients.length === 0) return this.resumeReading();
+    this.phase = 'data';
+    this.capture = {
+      spool: new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes }),
+      decoder: new DataDecoder(),
+      size: 0,
+      tooBig: false,
+      startedAt: performance.now(),
+    };
+    this.startKeepalive();
+    this.armIdleTimer();
+    const buffered = this.commandLines.takeRest();
+    if (buffered.length > 0) this.feedData(buffered);
+  }
+
+  private feedData(chunk: Buffer): void {
+    const capture = this.capture;
+    if (capture === undefined) return;
+    const decoded = capture.decoder.decode(chunk);
+    let mustDrain = false;
+    for (const piece of decoded.content) {
+      capture.size += piece.length;
+      if (capture.size > this.options.policy.limits.max_message_bytes) capture.tooBig = true;
+      if (!capture.tooBig && !capture.spool.write(piece)) mustDrain = true;
+    }
+    if (mustDrain) {
+      this.pause('spool-drain');
+      capture.spool.drained().then(
+        () => this.resume('spool-drain'),
+        () => this.resume('spool-drain'),
+      );
+    }
+    if (!decoded.ended) return;
+    this.commandLines.push(decoded.rest);
+    this.phase = 'inspecting';
+    this.clearTimer('idle');
+    this.pause('busy');
+    this.completeTransaction(capture).catch((error: unknown) => {
+      this.log.error({ err: error }, 'transaction failed');
+      this.closeWith(REPLIES.internalError);
+    });
+  }
+
+  /** Inspects the captured message, forwards or refuses it, and relays the final reply. */
+  private async completeTransaction(capture: Capture): Promise<void> {
+    let outcome: { final: Reply; verdict: TransactionSummary['verdict']; reason?: string };
+    try {
+      outcome = await this.decide(capture);
+    } finally {
+      this.stopKeepalive();
+    }
+    this.finishTransaction(capture, outcome.final, outcome.verdict, outcome.reason);
+    await capture.spool.dispose();
+  }
+
+  private async decide(capture: Capture): Promise<{ final: Reply; verdict: TransactionSummary['verdict']; reason?: string }> {
+    try {
+      await capture.spool.finish();
+    } catch (error) {
+      this.log.error({ err: error }, 'spool write failed');
+      return this.refuse(REPLIES.spoolFailed, 'tempfail', 'spool write failed');
+    }
+    if (!this.upstreamAlive) return { final: REPLIES.upstreamLostInData, verdict: 'tempfail', reason: 'upstream lost' };
+    if (capture.tooBig) return this.refuse(REPLIES.messageTooBig, 'refused', 'message over max_message_bytes');
+    if (capture.decoder.bareLineEndings > 0 && this.options.policy.smtp.bare_line_endings === 'reject') {
+      return this.refuse(REPLIES.bareLineEnding, 'refused', 'bare CR or LF line endings');
+    }
+    let verdict: Verdict;
+    try {
+      verdict = await this.runInspector(capture);
+    } catch (error) {
+      this.log.error({ err: error }, 'inspector failed');
+      return this.refuse(REPLIES.inspectionFailed, 'tempfail', 'inspector failed');
+    }
+    switch (verdict.action) {
+      case 'pass':
+        return this.forwardMessage(capture.spool, 'pass');
+      case 'rewrite':
+        return this.forwardMessage(verdict.message, 'rewrite', verdict.summary);
+      case 'tempfail':
+        return this.refuse(makeReply(451, `4.7.1 ${verdict.reason}`), 'tempfail', verdict.reason);
+      case 'reject':
+        return this.refuse(makeReply(554, `5.7.1 ${verdict.reason}`), 'reject', verdict.reason);
+    }
+  }
+
+  private async runInspector(capture: Capture): Promise<Verdict> {
+    if (!this.options.inspect) return { action: 'pass' };
+    return this.options.inspector.inspect(capture.spool, {
+      sessionId: this.options.id,
+      direction: this.options.direction,
+      sender: this.transaction.sender ?? '',
+      recipients: this.transaction.recipients,
+    });
+  }
+
+  /** A refusal by the proxy: the upstream never saw DATA, so an RSET clears its transaction. */
+  private async refuse(final: Reply, verdict: TransactionSummary['verdict'], reason: string) {
+    this.phase = 'forwarding';
+    try {
+      await this.requestUpstream(Buffer.from('RSET\r\n', 'latin1'), 'command');
+    } catch {
+      return { final, verdict, reason: `${reason}; upstream lost` };
+    }
+    return { final, verdict, reason };
+  }
+
+  private async forwardMessage(message: MessageSource, verdict: 'pass' | 'rewrite', reason?: string) {
+    this.phase = 'forwarding';
+    try {
+      const dataReply = await this.requestUpstream(Buffer.from('DATA\r\n', 'latin1'), 'command');
+      if (dataReply.code !== 354) {
+        const final = dataReply.code >= 400 ? dataReply : REPLIES.upstreamUnexpectedReply;
+        return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${dataReply.code}` };
+      }
+      await this.streamUpstream(message);
+      const final = await this.requestUpstream(END_OF_DATA, 'final');
+      const relayed = final.code >= 400 || (final.code >= 200 && final.code < 300) ? final : REPLIES.upstreamUnexpectedReply;
+      return { final: relayed, verdict, ...(reason === undefined ? {} : { reason }) };
+    } catch (error) {
+      const lost = error instanceof ProxyError && error.code === 'MM_UPSTREAM_FINAL_TIMEOUT' ? REPLIES.upstreamFinalTimeout : REPLIES.upstreamLostInData;
+      this.upstreamAlive = false;
+      this.upstream?.destroy();
+      return { final: lost, verdict: 'tempfail' as const, reason: `transfer failed: ${(error as Error).message}` };
+    }
+  }
+
+  private async streamUpstream(message: MessageSource): Promise<void> {
+    const upstream = this.upstream;
+    if (upstream === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
+    const stuffer = new DotStuffer();
+    for await (const chunk of message.open()) {
+      for (const piece of stuffer.stuff(chunk as Buffer)) await writeAll(upstream, piece);
+      if (!this.upstreamAlive) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
+    }
+    for (const piece of stuffer.end()) await writeAll(upstream, piece);
+  }
+
+  private finishTransaction(capture: Capture, final: Reply, verdict: TransactionSummary['verdict'], reason?: string): void {
+    this.report(capture, verdict, reason, `${final.code} ${final.lines.join(' ')}`.slice(0, 200));
+    this.capture = undefined;
+    this.resetTransaction(this.transaction.helo);
+    if (this.phase === 'closed') return;
+    this.phase = this.upstreamAlive ? 'command' : 'broken';
+    this.slots.add({ reply: final, after: () => this.resumeReading() });
+    this.flushReplies();
+    this.resume('busy');
+  }
+
+  private abortTransaction(reason: string): void {
+    const capture = this.capture;
+    if (capture === undefined) return;
+    this.capture = undefined;
+    this.stopKeepalive();
+    // The upstream never received DATA for this message; closing it cannot deliver anything.
+    this.upstreamAlive = false;
+    this.upstream?.destroy();
+    this.report(capture, 'aborted', reason, '');
+    void capture.spool.dispose();
+  }
+
+  /** The one summary line per transaction (and the `transaction` event carrying it). */
+  private report(capture: Capture, verdict: TransactionSummary['verdict'], reason: string | undefined, upstreamReply: string): void {
+    const summary: TransactionSummary = {
+      session: this.options.id,
+      downstream: this.downstreamLabel,
+      upstream: this.options.upstreamLabel,
+      direction: this.options.direction,
+      inspected: this.options.inspect,
+      helo: this.transaction.helo,
+      sender: this.transaction.sender ?? '',
+      recipients: this.transaction.recipients.length,
+      size: capture.size,
+      verdict,
+      ...(reason === undefined ? {} : { reason }),
+      upstreamReply,
+      durationMs: Math.round(performance.now() - capture.startedAt),
+    };
+    this.log.info(summary, 'transaction');
+    this.emit('transaction', summary);
+  }
+
+  // ---- timers --------------------------------------------------------------------
+
+  /** Downstream inactivity: only while the downstream owes us bytes (no reply outstanding). */
+  private armIdleTimer(): void {
+    this.clearTimer('idle');
+    const { timeouts } = this.options.policy;
+    let seconds: number;
+    let timeoutReply: Reply;
+    if (this.phase === 'data') {
+      seconds = timeouts.data_seconds;
+      timeoutReply = REPLIES.dataTimeout;
+    } else if ((this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken') && this.slots.length === 0) {
+      seconds = timeouts.command_seconds;
+      timeoutReply = REPLIES.commandTimeout;
+    } else return;
+    this.idleTimer = setTimeout(() => {
+      this.log.info({ phase: this.phase }, 'downstream idle timeout');
+      this.abortTransaction('downstream idle timeout during DATA');
+      this.closeWith(timeoutReply);
+    }, seconds * 1000);
+    this.idleTimer.unref();
+  }
+
+  /** The upstream owes a reply: the oldest wait's kind sets the limit. */
+  private armReplyTimer(): void {
+    this.clearTimer('reply');
+    const head = this.waits.head;
+    if (head === undefined) return;
+    const { timeouts } = this.options.policy;
+    const seconds = head.kind === 'greeting' ? timeouts.greeting_seconds : head.kind === 'final' ? timeouts.final_reply_seconds : timeouts.upstream_reply_seconds;
+    this.replyTimer = setTimeout(() => {
+      this.log.warn({ waiting: head.kind }, 'upstream reply timeout');
+      const failure =
+        head.kind === 'greeting'
+          ? new ProxyError('MM_UPSTREAM_GREETING_TIMEOUT', REPLIES.upstreamGreetingTimeout)
+          : head.kind === 'final'
+            ? new ProxyError('MM_UPSTREAM_FINAL_TIMEOUT', REPLIES.upstreamFinalTimeout)
+            : new ProxyError('MM_UPSTREAM_REPLY_TIMEOUT', REPLIES.upstreamReplyTimeout);
+      this.upstreamAlive = false;
+      this.waits.failAll(failure);
+      this.upstream?.destroy();
+    }, seconds * 1000);
+    this.replyTimer.unref();
+  }
+
+  /** ProxSMTP's KeepAlives: NOOP upstream while the downstream sends or we inspect. */
+  private startKeepalive(): void {
+    this.stopKeepalive();
+    this.keepaliveTimer = setInterval(() => {
+      if (this.waits.length > 0 || !this.upstreamAlive) return;
+      this.requestUpstream(Buffer.from('NOOP\r\n', 'latin1'), 'command').catch(() => undefined);
+    }, this.options.policy.timeouts.upstream_keepalive_seconds * 1000);
+    this.keepaliveTimer.unref();
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  private clearTimer(which: 'idle' | 'reply'): void {
+    const timer = which === 'idle' ? this.idleTimer : this.replyTimer;
+    if (timer !== undefined) clearTimeout(timer);
+    if (which === 'idle') this.idleTimer = undefined;
+    else this.replyTimer = undefined;
+  }
+
+  // ---- flow control ----------------------------------------------------------------
+
+  private pause(reason: PauseReason): void {
+    this.paused.add(reason);
+    this.options.downstream.pause();
+  }
+
+  private resume(reason: PauseReason): void {
+    if (!this.paused.delete(reason) || this.paused.size > 0 || this.phase === 'closed') return;
+    this.options.downstream.resume();
+  }
+
+  private corkUpstream(): void {
+    if (this.upstreamCorked || this.upstream === undefined) return;
+    this.upstream.cork();
+    this.upstreamCorked = true;
+  }
+
+  private uncorkUpstream(): void {
+    if (!this.upstreamCorked || this.upstream === undefined) return;
+    this.upstreamCorked = false;
+    this.upstream.uncork();
+  }
+
+  // ---- closing -----------------------------------------------------------------------
+
+  private closeIfHalfClosedAndIdle(): void {
+    if (!this.downstreamEnded || this.processing || this.slots.length > 0) return;
+    if (this.phase !== 'command' && this.phase !== 'auth' && this.phase !== 'broken') return;
+    this.closeGracefully();
+  }
+
+  /** Ends both legs politely: QUIT upstream (if it is still in a command state), FIN downstream. */
+  private closeGracefully(): void {
+    if (this.phase === 'closed') return;
+    const upstream = this.upstream;
+    if (upstream !== undefined && this.upstreamAlive && !this.quitting) upstream.end('QUIT\r\n');
+    else upstream?.end();
+    this.options.downstream.end();
+    this.finalize();
+  }
+
+  /** Sends a last reply (421 and the like) and closes both legs. */
+  private closeWith(last: Reply): void {
+    if (this.phase === 'closed') return;
+    const downstream = this.options.downstream;
+    if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(last));
+    this.log.info({ reply: `${last.code} ${last.lines.join(' ')}` }, 'session closed by the proxy');
+    this.abortTransaction('session closed by the proxy');
+    this.closeUpstream();
+    this.finalize();
+  }
+
+  private closeQuietly(): void {
+    if (this.phase === 'closed') return;
+    this.closeUpstream();
+    this.options.downstream.destroy();
+    this.finalize();
+  }
+
+  private closeUpstream(): void {
+    const upstream = this.upstream;
+    if (upstream === undefined) return;
+    if (this.upstreamAlive && this.phase !== 'forwarding') upstream.end('QUIT\r\n');
+    else upstream.destroy();
+    this.upstreamAlive = false;
+  }
+
+  private finalize(): void {
+    this.phase = 'closed';
+    this.clearTimer('idle');
+    this.clearTimer('reply');
+    this.stopKeepalive();
+    this.waits.failAll(new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
+    const downstream = this.options.downstream;
+    // A peer that never reads its last reply must not hold the socket open forever.
+    setTimeout(() => downstream.destroy(), 5000).unref();
+    this.emit('close');
+  }
+}

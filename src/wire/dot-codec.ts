@@ -1,0 +1,158 @@
+/**
+ * SMTP DATA transparency (RFC 5321 4.5.2) and end-of-data detection (4.1.1.4),
+ * hardened against SMTP smuggling (CVE-2023-51764/51765/51766).
+ *
+ * DataDecoder: downstream bytes -> unstuffed message content in canonical CRLF.
+ *   - End of data is CRLF "." CRLF only: the dot line must be terminated by CRLF
+ *     and the line before it too (or be the first line). `\n.\n`, `\r.\r`,
+ *     `\n.\r\n`, `\r\n.\n` and every other bare variant is content.
+ *   - Every bare LF and bare CR is a line break and is re-emitted as CRLF, so
+ *     what is stored (and later forwarded) is canonical lines; `bareLineEndings`
+ *     counts them so a policy can refuse such messages instead.
+ *   - A leading dot is removed from every line (unstuffing).
+ * DotStuffer: canonical content -> wire form for the upstream: a dot is added
+ *   before every line that starts with "." or with NUL bytes then "." (an upstream
+ *   that drops NULs must still see a stuffed line), and the caller appends ".\r\n".
+ *
+ * Both work on chunks cut anywhere (a CR at a chunk's end waits for the next).
+ */
+
+const LF = 0x0a;
+const CR = 0x0d;
+const DOT = 0x2e;
+const NUL = 0x00;
+const CRLF = Buffer.from('\r\n', 'latin1');
+const DOT_BYTE = Buffer.from('.', 'latin1');
+
+export interface DecodeResult {
+  /** Unstuffed canonical content, as slices of the input (no copies). */
+  content: Buffer[];
+  /** True once CRLF.CRLF has been seen; `rest` then holds the bytes after it. */
+  ended: boolean;
+  rest: Buffer;
+}
+
+type Terminator = 'crlf' | 'lf' | 'cr';
+
+export class DataDecoder {
+  private atLineStart = true;
+  private previousWasCrlf = true;
+  private dotRemoved = false;
+  private lineHasContent = false;
+  private pendingCr = false;
+  private finished = false;
+  /** Number of bare LF / bare CR line endings seen so far. */
+  bareLineEndings = 0;
+
+  decode(chunk: Buffer): DecodeResult {
+    if (this.finished) throw new Error('DataDecoder used after end of data');
+    const content: Buffer[] = [];
+    let i = 0;
+    let nextCr = -2;
+    let nextLf = -2;
+
+    const endLine = (terminator: Terminator): boolean => {
+      if (terminator === 'crlf' && this.dotRemoved && !this.lineHasContent && this.previousWasCrlf) {
+        this.finished = true;
+        return true;
+      }
+      if (terminator !== 'crlf') this.bareLineEndings++;
+      content.push(CRLF);
+      this.previousWasCrlf = terminator === 'crlf';
+      this.atLineStart = true;
+      this.dotRemoved = false;
+      this.lineHasContent = false;
+      return false;
+    };
+
+    while (i < chunk.length) {
+      if (this.pendingCr) {
+        this.pendingCr = false;
+        if (chunk[i] === LF) {
+          i++;
+          if (endLine('crlf')) return { content, ended: true, rest: chunk.subarray(i) };
+          continue;
+        }
+        endLine('cr');
+      }
+      if (this.atLineStart) {
+        this.atLineStart = false;
+        if (chunk[i] === DOT) {
+          this.dotRemoved = true;
+          i++;
+          continue;
+        }
+      }
+      if (nextCr !== -1 && nextCr < i) nextCr = chunk.indexOf(CR, i);
+      if (nextLf !== -1 && nextLf < i) nextLf = chunk.indexOf(LF, i);
+      const stop = nextCr === -1 ? nextLf : nextLf === -1 ? nextCr : Math.min(nextCr, nextLf);
+      if (stop === -1) {
+        content.push(chunk.subarray(i));
+        this.lineHasContent = true;
+        break;
+      }
+      if (stop > i) {
+        content.push(chunk.subarray(i, stop));
+        this.lineHasContent = true;
+      }
+      if (stop === nextLf) {
+        i = stop + 1;
+        if (endLine('lf')) return { content, ended: true, rest: chunk.subarray(i) };
+      } else if (stop + 1 < chunk.length) {
+        if (chunk[stop + 1] === LF) {
+          i = stop + 2;
+          if (endLine('crlf')) return { content, ended: true, rest: chunk.subarray(i) };
+        } else {
+          i = stop + 1;
+          endLine('cr');
+        }
+      } else {
+        this.pendingCr = true;
+        i = stop + 1;
+      }
+    }
+    return { content, ended: false, rest: Buffer.alloc(0) };
+  }
+}
+
+export class DotStuffer {
+  private atLineStart = true;
+  private heldNuls = 0;
+
+  /** Wire bytes for a chunk of canonical content. */
+  stuff(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.atLineStart) {
+        while (i < chunk.length && chunk[i] === NUL) {
+          this.heldNuls++;
+          i++;
+        }
+        if (i === chunk.length) break;
+        if (chunk[i] === DOT) out.push(DOT_BYTE);
+        if (this.heldNuls > 0) out.push(Buffer.alloc(this.heldNuls, NUL));
+        this.heldNuls = 0;
+        this.atLineStart = false;
+      }
+      const lf = chunk.indexOf(LF, i);
+      if (lf === -1) {
+        out.push(chunk.subarray(i));
+        break;
+      }
+      out.push(chunk.subarray(i, lf + 1));
+      i = lf + 1;
+      this.atLineStart = true;
+    }
+    return out;
+  }
+
+  /** Flushes NUL bytes held at a line start when the content ends there. */
+  end(): Buffer[] {
+    const out = this.heldNuls > 0 ? [Buffer.alloc(this.heldNuls, NUL)] : [];
+    this.heldNuls = 0;
+    return out;
+  }
+}
+
+export const END_OF_DATA = Buffer.from('.\r\n', 'latin1');

@@ -1,0 +1,25 @@
+/**
+ * Backpressure-respecting writes: never write past `write() === false` without
+ * waiting for 'drain'; a socket that closes while we wait rejects the wait.
+ */
+import type { Writable } from 'node:stream';
+
+export function drainOrClose(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error): void => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = (): void => settle();
+    const onClose = (): void => settle(new Error('stream closed while waiting for drain'));
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+  });
+}
+
+export async function writeAll(stream: Writable, chunk: Buffer): Promise<void> {
+  if (stream.destroyed || !stream.writable) throw new Error('stream is not writable');
+  if (!stream.write(chunk)) await drainOrClose(stream);
+}
