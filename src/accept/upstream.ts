@@ -9,7 +9,7 @@ import type { HostPort } from '../config/schema.js';
 
 export function dialUpstream(address: HostPort, timeoutSeconds: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: address.host, port: address.port, allowHalfOpen: true });
+    const socket = connect({ host: address.host, port: address.port });
     const fail = (code: `MM_${string}`, cause?: Error): void => {
       socket.destroy();
       reject(new ProxyError(code, REPLIES.upstreamUnreachable, { cause }));

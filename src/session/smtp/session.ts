@@ -146,6 +146,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     socket.on('data', (chunk: Buffer) => this.guard(() => this.onUpstreamData(chunk)));
     socket.on('drain', () => this.resume('upstream-drain'));
     socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
+    socket.on('end', () => this.guard(() => this.onUpstreamLost(REPLIES.upstreamLost)));
     socket.on('close', () => this.guard(() => this.onUpstreamLost(REPLIES.upstreamLost)));
     this.phase = 'greeting';
     this.expectUpstream('greeting', (greeting) => {

@@ -1,0 +1,90 @@
+/**
+ * A raw SMTP transcript client for protocol tests: writes exact bytes, collects
+ * parsed replies, and reports when the proxy closes the connection.
+ */
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Reply } from '../../src/errors.js';
+import { LineReader } from '../../src/wire/line-reader.js';
+import { ReplyParser } from '../../src/session/smtp/replies.js';
+
+export class RawClient {
+  readonly replies: Reply[] = [];
+  readonly raw: Buffer[] = [];
+  closed = false;
+  private readonly lines = new LineReader(65536);
+  private readonly parser = new ReplyParser();
+  private waiters: (() => void)[] = [];
+
+  private constructor(readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.raw.push(chunk);
+      this.lines.push(chunk);
+      for (let event = this.lines.next(); event !== null; event = this.lines.next()) {
+        if (event.kind !== 'line') continue;
+        const parsed = this.parser.feed(event.line);
+        if (parsed instanceof Error) throw parsed;
+        if (parsed !== null) this.replies.push(parsed);
+      }
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+    const onGone = (): void => {
+      this.closed = true;
+      this.wake();
+    };
+    socket.on('end', onGone);
+    socket.on('close', onGone);
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    await once(socket, 'connect');
+    return new RawClient(socket);
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  /** Waits until `count` replies have arrived in total (or the connection closed, or the time ran out). */
+  async waitForReplies(count: number, timeoutMs = 10000): Promise<Reply[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.replies.length < count && !this.closed && Date.now() < deadline) {
+      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), sleep(Math.max(1, deadline - Date.now()), undefined, { ref: false })]);
+    }
+    return this.replies;
+  }
+
+  async waitForClose(timeoutMs = 10000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < deadline) {
+      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), sleep(Math.max(1, deadline - Date.now()), undefined, { ref: false })]);
+    }
+    return this.closed;
+  }
+
+  send(bytes: string | Buffer): void {
+    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+  }
+
+  /** Sends one command line and returns its reply. */
+  async command(line: string): Promise<Reply> {
+    const before = this.replies.length;
+    this.send(`${line}\r\n`);
+    const replies = await this.waitForReplies(before + 1);
+    const reply = replies[before];
+    if (reply === undefined) throw new Error(`no reply to ${line.slice(0, 40)}`);
+    return reply;
+  }
+
+  codes(): number[] {
+    return this.replies.map((reply) => reply.code);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
