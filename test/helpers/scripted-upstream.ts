@@ -65,6 +65,7 @@ export class ScriptedUpstream {
 
   private serve(socket: Socket): void {
     this.sockets.add(socket);
+    socket.setNoDelay(true);
     const session: UpstreamSession = { commands: [], payloads: [], raw: Buffer.alloc(0), closed: false };
     this.sessions.push(session);
     let pending = Buffer.alloc(0);

@@ -449,6 +449,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.armIdleTimer();
     const buffered = this.commandLines.takeRest();
     if (buffered.length > 0) this.feedData(buffered);
+    if (this.downstreamEnded && this.phase === 'data') {
+      this.abortTransaction('downstream closed the connection during DATA');
+      this.closeQuietly();
+    }
   }
 
   private feedData(chunk: Buffer): void {
