@@ -13,7 +13,7 @@ import { createLogger } from './observe/log.js';
 import { startProxy } from './main.js';
 import { runDemo } from './demo/demo.js';
 
-const DEFAULT_POLICY = fileURLToPath(new URL('../policies/default.yaml', import.meta.url));
+const DEFAULT_POLICY = fileURLToPath(new URL('../../policies/default.yaml', import.meta.url));
 
 const program = new Command()
   .name('mailmoat')

@@ -33,6 +33,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private readonly sockets = new Set<Socket>();
   private readonly directions: DirectionResolver;
   private readonly upstreamAddress: HostPort;
+  private readonly spoolDir: string;
+  /** Session ids: a random per-listener prefix and a counter (cheaper than random bytes per connection). */
+  private readonly idPrefix = randomBytes(4).toString('hex');
+  private sessionCount = 0;
 
   constructor(private readonly options: ListenerOptions) {
     super();
@@ -40,6 +44,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     if (upstream === undefined) throw new Error(`invalid upstream address ${options.listener.upstream}`);
     this.upstreamAddress = upstream;
     this.directions = directionResolver(options.policy.networks.internal);
+    this.spoolDir = options.policy.spool.dir || tmpdir();
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
@@ -71,17 +76,19 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     const upstreamAddress = this.upstreamAddress;
-    const direction = this.directions.directionOf(socket.remoteAddress ?? '');
+    const remoteAddress = socket.remoteAddress ?? '';
+    const direction = this.directions.directionOf(remoteAddress);
     const session = new SmtpSession({
-      id: randomBytes(6).toString('hex'),
+      id: `${this.idPrefix}-${(++this.sessionCount).toString(36)}`,
       downstream: socket,
+      downstreamLabel: `${remoteAddress}:${socket.remotePort ?? 0}`,
       connectUpstream: () => dialUpstream(upstreamAddress, policy.timeouts.upstream_connect_seconds),
       upstreamLabel: listener.upstream,
       direction,
       inspect: inspectsSmtp(policy.inspect.smtp, direction),
       inspector,
       policy,
-      spoolDir: policy.spool.dir || tmpdir(),
+      spoolDir: this.spoolDir,
       logger,
     });
     this.sessions.add(session);

@@ -32,8 +32,11 @@ export interface DecodeResult {
   rest: Buffer;
 }
 
-type Terminator = 'crlf' | 'lf' | 'cr';
-
+/**
+ * Output is built from runs of the input: a canonical chunk whose lines do not
+ * start with a dot comes out as one slice; only removed dots and normalised
+ * bare line endings break a run.
+ */
 export class DataDecoder {
   private atLineStart = true;
   private previousWasCrlf = true;
@@ -48,38 +51,49 @@ export class DataDecoder {
     if (this.finished) throw new Error('DataDecoder used after end of data');
     const content: Buffer[] = [];
     let i = 0;
+    let runStart = 0;
     let nextCr = -2;
     let nextLf = -2;
-
-    const endLine = (terminator: Terminator): boolean => {
-      if (terminator === 'crlf' && this.dotRemoved && !this.lineHasContent && this.previousWasCrlf) {
-        this.finished = true;
-        return true;
-      }
-      if (terminator !== 'crlf') this.bareLineEndings++;
-      content.push(CRLF);
-      this.previousWasCrlf = terminator === 'crlf';
+    const flush = (end: number): void => {
+      if (end > runStart) content.push(chunk.subarray(runStart, end));
+    };
+    /** A line ended with CRLF: true when it was the end-of-data line. */
+    const endCanonicalLine = (): boolean => {
+      const isEnd = this.dotRemoved && !this.lineHasContent && this.previousWasCrlf;
+      this.previousWasCrlf = true;
       this.atLineStart = true;
       this.dotRemoved = false;
       this.lineHasContent = false;
-      return false;
+      return isEnd;
+    };
+    const endBareLine = (): void => {
+      this.bareLineEndings++;
+      content.push(CRLF);
+      this.previousWasCrlf = false;
+      this.atLineStart = true;
+      this.dotRemoved = false;
+      this.lineHasContent = false;
     };
 
-    while (i < chunk.length) {
-      if (this.pendingCr) {
-        this.pendingCr = false;
-        if (chunk[i] === LF) {
-          i++;
-          if (endLine('crlf')) return { content, ended: true, rest: chunk.subarray(i) };
-          continue;
+    if (this.pendingCr && chunk.length > 0) {
+      this.pendingCr = false;
+      if (chunk[0] === LF) {
+        if (endCanonicalLine()) {
+          this.finished = true;
+          return { content, ended: true, rest: chunk.subarray(1) };
         }
-        endLine('cr');
-      }
+        content.push(CRLF);
+        i = runStart = 1;
+      } else endBareLine();
+    }
+
+    while (i < chunk.length) {
       if (this.atLineStart) {
         this.atLineStart = false;
         if (chunk[i] === DOT) {
+          flush(i);
           this.dotRemoved = true;
-          i++;
+          runStart = ++i;
           continue;
         }
       }
@@ -87,33 +101,37 @@ export class DataDecoder {
       if (nextLf !== -1 && nextLf < i) nextLf = chunk.indexOf(LF, i);
       const stop = nextCr === -1 ? nextLf : nextLf === -1 ? nextCr : Math.min(nextCr, nextLf);
       if (stop === -1) {
-        content.push(chunk.subarray(i));
         this.lineHasContent = true;
+        i = chunk.length;
         break;
       }
-      if (stop > i) {
-        content.push(chunk.subarray(i, stop));
-        this.lineHasContent = true;
-      }
+      if (stop > i) this.lineHasContent = true;
       if (stop === nextLf) {
-        i = stop + 1;
-        if (endLine('lf')) return { content, ended: true, rest: chunk.subarray(i) };
-      } else if (stop + 1 < chunk.length) {
-        if (chunk[stop + 1] === LF) {
-          i = stop + 2;
-          if (endLine('crlf')) return { content, ended: true, rest: chunk.subarray(i) };
-        } else {
-          i = stop + 1;
-          endLine('cr');
+        flush(stop);
+        endBareLine();
+        i = runStart = stop + 1;
+      } else if (stop + 1 === chunk.length) {
+        flush(stop);
+        this.pendingCr = true;
+        i = runStart = stop + 1;
+      } else if (chunk[stop + 1] === LF) {
+        i = stop + 2;
+        if (endCanonicalLine()) {
+          this.finished = true;
+          return { content, ended: true, rest: chunk.subarray(i) };
         }
       } else {
-        this.pendingCr = true;
-        i = stop + 1;
+        flush(stop);
+        endBareLine();
+        i = runStart = stop + 1;
       }
     }
+    flush(i);
     return { content, ended: false, rest: Buffer.alloc(0) };
   }
 }
+
+const DOT_LINE_START = Buffer.from('\n.', 'latin1');
 
 export class DotStuffer {
   private atLineStart = true;
@@ -121,6 +139,26 @@ export class DotStuffer {
 
   /** Wire bytes for a chunk of canonical content. */
   stuff(chunk: Buffer): Buffer[] {
+    if (this.heldNuls === 0 && chunk.indexOf(NUL) === -1) return this.stuffWithoutNuls(chunk);
+    return this.stuffLineByLine(chunk);
+  }
+
+  /** Fast path: a dot is inserted at each "\n." and at a chunk that starts a line with ".". */
+  private stuffWithoutNuls(chunk: Buffer): Buffer[] {
+    if (chunk.length === 0) return [];
+    const out: Buffer[] = [];
+    let runStart = 0;
+    if (this.atLineStart && chunk[0] === DOT) out.push(DOT_BYTE);
+    for (let hit = chunk.indexOf(DOT_LINE_START); hit !== -1; hit = chunk.indexOf(DOT_LINE_START, hit + 1)) {
+      out.push(chunk.subarray(runStart, hit + 1), DOT_BYTE);
+      runStart = hit + 1;
+    }
+    out.push(chunk.subarray(runStart));
+    this.atLineStart = chunk[chunk.length - 1] === LF;
+    return out;
+  }
+
+  private stuffLineByLine(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     let i = 0;
     while (i < chunk.length) {

@@ -19,7 +19,12 @@ export function drainOrClose(stream: Writable): Promise<void> {
   });
 }
 
-export async function writeAll(stream: Writable, chunk: Buffer): Promise<void> {
+/** Writes the pieces as one batch (cork: a single writev, no copy), then waits for 'drain' if needed. */
+export async function writeAll(stream: Writable, pieces: readonly Buffer[]): Promise<void> {
   if (stream.destroyed || !stream.writable) throw new Error('stream is not writable');
-  if (!stream.write(chunk)) await drainOrClose(stream);
+  stream.cork();
+  let flowing = true;
+  for (const piece of pieces) flowing = stream.write(piece) && flowing;
+  stream.uncork();
+  if (!flowing) await drainOrClose(stream);
 }

@@ -36,8 +36,11 @@ export class UpstreamWaits {
     return true;
   }
 
-  failAll(error: ProxyError): void {
-    for (const wait of this.waits.splice(0)) wait.onLost(error);
+  /** Fails every wait; the error is only built when a wait exists (an Error captures a stack). */
+  failAll(error: () => ProxyError): void {
+    if (this.waits.length === 0) return;
+    const failure = error();
+    for (const wait of this.waits.splice(0)) wait.onLost(failure);
   }
 
   get head(): UpstreamWait | undefined {

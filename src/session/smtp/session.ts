@@ -37,10 +37,14 @@ import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
+/** The payload goes upstream in writes of about this size (one writev each). */
+const UPSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
 
 export interface SmtpSessionOptions {
   id: string;
   downstream: Socket;
+  /** "address:port" of the downstream, for logs. */
+  downstreamLabel: string;
   /** Opens the upstream leg; rejects with a ProxyError carrying the downstream's reply. */
   connectUpstream: () => Promise<Socket>;
   upstreamLabel: string;
@@ -100,7 +104,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   constructor(private readonly options: SmtpSessionOptions) {
     super();
     this.commandLines = new LineReader(options.policy.limits.max_command_line_bytes);
-    this.downstreamLabel = `${options.downstream.remoteAddress ?? '?'}:${options.downstream.remotePort ?? 0}`;
+    this.downstreamLabel = options.downstreamLabel;
     this.log = options.logger.child({ session: options.id });
   }
 
@@ -183,7 +187,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (!this.upstreamAlive) return;
     this.upstreamAlive = false;
     this.clearTimer('reply');
-    this.waits.failAll(new ProxyError('MM_UPSTREAM_LOST', notice));
+    this.waits.failAll(() => new ProxyError('MM_UPSTREAM_LOST', notice));
     switch (this.phase) {
       case 'command':
       case 'auth':
@@ -348,7 +352,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     });
     this.writeUpstream(command.wire);
     if (command.spec.endsGroup) this.uncorkUpstream();
-    this.log.debug({ verb: command.verb, argument: command.spec.logArgument ? command.argument : '[redacted]' }, 'command relayed');
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ verb: command.verb, argument: command.spec.logArgument ? command.argument : '[redacted]' }, 'command relayed');
+    }
   }
 
   /** SASL continuation lines (RFC 4954 4) go upstream as they are and are never logged. */
@@ -459,12 +465,11 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const capture = this.capture;
     if (capture === undefined) return;
     const decoded = capture.decoder.decode(chunk);
-    let mustDrain = false;
-    for (const piece of decoded.content) {
-      capture.size += piece.length;
-      if (capture.size > this.options.policy.limits.max_message_bytes) capture.tooBig = true;
-      if (!capture.tooBig && !capture.spool.write(piece)) mustDrain = true;
-    }
+    // One spool write per socket read: the decoder's line slices are joined here, not written one by one.
+    const content = decoded.content.length === 1 ? (decoded.content[0] as Buffer) : Buffer.concat(decoded.content);
+    capture.size += content.length;
+    if (capture.size > this.options.policy.limits.max_message_bytes) capture.tooBig = true;
+    const mustDrain = !capture.tooBig && !capture.spool.write(content);
     if (mustDrain) {
       this.pause('spool-drain');
       capture.spool.drained().then(
@@ -555,8 +560,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         const final = dataReply.code >= 400 ? dataReply : REPLIES.upstreamUnexpectedReply;
         return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${dataReply.code}` };
       }
-      await this.streamUpstream(message);
-      const final = await this.requestUpstream(END_OF_DATA, 'final');
+      const final = await this.streamUpstream(message);
       const relayed = final.code >= 400 || (final.code >= 200 && final.code < 300) ? final : REPLIES.upstreamUnexpectedReply;
       return { final: relayed, verdict, ...(reason === undefined ? {} : { reason }) };
     } catch (error) {
@@ -567,15 +571,29 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     }
   }
 
-  private async streamUpstream(message: MessageSource): Promise<void> {
+  /** Sends the re-stuffed message and the final dot; resolves with the upstream's final reply. */
+  private async streamUpstream(message: MessageSource): Promise<Reply> {
     const upstream = this.upstream;
     if (upstream === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
     const stuffer = new DotStuffer();
+    // Pieces are batched into few large writev calls; nothing is copied.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
     for await (const chunk of message.open()) {
-      for (const piece of stuffer.stuff(chunk as Buffer)) await writeAll(upstream, piece);
+      const pieces = stuffer.stuff(chunk as Buffer);
+      batch.push(...pieces);
+      batchBytes += (chunk as Buffer).length;
+      if (batchBytes < UPSTREAM_WRITE_BATCH_BYTES) continue;
+      await writeAll(upstream, batch);
+      batch = [];
+      batchBytes = 0;
       if (!this.upstreamAlive) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
     }
-    for (const piece of stuffer.end()) await writeAll(upstream, piece);
+    const finalReply = this.requestUpstream(undefined, 'final');
+    // If the dot cannot be written, the failure below is the one reported; this one is expected.
+    finalReply.catch(() => undefined);
+    await writeAll(upstream, [...batch, ...stuffer.end(), END_OF_DATA]);
+    return finalReply;
   }
 
   private finishTransaction(capture: Capture, final: Reply, verdict: TransactionSummary['verdict'], reason?: string): void {
@@ -654,7 +672,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const seconds = head.kind === 'greeting' ? timeouts.greeting_seconds : head.kind === 'final' ? timeouts.final_reply_seconds : timeouts.upstream_reply_seconds;
     this.replyTimer = setTimeout(() => {
       this.log.warn({ waiting: head.kind }, 'upstream reply timeout');
-      const failure =
+      const failure = (): ProxyError =>
         head.kind === 'greeting'
           ? new ProxyError('MM_UPSTREAM_GREETING_TIMEOUT', REPLIES.upstreamGreetingTimeout)
           : head.kind === 'final'
@@ -762,7 +780,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.clearTimer('idle');
     this.clearTimer('reply');
     this.stopKeepalive();
-    this.waits.failAll(new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
+    this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
     const downstream = this.options.downstream;
     // A peer that never reads its last reply must not hold the socket open forever.
     setTimeout(() => downstream.destroy(), 5000).unref();

@@ -1,0 +1,157 @@
+/**
+ * SMTP relay benchmark: Postfix smtp-source into smtp-sink, directly and through
+ * mailmoat, in one run on this machine.
+ *   A. 100 KB multipart messages with a PDF attachment, 10 parallel sessions:
+ *      messages/s direct and through the proxy, and their ratio.
+ *   B. 10 KB messages, 1 session: ms per message direct and through the proxy,
+ *      and the difference (latency the proxy adds).
+ * The proxy runs as its own process (`mailmoat start`) with the default policy
+ * (loopback is not internal, so every message is inspected: this issue's
+ * inspector passes everything). Peak resident memory of the proxy is read from
+ * /proc. Rounds alternate direct/proxy; the median round is reported.
+ *
+ * Usage: npm run bench [-- --rounds 3 --messages-a 2000 --messages-b 1000]
+ */
+import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+
+const run = promisify(execFile);
+const CLI = new URL('../src/cli.js', import.meta.url).pathname;
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    'messages-a': { type: 'string', default: '2000' },
+    'messages-b': { type: 'string', default: '1000' },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const MESSAGES_A = Number(values['messages-a']);
+const MESSAGES_B = Number(values['messages-b']);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('error', () => resolve(false));
+    });
+    if (up) return;
+    await sleep(50);
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+function multipartMessage(totalBytes: number): string {
+  const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(Math.floor(totalBytes * 0.72))]);
+  const base64 = pdf.toString('base64').replace(/.{76}/g, '$&\n');
+  return [
+    'From: bench@example.org',
+    'To: sink@example.net',
+    'Subject: bench message with a PDF attachment',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="bench-boundary"',
+    '',
+    '--bench-boundary',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'The quarterly figures are attached.',
+    '--bench-boundary',
+    'Content-Type: application/pdf; name="figures.pdf"',
+    'Content-Disposition: attachment; filename="figures.pdf"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    base64,
+    '--bench-boundary--',
+    '',
+  ].join('\n');
+}
+
+function plainMessage(totalBytes: number): string {
+  const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n';
+  return `From: bench@example.org\nTo: sink@example.net\nSubject: bench 10 KB\n\n${line.repeat(Math.ceil(totalBytes / line.length))}`;
+}
+
+async function smtpSource(port: number, sessions: number, messages: number, file: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  await run('smtp-source', ['-s', String(sessions), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.net', '-F', file, `127.0.0.1:${port}`], { maxBuffer: 1 << 20 });
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] ?? NaN;
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-bench-'));
+  const fileA = join(dir, 'a-100k.eml');
+  const fileB = join(dir, 'b-10k.eml');
+  await writeFile(fileA, multipartMessage(100 * 1024));
+  await writeFile(fileB, plainMessage(10 * 1024));
+
+  const sinkPort = await freePort();
+  const asRoot = process.getuid?.() === 0;
+  const sink = spawn('smtp-sink', [...(asRoot ? ['-u', 'nobody'] : []), `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
+  const proxyPort = await freePort();
+  const policy = join(dir, 'policy.yaml');
+  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${proxyPort}\n    upstream: 127.0.0.1:${sinkPort}\n`);
+  const proxy = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: 'ignore' });
+  try {
+    await waitForPort(sinkPort);
+    await waitForPort(proxyPort);
+    await smtpSource(proxyPort, 2, 50, fileA); // warm-up (JIT, sockets)
+
+    const a = { direct: [] as number[], proxy: [] as number[] };
+    const b = { direct: [] as number[], proxy: [] as number[] };
+    for (let round = 0; round < ROUNDS; round++) {
+      a.direct.push(MESSAGES_A / (await smtpSource(sinkPort, 10, MESSAGES_A, fileA)));
+      a.proxy.push(MESSAGES_A / (await smtpSource(proxyPort, 10, MESSAGES_A, fileA)));
+      b.direct.push(((await smtpSource(sinkPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
+      b.proxy.push(((await smtpSource(proxyPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
+    }
+    const rss = await peakRssMb(proxy.pid ?? 0);
+    const result = {
+      machine: `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}, node ${process.version}`,
+      rounds: ROUNDS,
+      a: { messages: MESSAGES_A, sessions: 10, directPerSecond: median(a.direct), proxyPerSecond: median(a.proxy) },
+      b: { messages: MESSAGES_B, sessions: 1, directMs: median(b.direct), proxyMs: median(b.proxy) },
+      proxyPeakRssMb: rss,
+    };
+    const ratio = result.a.proxyPerSecond / result.a.directPerSecond;
+    const added = result.b.proxyMs - result.b.directMs;
+    const rows = [
+      ['benchmark', 'direct', 'through mailmoat', 'proxy/direct', 'target'],
+      [`A: 100 KB multipart+PDF, 10 sessions, ${MESSAGES_A} msgs`, `${result.a.directPerSecond.toFixed(0)} msg/s`, `${result.a.proxyPerSecond.toFixed(0)} msg/s`, ratio.toFixed(2), '>= 0.50'],
+      [`B: 10 KB, 1 session, ${MESSAGES_B} msgs`, `${result.b.directMs.toFixed(2)} ms/msg`, `${result.b.proxyMs.toFixed(2)} ms/msg`, `+${added.toFixed(2)} ms`, '<= 2 ms added'],
+      ['proxy peak resident memory', '', `${rss.toFixed(0)} MB`, '', ''],
+    ];
+    const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+    console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds)`);
+    for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '));
+    await mkdir(new URL('./out/', import.meta.url), { recursive: true });
+    await writeFile(new URL('./out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added }, null, 2));
+  } finally {
+    proxy.kill('SIGTERM');
+    sink.kill();
+  }
+}
+
+await main();

