@@ -157,8 +157,8 @@ async function main(): Promise<void> {
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
     console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds)`);
     for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '));
-    await mkdir(new URL('./out/', import.meta.url), { recursive: true });
-    await writeFile(new URL('./out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added }, null, 2));
+    await mkdir(new URL('../../bench/out/', import.meta.url), { recursive: true });
+    await writeFile(new URL('../../bench/out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added }, null, 2));
   } finally {
     proxy.kill('SIGTERM');
     pipe.kill();

@@ -46,18 +46,34 @@ if [ "$node_major" -lt 20 ]; then
   export PATH="$(dirname "$node24"):$PATH"
 fi
 
-echo "setup: npm ci (node $(node --version))"
-npm ci --no-audit --no-fund --loglevel=error >/dev/null
-npm run --silent build
+echo "setup: npm ci and build (node $(node --version))"
+npm ci --no-audit --no-fund --loglevel=error >/dev/null   # its prepare script builds dist/
 
 case "$mode" in
   demo) exec node dist/cli.js demo ;;
   start) exec node dist/cli.js start --policy policies/default.yaml ;;
   test)
-    echo "== tests on node $(node --version)"
-    npx tap
+    # Runs the suite with the given node; prints tap's output and a closing "N passed, N failed" line.
+    run_suite() {
+      local label="$1" out status summary
+      out=$(mktemp)
+      set +e
+      PATH="$2:$PATH" npx tap 2>&1 | tee "$out"
+      status=${PIPESTATUS[0]}
+      set -e
+      summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)
+      rm -f "$out"
+      local pass fail
+      pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
+      fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+      echo "$label: ${pass:-0} passed, ${fail:-0} failed"
+      return "$status"
+    }
+    system_node_dir=$(dirname "$(command -v node)")
+    failed=0
+    run_suite "node$(node -p 'process.versions.node.split(".")[0]')" "$system_node_dir" || failed=1
     install_node24
-    echo "== tests on node $("$node24" --version)"
-    PATH="$(dirname "$node24"):$PATH" npx tap
+    run_suite "node24" "$(dirname "$node24")" || failed=1
+    exit "$failed"
     ;;
 esac

@@ -11,7 +11,6 @@ import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 
 export interface SpoolOptions {
   dir: string;
@@ -59,10 +58,13 @@ export class Spool {
     if (this.failure) throw this.failure;
   }
 
-  /** The spooled bytes; call after finish(). */
-  open(): Readable {
-    if (this.path === undefined) return Readable.from(this.chunks, { objectMode: false });
-    return createReadStream(this.path, { highWaterMark: 256 * 1024 });
+  /** The spooled bytes, in order; call after finish(). (Readable.from() makes a stream of it.) */
+  async *open(): AsyncGenerator<Buffer> {
+    if (this.path === undefined) {
+      yield* this.chunks;
+      return;
+    }
+    for await (const chunk of createReadStream(this.path, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
   }
 
   get onDisk(): boolean {

@@ -6,13 +6,12 @@
  * exhaustive; a session maps each one to a protocol reply and never passes a
  * message on when inspection threw.
  */
-import type { Readable } from 'node:stream';
-
 export type Direction = 'inbound' | 'outbound';
 
 export interface MessageSource {
   size: number;
-  open(): Readable;
+  /** The message bytes from the start; each call reads them anew. */
+  open(): AsyncIterable<Buffer>;
 }
 
 export interface InspectionContext {

@@ -580,9 +580,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     let batch: Buffer[] = [];
     let batchBytes = 0;
     for await (const chunk of message.open()) {
-      const pieces = stuffer.stuff(chunk as Buffer);
-      batch.push(...pieces);
-      batchBytes += (chunk as Buffer).length;
+      batch.push(...stuffer.stuff(chunk));
+      batchBytes += chunk.length;
       if (batchBytes < UPSTREAM_WRITE_BATCH_BYTES) continue;
       await writeAll(upstream, batch);
       batch = [];

@@ -1,0 +1,28 @@
+# mailmoat as a container, for example as a sidecar in front of an SMTP server.
+#   docker build -t mailmoat .
+#   docker run -d --name mailmoat -p 25:2525 \
+#     -v /etc/mailmoat/policy.yaml:/etc/mailmoat/policy.yaml:ro mailmoat
+# The policy's listener must listen on 0.0.0.0:2525 (an unprivileged port: the
+# container runs as a non-root user) and name the real server as upstream.
+
+FROM node:24-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+COPY bench ./bench
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+
+FROM node:24-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY policies ./policies
+COPY policies/default.yaml /etc/mailmoat/policy.yaml
+RUN ln -s /app/dist/src/cli.js /usr/local/bin/mailmoat && chmod +x /app/dist/src/cli.js
+USER node
+EXPOSE 2525
+HEALTHCHECK --interval=30s --timeout=10s CMD ["mailmoat", "check", "--policy", "/etc/mailmoat/policy.yaml"]
+ENTRYPOINT ["mailmoat"]
+CMD ["start", "--policy", "/etc/mailmoat/policy.yaml"]
