@@ -37,6 +37,12 @@ import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
+const DATA_COMMAND = Buffer.from('DATA\r\n', 'latin1');
+const RSET_COMMAND = Buffer.from('RSET\r\n', 'latin1');
+const NOOP_COMMAND = Buffer.from('NOOP\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+/** How long a closed session waits for the downstream to read its last reply before destroying the socket. */
+const LINGER_AFTER_CLOSE_MS = 5000;
 /** The payload goes upstream in writes of about this size (one writev each). */
 const UPSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
 
@@ -366,7 +372,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       slot.reply = upstreamReply;
       this.flushReplies();
     });
-    this.writeUpstream(Buffer.concat([line, Buffer.from('\r\n', 'latin1')]));
+    this.writeUpstream(Buffer.concat([line, CRLF]));
   }
 
   /** Session state follows the upstream's positive replies; the reply relayed may be filtered. */
@@ -545,7 +551,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private async refuse(final: Reply, verdict: TransactionSummary['verdict'], reason: string) {
     this.phase = 'forwarding';
     try {
-      await this.requestUpstream(Buffer.from('RSET\r\n', 'latin1'), 'command');
+      await this.requestUpstream(RSET_COMMAND, 'command');
     } catch {
       return { final, verdict, reason: `${reason}; upstream lost` };
     }
@@ -555,7 +561,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private async forwardMessage(message: MessageSource, verdict: 'pass' | 'rewrite', reason?: string) {
     this.phase = 'forwarding';
     try {
-      const dataReply = await this.requestUpstream(Buffer.from('DATA\r\n', 'latin1'), 'command');
+      const dataReply = await this.requestUpstream(DATA_COMMAND, 'command');
       if (dataReply.code !== 354) {
         const final = dataReply.code >= 400 ? dataReply : REPLIES.upstreamUnexpectedReply;
         return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${dataReply.code}` };
@@ -689,7 +695,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.stopKeepalive();
     this.keepaliveTimer = setInterval(() => {
       if (this.waits.length > 0 || !this.upstreamAlive) return;
-      this.requestUpstream(Buffer.from('NOOP\r\n', 'latin1'), 'command').catch(() => undefined);
+      this.requestUpstream(NOOP_COMMAND, 'command').catch(() => undefined);
     }, this.options.policy.timeouts.upstream_keepalive_seconds * 1000);
     this.keepaliveTimer.unref();
   }
@@ -781,8 +787,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.stopKeepalive();
     this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
     const downstream = this.options.downstream;
-    // A peer that never reads its last reply must not hold the socket open forever.
-    setTimeout(() => downstream.destroy(), 5000).unref();
+    if (!downstream.destroyed) {
+      // A peer that never reads its last reply must not hold the socket open forever.
+      const reaper = setTimeout(() => downstream.destroy(), LINGER_AFTER_CLOSE_MS);
+      reaper.unref();
+      downstream.once('close', () => clearTimeout(reaper));
+    }
     this.emit('close');
   }
 }
