@@ -178,3 +178,16 @@ t.test('inspection follows direction: inbound inspected, outbound (internal netw
   t.match(line, { direction: 'outbound', helo: 'c', sender: '<a@example.org>', recipients: 1, verdict: 'pass', upstreamReply: /^250 / }, 'the summary log line');
   t.ok(typeof line?.durationMs === 'number' && typeof line?.size === 'number' && typeof line?.session === 'string');
 });
+
+t.test('a spool that cannot be written: 451 4.3.0, nothing upstream, the session goes on', async (t) => {
+  const upstream = await ScriptedUpstream.start(t);
+  const proxy = await startTestProxy(t, upstream.port, { spool: { dir: '/nonexistent/mailmoat-spool', memory_threshold_bytes: 16 } });
+  const client = await openTransaction(proxy.port);
+  client.send('Subject: x\r\n\r\nlonger than sixteen bytes\r\n.\r\n');
+  await client.waitForReplies(6);
+  t.equal(client.replies[5]?.code, 451);
+  t.match(client.replies[5]?.lines[0], /^4\.3\.0/);
+  t.same(upstream.payloads, []);
+  t.equal((await client.command('NOOP')).code, 250);
+  client.close();
+});
