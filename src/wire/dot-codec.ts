@@ -49,84 +49,96 @@ export class DataDecoder {
 
   decode(chunk: Buffer): DecodeResult {
     if (this.finished) throw new Error('DataDecoder used after end of data');
+    // The line state lives in locals inside the loop (one line per iteration is the hot path).
+    let atLineStart = this.atLineStart;
+    let previousWasCrlf = this.previousWasCrlf;
+    let dotRemoved = this.dotRemoved;
+    let lineHasContent = this.lineHasContent;
     const content: Buffer[] = [];
+    const length = chunk.length;
     let i = 0;
     let runStart = 0;
     let nextCr = -2;
     let nextLf = -2;
-    const flush = (end: number): void => {
-      if (end > runStart) content.push(chunk.subarray(runStart, end));
-    };
-    /** A line ended with CRLF: true when it was the end-of-data line. */
-    const endCanonicalLine = (): boolean => {
-      const isEnd = this.dotRemoved && !this.lineHasContent && this.previousWasCrlf;
-      this.previousWasCrlf = true;
-      this.atLineStart = true;
-      this.dotRemoved = false;
-      this.lineHasContent = false;
-      return isEnd;
-    };
-    const endBareLine = (): void => {
-      this.bareLineEndings++;
-      content.push(CRLF);
-      this.previousWasCrlf = false;
-      this.atLineStart = true;
-      this.dotRemoved = false;
-      this.lineHasContent = false;
-    };
+    let ended = false;
 
-    if (this.pendingCr && chunk.length > 0) {
+    if (this.pendingCr && length > 0) {
       this.pendingCr = false;
       if (chunk[0] === LF) {
-        if (endCanonicalLine()) {
-          this.finished = true;
-          return { content, ended: true, rest: chunk.subarray(1) };
-        }
-        content.push(CRLF);
         i = runStart = 1;
-      } else endBareLine();
+        if (dotRemoved && !lineHasContent && previousWasCrlf) ended = true;
+        else content.push(CRLF);
+        previousWasCrlf = true;
+      } else {
+        this.bareLineEndings++;
+        content.push(CRLF);
+        previousWasCrlf = false;
+      }
+      atLineStart = true;
+      dotRemoved = false;
+      lineHasContent = false;
     }
 
-    while (i < chunk.length) {
-      if (this.atLineStart) {
-        this.atLineStart = false;
+    while (!ended && i < length) {
+      if (atLineStart) {
+        atLineStart = false;
         if (chunk[i] === DOT) {
-          flush(i);
-          this.dotRemoved = true;
+          if (i > runStart) content.push(chunk.subarray(runStart, i));
+          dotRemoved = true;
           runStart = ++i;
           continue;
         }
       }
       if (nextCr !== -1 && nextCr < i) nextCr = chunk.indexOf(CR, i);
       if (nextLf !== -1 && nextLf < i) nextLf = chunk.indexOf(LF, i);
-      const stop = nextCr === -1 ? nextLf : nextLf === -1 ? nextCr : Math.min(nextCr, nextLf);
+      const stop = nextCr === -1 ? nextLf : nextLf === -1 ? nextCr : nextCr < nextLf ? nextCr : nextLf;
       if (stop === -1) {
-        this.lineHasContent = true;
-        i = chunk.length;
+        if (i < length) lineHasContent = true;
+        i = length;
         break;
       }
-      if (stop > i) this.lineHasContent = true;
-      if (stop === nextLf) {
-        flush(stop);
-        endBareLine();
-        i = runStart = stop + 1;
-      } else if (stop + 1 === chunk.length) {
-        flush(stop);
-        this.pendingCr = true;
-        i = runStart = stop + 1;
-      } else if (chunk[stop + 1] === LF) {
+      if (stop > i) lineHasContent = true;
+      if (stop === nextCr && stop + 1 < length && chunk[stop + 1] === LF) {
+        // CRLF: the common case; the line stays inside the current run.
         i = stop + 2;
-        if (endCanonicalLine()) {
-          this.finished = true;
-          return { content, ended: true, rest: chunk.subarray(i) };
+        if (dotRemoved && !lineHasContent && previousWasCrlf) {
+          ended = true;
+          break;
         }
+      } else if (stop === nextCr && stop + 1 === length) {
+        // A CR at the chunk's end: the next chunk says whether it is CRLF.
+        if (stop > runStart) content.push(chunk.subarray(runStart, stop));
+        this.pendingCr = true;
+        i = runStart = length;
+        break;
       } else {
-        flush(stop);
-        endBareLine();
+        // Bare LF or bare CR: a line break, sent on as CRLF.
+        if (stop > runStart) content.push(chunk.subarray(runStart, stop));
+        content.push(CRLF);
+        this.bareLineEndings++;
         i = runStart = stop + 1;
+        previousWasCrlf = false;
+        atLineStart = true;
+        dotRemoved = false;
+        lineHasContent = false;
+        continue;
       }
+      previousWasCrlf = true;
+      atLineStart = true;
+      dotRemoved = false;
+      lineHasContent = false;
     }
-    flush(i);
+
+    this.atLineStart = atLineStart;
+    this.previousWasCrlf = previousWasCrlf;
+    this.dotRemoved = dotRemoved;
+    this.lineHasContent = lineHasContent;
+    if (ended) {
+      // The dot line was empty: runStart already points past its dot, so nothing of it is content.
+      this.finished = true;
+      return { content, ended: true, rest: chunk.subarray(i) };
+    }
+    if (i > runStart) content.push(chunk.subarray(runStart, i));
     return { content, ended: false, rest: Buffer.alloc(0) };
   }
 }

@@ -113,3 +113,57 @@ t.test('property: any bytes, any chunking, same decode', async (t) => {
   );
   t.pass('3000 random byte strings decoded identically under random chunking');
 });
+
+/**
+ * An independent, deliberately naive model of the same rules, over the whole input at once:
+ * split into lines at CRLF, bare LF or bare CR; end at a "." line ended by CRLF whose previous
+ * line also ended by CRLF; remove one leading dot per line; emit every line with CRLF.
+ */
+function referenceDecode(wire: Buffer): { content: Buffer; ended: boolean; rest: Buffer; bare: number } {
+  const out: number[] = [];
+  let bare = 0;
+  let previousCrlf = true;
+  let position = 0;
+  while (position < wire.length) {
+    let end = position;
+    while (end < wire.length && wire[end] !== 0x0d && wire[end] !== 0x0a) end++;
+    if (end === wire.length) break;
+    const terminator = wire[end] === 0x0a ? 'lf' : end + 1 < wire.length && wire[end + 1] === 0x0a ? 'crlf' : end + 1 < wire.length ? 'cr' : 'incomplete';
+    if (terminator === 'incomplete') break;
+    const line = [...wire.subarray(position, end)];
+    const next = end + (terminator === 'crlf' ? 2 : 1);
+    if (terminator === 'crlf' && previousCrlf && line.length === 1 && line[0] === 0x2e) {
+      return { content: Buffer.from(out), ended: true, rest: wire.subarray(next), bare };
+    }
+    if (line[0] === 0x2e) line.shift();
+    out.push(...line, 0x0d, 0x0a);
+    if (terminator !== 'crlf') bare++;
+    previousCrlf = terminator === 'crlf';
+    position = next;
+  }
+  return { content: Buffer.from(out), ended: false, rest: Buffer.alloc(0), bare };
+}
+
+t.test('property: the decoder agrees with a naive reference model under any chunking', async (t) => {
+  const bytes = fc.array(fc.constantFrom('a', 'b', '.', '\r', '\n', '\0'), { minLength: 0, maxLength: 80 }).map((chars) => b(chars.join('')));
+  fc.assert(
+    fc.property(bytes, fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), (body, terminate, cutSeeds) => {
+      const wire = terminate ? Buffer.concat([body, b('\r\n.\r\nREST')]) : body;
+      const cuts = [...new Set(cutSeeds.map((seed) => seed % (wire.length + 1)))].sort((x, y) => x - y);
+      const chunks: Buffer[] = [];
+      let from = 0;
+      for (const cut of cuts) {
+        chunks.push(wire.subarray(from, cut));
+        from = cut;
+      }
+      chunks.push(wire.subarray(from));
+      const expected = referenceDecode(wire);
+      const actual = decodeChunks(chunks);
+      // Without an end, the decoder has also passed on the start of the unfinished last line.
+      if (!expected.ended) return !actual.ended && actual.content.subarray(0, expected.content.length).equals(expected.content) && actual.bare === expected.bare;
+      return actual.ended && actual.content.equals(expected.content) && actual.rest.equals(expected.rest) && actual.bare === expected.bare;
+    }),
+    { numRuns: 5000 },
+  );
+  t.pass('5000 random inputs: same content, end, rest and bare-ending count as the reference model');
+});
