@@ -96,7 +96,13 @@ export interface ParsedCommand {
 const isVerb = (word: string): word is Verb => Object.hasOwn(COMMANDS, word);
 
 /** Control characters other than TAB never appear in a valid command line. */
-const hasControlCharacters = (line: Buffer): boolean => line.some((byte) => (byte < 0x20 && byte !== 0x09) || byte === 0x7f);
+function hasControlCharacters(line: Buffer): boolean {
+  for (let i = 0; i < line.length; i++) {
+    const byte = line[i] as number;
+    if ((byte < 0x20 && byte !== 0x09) || byte === 0x7f) return true;
+  }
+  return false;
+}
 
 export type CommandParse =
   | { kind: 'command'; command: ParsedCommand }

@@ -59,6 +59,7 @@ export function sanitizeText(text: string): string {
 }
 
 export function serializeReply(reply: Reply): Buffer {
+  if (reply.lines.length === 1 && reply.lines[0] !== '') return Buffer.from(`${reply.code} ${reply.lines[0]}\r\n`, 'latin1');
   const lines = reply.lines.length === 0 ? [''] : reply.lines;
   const wire = lines
     .map((text, index) => {

@@ -102,6 +102,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private downstreamEnded = false;
   private quitting = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimerSeconds = 0;
   private replyTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -117,14 +118,14 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   start(): void {
     const downstream = this.options.downstream;
     downstream.setNoDelay(true);
-    downstream.on('data', (chunk: Buffer) => this.guard(() => this.onDownstreamData(chunk)));
-    downstream.on('end', () => this.guard(() => this.onDownstreamEnd()));
+    downstream.on('data', (chunk: Buffer) => this.guard(this.onDownstreamData, chunk));
+    downstream.on('end', () => this.guard(this.onDownstreamEnd));
     downstream.on('drain', () => this.resume('downstream-drain'));
     downstream.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
-    downstream.on('close', () => this.guard(() => this.onDownstreamClose()));
+    downstream.on('close', () => this.guard(this.onDownstreamClose));
     this.log.debug({ downstream: this.downstreamLabel, direction: this.options.direction }, 'session opened');
     this.options.connectUpstream().then(
-      (socket) => this.guard(() => this.onUpstreamConnected(socket)),
+      (socket) => this.guard(this.onUpstreamConnected, socket),
       (error: unknown) => {
         const failure = error instanceof ProxyError ? error : new ProxyError('MM_UPSTREAM_CONNECT', REPLIES.upstreamUnreachable, { cause: error });
         this.log.warn({ upstream: this.options.upstreamLabel, reason: failure.message }, 'upstream connection failed');
@@ -134,9 +135,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   /** Runs a socket event handler; an unexpected exception ends this session, never the process. */
-  private guard(handler: () => void): void {
+  private guard<A extends unknown[]>(handler: (...args: A) => void, ...args: A): void {
     try {
-      handler();
+      handler.apply(this, args);
     } catch (error) {
       this.log.error({ err: error }, 'session failed');
       this.closeWith(REPLIES.internalError);
@@ -153,11 +154,11 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.upstream = socket;
     this.upstreamAlive = true;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.guard(() => this.onUpstreamData(chunk)));
+    socket.on('data', (chunk: Buffer) => this.guard(this.onUpstreamData, chunk));
     socket.on('drain', () => this.resume('upstream-drain'));
     socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
-    socket.on('end', () => this.guard(() => this.onUpstreamLost(REPLIES.upstreamLost)));
-    socket.on('close', () => this.guard(() => this.onUpstreamLost(REPLIES.upstreamLost)));
+    socket.on('end', () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost));
+    socket.on('close', () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost));
     this.phase = 'greeting';
     this.expectUpstream('greeting', (greeting) => {
       this.slots.add({ reply: greeting, after: () => this.enterCommandPhase() });
@@ -649,23 +650,28 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   /** Downstream inactivity: only while the downstream owes us bytes (no reply outstanding). */
   private armIdleTimer(): void {
+    const seconds = this.idleLimitSeconds();
+    if (seconds === undefined) return this.clearTimer('idle');
+    if (this.idleTimer !== undefined && this.idleTimerSeconds === seconds) {
+      this.idleTimer.refresh();
+      return;
+    }
     this.clearTimer('idle');
-    const { timeouts } = this.options.policy;
-    let seconds: number;
-    let timeoutReply: Reply;
-    if (this.phase === 'data') {
-      seconds = timeouts.data_seconds;
-      timeoutReply = REPLIES.dataTimeout;
-    } else if ((this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken') && this.slots.length === 0) {
-      seconds = timeouts.command_seconds;
-      timeoutReply = REPLIES.commandTimeout;
-    } else return;
+    this.idleTimerSeconds = seconds;
     this.idleTimer = setTimeout(() => {
       this.log.info({ phase: this.phase }, 'downstream idle timeout');
+      const inData = this.phase === 'data';
       this.abortTransaction('downstream idle timeout during DATA');
-      this.closeWith(timeoutReply);
+      this.closeWith(inData ? REPLIES.dataTimeout : REPLIES.commandTimeout);
     }, seconds * 1000);
     this.idleTimer.unref();
+  }
+
+  private idleLimitSeconds(): number | undefined {
+    const { timeouts } = this.options.policy;
+    if (this.phase === 'data') return timeouts.data_seconds;
+    const awaitingCommand = this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken';
+    return awaitingCommand && this.slots.length === 0 ? timeouts.command_seconds : undefined;
   }
 
   /** The upstream owes a reply: the oldest wait's kind sets the limit. */
