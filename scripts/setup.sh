@@ -69,6 +69,8 @@ case "$mode" in
       echo "$label: ${pass:-0} passed, ${fail:-0} failed"
       return "$status"
     }
+    echo "== type check (src, bench, test)"
+    npm run --silent typecheck
     system_node_dir=$(dirname "$(command -v node)")
     failed=0
     run_suite "node$(node -p 'process.versions.node.split(".")[0]')" "$system_node_dir" || failed=1

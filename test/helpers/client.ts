@@ -9,6 +9,8 @@ import type { Reply } from '../../src/errors.js';
 import { LineReader } from '../../src/wire/line-reader.js';
 import { ReplyParser } from '../../src/session/smtp/replies.js';
 
+export const TRANSACTION_START = 'EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n';
+
 export class RawClient {
   readonly replies: Reply[] = [];
   readonly raw: Buffer[] = [];
@@ -78,6 +80,15 @@ export class RawClient {
     const reply = replies[before];
     if (reply === undefined) throw new Error(`no reply to ${line.slice(0, 40)}`);
     return reply;
+  }
+
+  /** Connects, reads the greeting, and pipelines EHLO, MAIL, RCPT and DATA (five replies in all). */
+  static async openTransaction(port: number): Promise<RawClient> {
+    const client = await RawClient.connect(port);
+    await client.waitForReplies(1);
+    client.send(TRANSACTION_START);
+    await client.waitForReplies(5);
+    return client;
   }
 
   codes(): number[] {

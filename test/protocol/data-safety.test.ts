@@ -7,13 +7,7 @@ import { ScriptedUpstream } from '../helpers/scripted-upstream.js';
 import { startTestProxy } from '../helpers/proxy.js';
 import type { Inspector } from '../../src/inspect/api.js';
 
-async function openTransaction(port: number): Promise<RawClient> {
-  const client = await RawClient.connect(port);
-  await client.waitForReplies(1);
-  client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
-  await client.waitForReplies(5);
-  return client;
-}
+const openTransaction = RawClient.openTransaction;
 
 async function until(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -74,10 +74,7 @@ t.test('message size: MAIL SIZE= over the limit and an over-long DATA both get 5
 t.test('bare_line_endings: reject refuses a message with bare LF (550 5.6.0)', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port, { smtp: { bare_line_endings: 'reject' } });
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
-  client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
-  await client.waitForReplies(5);
+  const client = await RawClient.openTransaction(proxy.port);
   client.send('Subject: x\r\n\r\nbare\nline\r\n.\r\n');
   await client.waitForReplies(6);
   t.equal(client.replies[5]?.code, 550);
@@ -125,10 +122,7 @@ t.test('idle timeouts per phase', async (t) => {
   t.test('upstream reply to the final dot: 451 after final_reply_seconds, never 250', async (t) => {
     const upstream = await ScriptedUpstream.start(t, { final: () => 'stall' });
     const proxy = await startTestProxy(t, upstream.port, { timeouts: { final_reply_seconds: 0.3 } });
-    const client = await RawClient.connect(proxy.port);
-    await client.waitForReplies(1);
-    client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
-    await client.waitForReplies(5);
+    const client = await RawClient.openTransaction(proxy.port);
     client.send('Subject: x\r\n\r\nbody\r\n.\r\n');
     await client.waitForReplies(6, 3000);
     t.equal(client.replies[5]?.code, 451);
@@ -140,10 +134,7 @@ t.test('idle timeouts per phase', async (t) => {
 t.test('upstream keepalive: NOOP while a slow downstream sends DATA', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port, { timeouts: { upstream_keepalive_seconds: 0.1 } });
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
-  client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
-  await client.waitForReplies(5);
+  const client = await RawClient.openTransaction(proxy.port);
   client.send('Subject: x\r\n\r\n');
   await sleep(450);
   client.send('body\r\n.\r\n');

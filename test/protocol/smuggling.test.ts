@@ -13,10 +13,7 @@ t.test('every smuggling variant stays inside one message', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
   for (const variant of VARIANTS) {
-    const client = await RawClient.connect(proxy.port);
-    await client.waitForReplies(1);
-    client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
-    await client.waitForReplies(5);
+    const client = await RawClient.openTransaction(proxy.port);
     const before = upstream.payloads.length;
     client.send(`Subject: smuggle\r\n\r\nhello${variant}MAIL FROM:<ceo@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nFrom: ceo@example.org\r\n\r\nspoofed\r\n.\r\nQUIT\r\n`);
     await client.waitForReplies(7);

@@ -25,6 +25,19 @@ function stuff(content: Buffer, chunkSize = content.length || 1): Buffer {
 
 const b = (text: string): Buffer => Buffer.from(text, 'latin1');
 
+/** Cuts `wire` at the given seeds (taken modulo its length), in order. */
+function splitAt(wire: Buffer, cutSeeds: number[]): Buffer[] {
+  const cuts = [...new Set(cutSeeds.map((seed) => seed % (wire.length + 1)))].sort((x, y) => x - y);
+  const chunks: Buffer[] = [];
+  let from = 0;
+  for (const cut of cuts) {
+    chunks.push(wire.subarray(from, cut));
+    from = cut;
+  }
+  chunks.push(wire.subarray(from));
+  return chunks;
+}
+
 t.test('canonical message: unstuffed, ends at CRLF.CRLF, rest preserved', async (t) => {
   const result = decodeChunks([b('Subject: x\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n')]);
   t.equal(result.ended, true);
@@ -91,14 +104,7 @@ t.test('property: any bytes, any chunking, same decode', async (t) => {
   const bytes = fc.array(fc.constantFrom('a', '.', '\r', '\n', '\0', ' '), { maxLength: 60 }).map((chars) => b(chars.join('') + '\r\n.\r\n'));
   fc.assert(
     fc.property(bytes, fc.array(fc.nat(), { maxLength: 6 }), (wire, cutSeeds) => {
-      const cuts = [...new Set(cutSeeds.map((seed) => seed % (wire.length + 1)))].sort((x, y) => x - y);
-      const chunks: Buffer[] = [];
-      let from = 0;
-      for (const cut of cuts) {
-        chunks.push(wire.subarray(from, cut));
-        from = cut;
-      }
-      chunks.push(wire.subarray(from));
+      const chunks = splitAt(wire, cutSeeds);
       const whole = decodeChunks([wire]);
       const split = decodeChunks(chunks);
       const forwarded = stuff(split.content).toString('latin1');
@@ -149,14 +155,7 @@ t.test('property: the decoder agrees with a naive reference model under any chun
   fc.assert(
     fc.property(bytes, fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), (body, terminate, cutSeeds) => {
       const wire = terminate ? Buffer.concat([body, b('\r\n.\r\nREST')]) : body;
-      const cuts = [...new Set(cutSeeds.map((seed) => seed % (wire.length + 1)))].sort((x, y) => x - y);
-      const chunks: Buffer[] = [];
-      let from = 0;
-      for (const cut of cuts) {
-        chunks.push(wire.subarray(from, cut));
-        from = cut;
-      }
-      chunks.push(wire.subarray(from));
+      const chunks = splitAt(wire, cutSeeds);
       const expected = referenceDecode(wire);
       const actual = decodeChunks(chunks);
       // Without an end, the decoder has also passed on the start of the unfinished last line.
