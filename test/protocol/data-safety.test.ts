@@ -185,3 +185,33 @@ t.test('a spool that cannot be written: 451 4.3.0, nothing upstream, the session
   t.equal((await client.command('NOOP')).code, 250);
   client.close();
 });
+
+t.test('downstream resets while its message is inspected: no DATA upstream, one report', async (t) => {
+  const slow: Inspector = {
+    inspect: async () => {
+      await sleep(200);
+      return { action: 'pass' };
+    },
+  };
+  const upstream = await ScriptedUpstream.start(t);
+  const proxy = await startTestProxy(t, upstream.port, {}, slow);
+  const client = await openTransaction(proxy.port);
+  client.send('Subject: x\r\n\r\nbody\r\n.\r\n');
+  await sleep(50);
+  client.socket.resetAndDestroy();
+  t.ok(await until(() => proxy.transactions.length === 1));
+  await sleep(300);
+  t.equal(proxy.transactions.length, 1, 'reported once');
+  t.notOk(upstream.sessions[0]?.commands.includes('DATA'), 'the message was not sent on for a sender that cannot hear the reply');
+  t.same(upstream.payloads, []);
+});
+
+t.test('downstream half-closes after its final dot: the message is delivered and the 250 still sent', async (t) => {
+  const upstream = await ScriptedUpstream.start(t);
+  const proxy = await startTestProxy(t, upstream.port);
+  const client = await openTransaction(proxy.port);
+  client.socket.end('Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n');
+  t.ok(await client.waitForClose());
+  t.same(client.codes().slice(5), [250, 221]);
+  t.equal(upstream.payloads.length, 1);
+});

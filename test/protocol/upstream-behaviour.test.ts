@@ -35,3 +35,11 @@ t.test('control characters in upstream text are masked', async (t) => {
   t.same(reply.lines, ['ok?[2J?done']);
   client.close();
 });
+
+t.test('an upstream that greets with 421 is relayed once and the session closes', async (t) => {
+  const upstream = await ScriptedUpstream.start(t, { greeting: '421 4.3.2 Too busy, try later' });
+  const proxy = await startTestProxy(t, upstream.port);
+  const client = await RawClient.connect(proxy.port);
+  t.ok(await client.waitForClose());
+  t.same(client.replies, [{ code: 421, lines: ['4.3.2 Too busy, try later'] }]);
+});

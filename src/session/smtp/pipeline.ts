@@ -55,7 +55,8 @@ export class UpstreamWaits {
 export interface ReplySlot {
   reply?: Reply;
   compute?: () => Reply;
-  after?: () => void;
+  /** Runs once the reply was written, with that reply. */
+  after?: (written: Reply) => void;
 }
 
 export class ReplySlots {
@@ -75,7 +76,7 @@ export class ReplySlots {
       if (reply === undefined) return;
       this.slots.shift();
       write(reply);
-      head.after?.();
+      head.after?.(reply);
     }
   }
 

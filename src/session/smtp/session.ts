@@ -41,6 +41,8 @@ const DATA_COMMAND = Buffer.from('DATA\r\n', 'latin1');
 const RSET_COMMAND = Buffer.from('RSET\r\n', 'latin1');
 const NOOP_COMMAND = Buffer.from('NOOP\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
+/** Bytes a downstream may pipeline behind its final dot before reading pauses until the final reply. */
+const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
 /** How long a closed session waits for the downstream to read its last reply before destroying the socket. */
 const LINGER_AFTER_CLOSE_MS = 5000;
 /** The payload goes upstream in writes of about this size (one writev each). */
@@ -161,6 +163,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     socket.on('close', () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost));
     this.phase = 'greeting';
     this.expectUpstream('greeting', (greeting) => {
+      // A 421 greeting (RFC 5321 3.1) means the upstream is closing: relay it and close too.
+      if (greeting.code === 421) return this.closeWith(greeting);
       this.slots.add({ reply: greeting, after: () => this.enterCommandPhase() });
       this.flushReplies();
     });
@@ -253,11 +257,15 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'data':
         this.armIdleTimer();
         return this.feedData(chunk);
+      case 'inspecting':
+      case 'forwarding':
+        // Pipelined commands wait for the final reply; reading goes on (so a reset is noticed) up to a bound.
+        this.commandLines.push(chunk);
+        if (this.commandLines.buffered > MAX_BUFFERED_WHILE_BUSY_BYTES) this.pause('busy');
+        return;
       case 'command':
       case 'auth':
       case 'broken':
-      case 'inspecting':
-      case 'forwarding':
         this.commandLines.push(chunk);
         this.armIdleTimer();
         return this.processLines();
@@ -275,11 +283,14 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.closeIfHalfClosedAndIdle();
   }
 
+  /**
+   * The downstream is gone. Mid-DATA the capture is dropped; while a message is inspected
+   * or forwarded, closing the upstream makes that transaction fail at its next step (no
+   * final dot is sent for a sender that can no longer hear the reply), and it reports itself.
+   */
   private onDownstreamClose(): void {
     if (this.phase === 'closed') return;
-    if (this.phase === 'data' || this.phase === 'inspecting' || this.phase === 'forwarding') {
-      this.abortTransaction('downstream connection lost before the final reply');
-    }
+    if (this.phase === 'data') this.abortTransaction('downstream connection lost during DATA');
     this.closeQuietly();
   }
 
@@ -331,7 +342,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         return this.closeWith(action.reply);
       case 'data':
         this.readPaused = true;
-        this.slots.add({ compute: () => this.answerData(), after: () => this.afterDataAnswer() });
+        this.slots.add({ compute: () => this.answerData(), after: (answer) => this.afterDataAnswer(answer) });
         return this.flushReplies();
       case 'forward':
         return this.forwardCommand(command);
@@ -448,8 +459,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     return REPLIES.startData;
   }
 
-  private afterDataAnswer(): void {
-    if (this.transaction.sender === undefined || this.transaction.recipients.length === 0) return this.resumeReading();
+  private afterDataAnswer(answer: Reply): void {
+    if (answer.code !== 354) return this.resumeReading();
     this.phase = 'data';
     this.capture = {
       spool: new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes }),
@@ -488,7 +499,6 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.commandLines.push(decoded.rest);
     this.phase = 'inspecting';
     this.clearTimer('idle');
-    this.pause('busy');
     this.completeTransaction(capture).catch((error: unknown) => {
       this.log.error({ err: error }, 'transaction failed');
       this.closeWith(REPLIES.internalError);
@@ -613,12 +623,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.resume('busy');
   }
 
+  /** Drops a transaction that cannot complete; closing the upstream before its final dot delivers nothing. */
   private abortTransaction(reason: string): void {
     const capture = this.capture;
     if (capture === undefined) return;
     this.capture = undefined;
     this.stopKeepalive();
-    // The upstream never received DATA for this message; closing it cannot deliver anything.
     this.upstreamAlive = false;
     this.upstream?.destroy();
     this.report(capture, 'aborted', reason, '');
