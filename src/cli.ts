@@ -4,16 +4,17 @@
  * Exit codes: 0 success, 1 failure (invalid policy, I/O, a listener that cannot
  * bind), 2 usage errors.
  */
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { loadPolicyFile, PolicyError } from './config/load.js';
-import { passInspector } from './inspect/api.js';
+import { createMailInspector } from './inspect/create.js';
+import { DEFAULT_POLICY_FILE } from './package-root.js';
+import { scanFiles } from './scan.js';
 import { createLogger } from './observe/log.js';
 import { startProxy } from './main.js';
 import { runDemo } from './demo/demo.js';
 
-const DEFAULT_POLICY = fileURLToPath(new URL('../../policies/default.yaml', import.meta.url));
+const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
 const program = new Command()
   .name('mailmoat')
@@ -29,7 +30,7 @@ program
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
     const logger = createLogger(policy.log.level);
-    const proxy = await startProxy(policy, passInspector, logger);
+    const proxy = await startProxy(policy, await createMailInspector(policy), logger);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
       proxy.close().then(
@@ -47,7 +48,22 @@ program
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
-    process.stdout.write(`# effective policy from ${options.policy}: valid\n${toYaml(policy)}`);
+    const inspector = await createMailInspector(policy);
+    process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n${toYaml(policy)}`);
+  });
+
+program
+  .command('scan')
+  .description('run the inspector offline on .eml files and report the verdicts')
+  .argument('<files...>', 'message files (RFC 5322)')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .option('--json', 'one JSON object per file: {file, action, findings}')
+  .option('--out-dir <dir>', 'write the bytes that would be forwarded to DIR/<file name>')
+  .action(async (files: string[], options: { policy: string; json?: boolean; outDir?: string }) => {
+    const policy = await loadPolicyFile(options.policy);
+    const inspector = await createMailInspector(policy);
+    const scanOptions = { json: options.json === true, ...(options.outDir === undefined ? {} : { outDir: options.outDir }) };
+    if (!(await scanFiles(inspector, files, scanOptions, process.stdout, process.stderr))) process.exitCode = 1;
   });
 
 program
@@ -56,7 +72,7 @@ program
   .option('--policy <file>', 'base policy (its listeners are replaced by the demo listener)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
-    const ok = await runDemo(policy, process.stdout);
+    const ok = await runDemo(policy, await createMailInspector(policy), process.stdout);
     if (!ok) {
       process.stderr.write('demo: a sample did not arrive as expected\n');
       process.exitCode = 1;

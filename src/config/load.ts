@@ -4,6 +4,7 @@
  * unknown key, suggest the nearest valid key at that place.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -28,10 +29,11 @@ export async function loadPolicyFile(path: string): Promise<Readonly<Policy>> {
   } catch (error) {
     throw new PolicyError(path, [`cannot read the file: ${(error as Error).message}`]);
   }
-  return parsePolicyText(text, path);
+  return parsePolicyText(text, path, dirname(resolve(path)));
 }
 
-export function parsePolicyText(text: string, source: string): Readonly<Policy> {
+/** `baseDir` anchors relative paths in the policy (the policy file's folder; the working directory otherwise). */
+export function parsePolicyText(text: string, source: string, baseDir = process.cwd()): Readonly<Policy> {
   let document: unknown;
   try {
     document = parseYaml(text, { prettyErrors: true }) ?? {};
@@ -39,13 +41,15 @@ export function parsePolicyText(text: string, source: string): Readonly<Policy> 
     const detail = error instanceof YAMLParseError ? error.message : String(error);
     throw new PolicyError(source, [`not valid YAML: ${detail}`]);
   }
-  return validatePolicy(document, source);
+  return validatePolicy(document, source, baseDir);
 }
 
-export function validatePolicy(document: unknown, source: string): Readonly<Policy> {
+export function validatePolicy(document: unknown, source: string, baseDir = process.cwd()): Readonly<Policy> {
   const result = policySchema.safeParse(document);
   if (!result.success) throw new PolicyError(source, result.error.issues.map(describeIssue));
-  return deepFreeze(result.data);
+  const policy = result.data;
+  if (policy.inspect.executables.list !== '') policy.inspect.executables.list = resolve(baseDir, policy.inspect.executables.list);
+  return deepFreeze(policy);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -60,6 +60,17 @@ export const policySchema = z.strictObject({
   inspect: z
     .strictObject({
       smtp: z.enum(['inbound', 'outbound', 'all', 'none']).default('inbound'),
+      executables: z
+        .strictObject({
+          action: z.enum(['strip']).default('strip'),
+          list: z.string().default(''),
+        })
+        .prefault({}),
+      notice: z
+        .string()
+        .min(1)
+        .default('mailmoat removed the attachment "{filename}" from this message: {reason}. Ask your administrator if you need it.'),
+      mark_headers: z.boolean().default(true),
     })
     .prefault({}),
   antivirus: z
@@ -80,6 +91,9 @@ export const policySchema = z.strictObject({
       max_command_line_bytes: bytes(4096),
       max_unknown_commands: z.number().int().positive().default(10),
       max_message_bytes: bytes(50 * 1024 * 1024),
+      max_mime_parts: z.number().int().positive().default(500),
+      max_mime_depth: z.number().int().positive().default(20),
+      max_mime_header_bytes: bytes(64 * 1024),
     })
     .prefault({}),
   timeouts: z

@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import type { Policy } from '../config/schema.js';
 import { validatePolicy } from '../config/load.js';
-import { passInspector } from '../inspect/api.js';
+import type { Inspector } from '../inspect/api.js';
 import type { TransactionSummary } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { startProxy } from '../main.js';
@@ -15,7 +15,7 @@ import { RecordingSink } from './sink.js';
 import { sendOnce } from './client.js';
 import { demoSamples } from './samples.js';
 
-export async function runDemo(base: Readonly<Policy>, out: Writable): Promise<boolean> {
+export async function runDemo(base: Readonly<Policy>, inspector: Inspector, out: Writable): Promise<boolean> {
   const sink = new RecordingSink();
   const sinkAddress = await sink.listen();
   const policy = validatePolicy(
@@ -26,7 +26,7 @@ export async function runDemo(base: Readonly<Policy>, out: Writable): Promise<bo
     },
     'demo',
   );
-  const proxy = await startProxy(policy, passInspector, createLogger('silent'));
+  const proxy = await startProxy(policy, inspector, createLogger('silent'));
   const summaries: TransactionSummary[] = [];
   proxy.listeners[0]?.on('transaction', (summary) => summaries.push(summary));
   const port = proxy.addresses[0]?.port ?? 0;

@@ -23,16 +23,11 @@ export interface InspectionContext {
 
 export type Verdict =
   | { action: 'pass' }
-  /** Forward `message` instead of the original (only parts with findings differ). */
-  | { action: 'rewrite'; message: MessageSource; summary: string }
+  /** Forward `message` instead of the original (only parts with findings differ); the session disposes it. */
+  | { action: 'rewrite'; message: MessageSource & { dispose(): Promise<void> }; summary: string }
   | { action: 'tempfail'; reason: string }
   | { action: 'reject'; reason: string };
 
 export interface Inspector {
   inspect(message: MessageSource, context: InspectionContext): Promise<Verdict>;
 }
-
-/** The foundation's inspector: every message passes (the inspection engine replaces it). */
-export const passInspector: Inspector = {
-  inspect: async () => ({ action: 'pass' }),
-};

@@ -7,7 +7,10 @@ import { Writable } from 'node:stream';
 import type { Test } from 'tap';
 import { validatePolicy } from '../../src/config/load.js';
 import type { Policy } from '../../src/config/schema.js';
-import { passInspector, type Inspector } from '../../src/inspect/api.js';
+import type { Inspector } from '../../src/inspect/api.js';
+
+/** Protocol tests exercise the relay itself: an inspector that passes every message. */
+export const passInspector: Inspector = { inspect: async () => ({ action: 'pass' }) };
 import { createLogger, type TransactionSummary } from '../../src/observe/log.js';
 import { startProxy } from '../../src/main.js';
 

@@ -540,7 +540,11 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'pass':
         return this.forwardMessage(capture.spool, 'pass');
       case 'rewrite':
-        return this.forwardMessage(verdict.message, 'rewrite', verdict.summary);
+        try {
+          return await this.forwardMessage(verdict.message, 'rewrite', verdict.summary);
+        } finally {
+          await verdict.message.dispose();
+        }
       case 'tempfail':
         return this.refuse(makeReply(451, `4.7.1 ${verdict.reason}`), 'tempfail', verdict.reason);
       case 'reject':

@@ -1,0 +1,120 @@
+/**
+ * Attachment names: every name a part carries, decoded, normalised, and matched
+ * against the administrator's executable list.
+ *
+ * RFC 2183 (Content-Disposition filename), RFC 2045 (Content-Type name),
+ * RFC 2231 (continuations and charsets: filename*0*=utf-8''...), RFC 2047
+ * (encoded-words, B and Q, any charset). Evasions handled: duplicated parameters
+ * (every reading is kept), bidi controls such as U+202E (removed, and a finding),
+ * trailing dots and spaces (Windows drops them), runs of whitespace hiding an
+ * extension, double extensions ending in an executable one, CLSID names.
+ */
+import libmime from 'libmime';
+
+export type NameFindingKind = 'executable' | 'double-extension' | 'hidden-extension' | 'clsid' | 'bidi-control';
+
+export interface NameFinding {
+  kind: NameFindingKind;
+  filename: string;
+  reason: string;
+}
+
+/** Unicode bidirectional controls and marks (RLO/LRO/RLE/LRE/PDF, isolates, LRM/RLM/ALM). */
+const BIDI_CONTROL_CLASS = '[\\u202a-\\u202e\\u2066-\\u2069\\u200e\\u200f\\u061c]';
+const BIDI_CONTROLS = new RegExp(BIDI_CONTROL_CLASS, 'gu');
+const HAS_BIDI_CONTROL = new RegExp(BIDI_CONTROL_CLASS, 'u');
+/** A run of this many whitespace characters before the last dot pushes the extension out of view. */
+const HIDING_WHITESPACE_RUN = 10;
+const CLSID_NAME = /\.?\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$/i;
+/** Archive and compression suffixes: `report.scr.xz` is an executable in a wrapper. */
+const COMPRESSED_SUFFIX = /\.(gz|xz|bz2|z|zip|7z|rar|tar|tgz|lz|lzma|zst|arj|ace|lzh|zoo)$/;
+/** Names longer than this are truncated before matching (MailScanner denies 150+; we only cap work). */
+const MAX_NAME_CHARS = 1024;
+
+/** Every filename the given header lines carry (Content-Disposition filename, Content-Type name), decoded. */
+export function namesFromHeaders(dispositionLines: readonly string[], typeLines: readonly string[]): string[] {
+  const names = new Set<string>();
+  const collect = (lines: readonly string[], parameter: string): void => {
+    for (const line of lines) {
+      const value = line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ');
+      const parsed = libmime.parseHeaderValue(value).params[parameter];
+      if (parsed) names.add(decodeName(parsed));
+      // Duplicated parameters: parseHeaderValue keeps one reading; every plain reading is kept too.
+      const plain = new RegExp(`(?:^|;)\\s*${parameter}\\s*=\\s*("(?:[^"\\\\]|\\\\.)*"|[^;]*)`, 'gi');
+      for (const match of value.matchAll(plain)) {
+        const raw = (match[1] ?? '').trim().replace(/^"(.*)"$/s, '$1').replace(/\\(.)/g, '$1');
+        if (raw) names.add(decodeName(raw));
+      }
+    }
+  };
+  collect(dispositionLines, 'filename');
+  collect(typeLines, 'name');
+  return [...names];
+}
+
+function decodeName(raw: string): string {
+  try {
+    return libmime.decodeWords(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** The form names are matched in: NFC, no bidi controls, no trailing dots or spaces, lower case. */
+export function normalizeName(name: string): string {
+  return name
+    .slice(0, MAX_NAME_CHARS)
+    .normalize('NFC')
+    .replace(BIDI_CONTROLS, '')
+    .replace(/[\s.]+$/u, '')
+    .toLowerCase();
+}
+
+export interface ExecutableList {
+  patterns: readonly string[];
+  matches(normalizedName: string): string | undefined;
+}
+
+/** Compiles Mailtraq-style wildcard patterns (`*.exe`, `setup?.bin`); `#` starts a comment line. */
+export function parseExecutableList(text: string): ExecutableList {
+  const patterns = text
+    .split(/\r?\n/)
+    .map((line) => line.trim().toLowerCase())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const compiled = patterns.map((pattern) => ({
+    pattern,
+    regex: new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's'),
+  }));
+  return {
+    patterns,
+    matches: (normalizedName) => compiled.find(({ regex }) => regex.test(normalizedName))?.pattern,
+  };
+}
+
+/** Every finding a name gives under the list; an empty array for a harmless name. */
+export function classifyName(name: string, list: ExecutableList): NameFinding[] {
+  const findings: NameFinding[] = [];
+  const normalized = normalizeName(name);
+  if (HAS_BIDI_CONTROL.test(name)) {
+    findings.push({ kind: 'bidi-control', filename: name, reason: 'the name contains bidirectional control characters that disguise its extension' });
+  }
+  if (CLSID_NAME.test(normalized)) findings.push({ kind: 'clsid', filename: name, reason: 'the name ends in a CLSID, which Windows runs as a COM object' });
+  const compressed = COMPRESSED_SUFFIX.exec(normalized);
+  if (compressed !== null) {
+    const inner = list.matches(normalized.slice(0, compressed.index));
+    if (inner !== undefined) findings.push({ kind: 'executable', filename: name, reason: `an executable (${inner}) compressed as .${compressed[1]}` });
+  }
+  const pattern = list.matches(normalized);
+  if (pattern !== undefined) {
+    findings.push({ kind: 'executable', filename: name, reason: `the name matches ${pattern}` });
+    const stem = normalized.slice(0, normalized.lastIndexOf('.'));
+    if (/\s{2,}$/u.test(stem) || new RegExp(`\\s{${HIDING_WHITESPACE_RUN},}`, 'u').test(stem)) {
+      findings.push({ kind: 'hidden-extension', filename: name, reason: 'whitespace hides the executable extension' });
+    }
+    const inner = stem.slice(stem.lastIndexOf('.') + 1).trim();
+    if (stem.includes('.') && /^[a-z0-9]{1,5}$/.test(inner) && !/^\d+$/.test(inner)) {
+      findings.push({ kind: 'double-extension', filename: name, reason: `a .${inner} name that is really ${pattern}` });
+    }
+  }
+  return findings;
+}

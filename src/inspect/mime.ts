@@ -1,0 +1,116 @@
+/**
+ * The MIME walk (RFC 2045-2049) over mailsplit: every leaf part with its names,
+ * declared type and the first decoded bytes, in the order mailsplit emits nodes.
+ * The same order numbers the parts for the rewrite pass.
+ *
+ * Input is re-chunked so that no chunk ends in CR: mailsplit loses data when one
+ * chunk ends with CR and the next starts with LF (zone-eu/mailsplit #28/#31).
+ * Limits: header block size and child count (mailsplit), part count and nesting
+ * depth (here); exceeding one is a MimeLimitError, never a crash.
+ */
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Splitter } from '@zone-eu/mailsplit';
+import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
+import type { MessageSource } from './api.js';
+import { namesFromHeaders } from './filename.js';
+import { SNIFF_BYTES } from './sniff.js';
+
+export interface MimeLimits {
+  maxParts: number;
+  maxDepth: number;
+  maxHeaderBytes: number;
+}
+
+export interface LeafPart {
+  /** Position among all nodes (0 = root), the key the rewrite pass uses. */
+  node: number;
+  /** IMAP-style part number, for people ("2.1"). */
+  path: string;
+  contentType: string;
+  names: string[];
+  head: Buffer;
+}
+
+export class MimeLimitError extends Error {}
+
+const CR = 0x0d;
+
+/** Holds back a trailing CR so that CR and LF always reach mailsplit in the same chunk. */
+export class CrSafeChunker extends Transform {
+  private heldCr = false;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let data = this.heldCr ? Buffer.concat([Buffer.from([CR]), chunk]) : chunk;
+    this.heldCr = data.length > 0 && data[data.length - 1] === CR;
+    if (this.heldCr) data = data.subarray(0, data.length - 1);
+    if (data.length > 0) this.push(data);
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.heldCr) this.push(Buffer.from([CR]));
+    callback();
+  }
+}
+
+export function splitMessage(message: MessageSource, limits: MimeLimits): Splitter {
+  const splitter = new Splitter({ maxHeadSize: limits.maxHeaderBytes, maxChildNodes: limits.maxParts });
+  const source = Readable.from(message.open());
+  source.on('error', (error) => splitter.destroy(error));
+  source.pipe(new CrSafeChunker()).pipe(splitter);
+  return splitter;
+}
+
+/** Walks the message and returns its leaf parts. */
+export async function walkLeafParts(message: MessageSource, limits: MimeLimits): Promise<LeafPart[]> {
+  const leaves: LeafPart[] = [];
+  let nodeIndex = -1;
+  let current: { part: LeafPart; decoder: Transform; collected: Buffer[]; collectedBytes: number; done: Promise<void> } | undefined;
+
+  const finishCurrent = async (): Promise<void> => {
+    if (current === undefined) return;
+    const open = current;
+    current = undefined;
+    open.decoder.end();
+    await open.done;
+    open.part.head = Buffer.concat(open.collected).subarray(0, SNIFF_BYTES);
+  };
+
+  for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
+    if (chunk.type === 'node') {
+      await finishCurrent();
+      nodeIndex++;
+      if (nodeIndex >= limits.maxParts) throw new MimeLimitError(`more than ${limits.maxParts} MIME parts`);
+      const node = chunk as MimeNode;
+      const depth = node.partNr === false ? 0 : node.partNr.length;
+      if (depth > limits.maxDepth) throw new MimeLimitError(`MIME nesting deeper than ${limits.maxDepth}`);
+      if (node.multipart) continue;
+      const headers = node.headers;
+      const part: LeafPart = {
+        node: nodeIndex,
+        path: node.partNr === false || node.partNr.length === 0 ? '1' : node.partNr.join('.'),
+        contentType: node.contentType || 'text/plain',
+        names: headers ? namesFromHeaders(headers.get('content-disposition'), headers.get('content-type')) : [],
+        head: Buffer.alloc(0),
+      };
+      leaves.push(part);
+      const decoder = node.getDecoder() as Transform;
+      const collected: Buffer[] = [];
+      const state = { part, decoder, collected, collectedBytes: 0, done: Promise.resolve() };
+      decoder.on('data', (decoded: Buffer) => {
+        if (state.collectedBytes >= SNIFF_BYTES) return;
+        collected.push(decoded);
+        state.collectedBytes += decoded.length;
+      });
+      state.done = new Promise((resolve, reject) => {
+        decoder.once('end', resolve);
+        decoder.once('error', reject);
+      });
+      current = state;
+    } else if (chunk.type === 'body' && current !== undefined) {
+      current.decoder.write(chunk.value);
+    }
+  }
+  await finishCurrent();
+  return leaves;
+}

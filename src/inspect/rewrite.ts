@@ -1,0 +1,81 @@
+/**
+ * The rewrite pass: the message goes through mailsplit again and only the parts
+ * with findings change; every other byte is the original (mailsplit's Joiner
+ * emits untouched nodes and boundaries as they were read). A stripped part
+ * becomes an inline text/plain notice (quoted-printable, RFC 2045 6.7) naming the
+ * file and the reason; the root gets X-Mailmoat-* headers when marking is on.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Joiner } from '@zone-eu/mailsplit';
+import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
+import libqp from 'libqp';
+import type { MessageSource } from './api.js';
+import { splitMessage, type MimeLimits } from './mime.js';
+
+export interface PartReplacement {
+  /** Node position from the walk. */
+  node: number;
+  notice: string;
+}
+
+export interface RewriteOptions {
+  replacements: readonly PartReplacement[];
+  /** Header lines added to the root (name, value), in order. */
+  rootHeaders: readonly [string, string][];
+  limits: MimeLimits;
+}
+
+export interface MessageSink {
+  write(chunk: Buffer): boolean;
+  drained(): Promise<void>;
+}
+
+class PartReplacer extends Transform {
+  private nodeIndex = -1;
+  private skippingBody = false;
+  private readonly byNode: Map<number, string>;
+
+  constructor(private readonly options: RewriteOptions) {
+    super({ objectMode: true });
+    this.byNode = new Map(options.replacements.map((replacement) => [replacement.node, replacement.notice]));
+  }
+
+  override _transform(chunk: SplitterChunk, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (chunk.type !== 'node') {
+      if (!(chunk.type === 'body' && this.skippingBody)) this.push(chunk);
+      return callback();
+    }
+    this.nodeIndex++;
+    const node = chunk as MimeNode;
+    if (this.nodeIndex === 0 && node.headers) {
+      for (const [name, value] of [...this.options.rootHeaders].reverse()) node.headers.add(name, value);
+    }
+    const notice = this.byNode.get(this.nodeIndex);
+    this.skippingBody = notice !== undefined;
+    if (notice === undefined) {
+      this.push(node);
+      return callback();
+    }
+    // Headers change before the node is pushed: the Joiner serialises them when it receives it.
+    if (node.headers) {
+      node.headers.remove('Content-Disposition');
+      node.headers.remove('Content-Description');
+      node.headers.update('Content-Type', 'text/plain; charset=utf-8');
+      node.headers.update('Content-Transfer-Encoding', 'quoted-printable');
+    }
+    this.push(node);
+    const encoded = libqp.wrap(libqp.encode(Buffer.from(notice, 'utf8')), 76);
+    this.push(Buffer.from(node.root ? `${encoded}\r\n` : encoded, 'latin1'));
+    callback();
+  }
+}
+
+/** Writes the rewritten message into `sink`, honouring its backpressure. */
+export async function rewriteMessage(message: MessageSource, options: RewriteOptions, sink: MessageSink): Promise<void> {
+  await pipeline(splitMessage(message, options.limits), new PartReplacer(options), new Joiner(), async (output: AsyncIterable<Buffer>) => {
+    for await (const chunk of output) {
+      if (!sink.write(chunk)) await sink.drained();
+    }
+  });
+}
