@@ -6,6 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { Policy } from '../config/schema.js';
+import type { Sample } from './samples.js';
 import { validatePolicy } from '../config/load.js';
 import type { Inspector } from '../inspect/api.js';
 import type { TransactionSummary } from '../observe/log.js';
@@ -42,12 +43,8 @@ export async function runDemo(base: Readonly<Policy>, inspector: Inspector, out:
       const received = sink.received.slice(before);
       const summary = summaries.at(-1);
       const delivered = received[0];
-      let outcome: string;
-      if (received.length === 0) outcome = 'nothing';
-      else if (received.length > 1) outcome = `${received.length} messages (smuggled!)`;
-      else if (delivered !== undefined && delivered.content.equals(sample.expected)) outcome = `1 message, ${delivered.content.length} bytes, as expected`;
-      else outcome = '1 message, different from expected';
-      if (received.length !== 1 || !outcome.endsWith('as expected')) allAsExpected = false;
+      const outcome = describe(received.length, delivered?.content, sample.expected);
+      if (!outcome.endsWith('as expected')) allAsExpected = false;
       rows.push([String(index + 1), sample.title, `${sample.wire.length} B`, summary?.verdict ?? '?', `${final.code} ${final.lines.join(' ')}`, outcome]);
     }
   } finally {
@@ -56,10 +53,20 @@ export async function runDemo(base: Readonly<Policy>, inspector: Inspector, out:
   }
   out.write(formatTable(rows));
   out.write(
-    '\nThe smuggling sample hides a second message behind a bare-LF dot (\\n.\\n); mailmoat ends data only at\n' +
+    '\nThe executable is replaced by a text notice and the rest of its message is delivered as it was.\n' +
+      'The smuggling sample hides a second message behind a bare-LF dot (\\n.\\n); mailmoat ends data only at\n' +
       'CRLF.CRLF and sends canonical CRLF lines upstream, so the sink sees one message with the text inside.\n',
   );
   return allAsExpected;
+}
+
+function describe(count: number, content: Buffer | undefined, expected: Sample['expected']): string {
+  if (count === 0 || content === undefined) return 'nothing';
+  if (count > 1) return `${count} messages (smuggled!)`;
+  if (Buffer.isBuffer(expected)) return content.equals(expected) ? `1 message, ${content.length} bytes, as expected` : '1 message, different from expected';
+  const text = content.toString('latin1');
+  const replaced = text.includes(`removed the attachment "${expected.stripped}"`) && !/^Content-Disposition: attachment; filename="[^"]*\.exe"/m.test(text);
+  return replaced ? `1 message, ${expected.stripped} replaced by a notice, as expected` : '1 message, attachment not replaced';
 }
 
 function formatTable(rows: string[][]): string {

@@ -9,8 +9,8 @@ export interface Sample {
   title: string;
   /** Bytes on the wire after DATA, including the final dot. */
   wire: Buffer;
-  /** What the upstream should receive for the sample to count as "delivered intact". */
-  expected: Buffer;
+  /** What the upstream should receive: these exact bytes, or the message with this attachment replaced by a notice. */
+  expected: Buffer | { stripped: string };
 }
 
 const crlf = (lines: string[]): Buffer => Buffer.from(lines.map((line) => `${line}\r\n`).join(''), 'latin1');
@@ -43,6 +43,15 @@ function samplePdf(): Buffer {
   return Buffer.from(body, 'latin1');
 }
 
+/** The first bytes of a Windows program (MZ and PE headers), enough for the content sniffer. */
+function windowsProgramStub(): Buffer {
+  const head = Buffer.alloc(256);
+  head.write('MZ', 0, 'latin1');
+  head.writeUInt32LE(0x80, 0x3c);
+  head.write('PE\0\0', 0x80, 'latin1');
+  return head;
+}
+
 export function demoSamples(): Sample[] {
   const plain = crlf([...headers('Lunch on Friday', ['Content-Type: text/plain; charset=utf-8']), '', 'Hi Bob,', '', 'Lunch on Friday at noon?', '', 'Alice']);
 
@@ -72,8 +81,25 @@ export function demoSamples(): Sample[] {
     'latin1',
   );
 
+  const executable = crlf([
+    ...headers('Your invoice', ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
+    '',
+    '--demo-boundary',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Please find the invoice attached.',
+    '--demo-boundary',
+    'Content-Type: application/octet-stream; name="invoice.pdf.exe"',
+    'Content-Disposition: attachment; filename="invoice.pdf.exe"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    windowsProgramStub().toString('base64'),
+    '--demo-boundary--',
+  ]);
+
   return [
     { title: 'plain text note', wire: stuffed(plain), expected: plain },
+    { title: 'invoice.pdf.exe (a Windows program)', wire: stuffed(executable), expected: { stripped: 'invoice.pdf.exe' } },
     { title: 'report with a PDF attachment', wire: stuffed(report), expected: report },
     { title: 'lines starting with dots', wire: stuffed(dots), expected: dots },
     { title: 'SMTP smuggling attempt (bare LF dot)', wire: smuggling, expected: smugglingExpected },
