@@ -107,7 +107,8 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined) {
+    } else if (chunk.type === 'body' && current !== undefined && current.collectedBytes < SNIFF_BYTES) {
+      // Only the first bytes are sniffed: the rest of a large body is not decoded at all.
       current.decoder.write(chunk.value);
     }
   }
