@@ -1,6 +1,7 @@
 // The policy file: defaults, strict keys with suggestions, key paths in errors.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
 import { parsePolicyText, PolicyError, loadPolicyFile } from '../../src/config/load.js';
 import { parseHostPort } from '../../src/config/schema.js';
 
@@ -14,10 +15,18 @@ t.test('an empty policy is valid and every key has its default', async (t) => {
   t.ok(Object.isFrozen(policy.limits), 'the policy is frozen');
 });
 
+/** Dotted paths of every leaf key (arrays count as leaves). */
+function keyPaths(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
+  return Object.entries(value).flatMap(([key, child]) => keyPaths(child, prefix ? `${prefix}.${key}` : key));
+}
+
 t.test('policies/default.yaml is valid and states the defaults', async (t) => {
   const policy = await loadPolicyFile('policies/default.yaml');
   const empty = parsePolicyText('', 'empty');
   t.same({ ...policy, listeners: [] }, empty, 'the annotated file shows exactly the defaults');
+  const written = keyPaths(parseYaml(await readFile('policies/default.yaml', 'utf8')));
+  t.same(written.sort(), keyPaths(empty).sort(), 'and it writes every key out');
   t.same(policy.listeners, [{ protocol: 'smtp', listen: '0.0.0.0:2525', upstream: '127.0.0.1:25' }]);
 });
 
