@@ -5,8 +5,9 @@
  *      messages/s direct and through the proxy, and their ratio.
  *   B. 10 KB messages, 1 session: ms per message direct and through the proxy,
  *      and the difference (latency the proxy adds).
- * A do-nothing Node pipe proxy (bench/pipe-proxy.ts) runs as a third column:
- * the floor any Node proxy pays here.
+ * Two more columns: mailmoat with inspection off (`inspect.smtp: none`: the relay
+ * alone), and a do-nothing Node pipe proxy (bench/pipe-proxy.ts), the floor any
+ * Node proxy pays here.
  * The proxy runs as its own process (`mailmoat start`) with the default policy
  * (loopback is not internal, so every message is inspected: this issue's
  * inspector passes everything). Peak resident memory of the proxy is read from
@@ -117,42 +118,48 @@ async function main(): Promise<void> {
   const policy = join(dir, 'policy.yaml');
   await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${proxyPort}\n    upstream: 127.0.0.1:${sinkPort}\n`);
   const proxy = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: 'ignore' });
+  const relayPort = await freePort();
+  const relayPolicy = join(dir, 'relay-only.yaml');
+  await writeFile(relayPolicy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${relayPort}\n    upstream: 127.0.0.1:${sinkPort}\ninspect:\n  smtp: none\n`);
+  const relay = spawn(process.execPath, [CLI, 'start', '--policy', relayPolicy], { stdio: 'ignore' });
   const pipePort = await freePort();
   const pipe = spawn(process.execPath, [PIPE, String(pipePort), String(sinkPort)], { stdio: 'ignore' });
   try {
     await waitForPort(sinkPort);
     await waitForPort(proxyPort);
     await waitForPort(pipePort);
-    await smtpSource(proxyPort, 2, 50, fileA); // warm-up (JIT, sockets)
-    await smtpSource(pipePort, 2, 50, fileA);
+    await waitForPort(relayPort);
+    for (const port of [proxyPort, relayPort, pipePort]) await smtpSource(port, 2, 50, fileA); // warm-up (JIT, sockets)
 
-    const a = { direct: [] as number[], proxy: [] as number[], pipe: [] as number[] };
-    const b = { direct: [] as number[], proxy: [] as number[], pipe: [] as number[] };
+    const a = { direct: [] as number[], proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
+    const b = { direct: [] as number[], proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
       a.direct.push(MESSAGES_A / (await smtpSource(sinkPort, 10, MESSAGES_A, fileA)));
       a.proxy.push(MESSAGES_A / (await smtpSource(proxyPort, 10, MESSAGES_A, fileA)));
+      a.relay.push(MESSAGES_A / (await smtpSource(relayPort, 10, MESSAGES_A, fileA)));
       a.pipe.push(MESSAGES_A / (await smtpSource(pipePort, 10, MESSAGES_A, fileA)));
       b.direct.push(((await smtpSource(sinkPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
       b.proxy.push(((await smtpSource(proxyPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
+      b.relay.push(((await smtpSource(relayPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
       b.pipe.push(((await smtpSource(pipePort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
     }
     const rss = await peakRssMb(proxy.pid ?? 0);
     const result = {
       machine: `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}, node ${process.version}`,
       rounds: ROUNDS,
-      a: { messages: MESSAGES_A, sessions: 10, directPerSecond: median(a.direct), proxyPerSecond: median(a.proxy), pipePerSecond: median(a.pipe) },
-      b: { messages: MESSAGES_B, sessions: 1, directMs: median(b.direct), proxyMs: median(b.proxy), pipeMs: median(b.pipe) },
+      a: { messages: MESSAGES_A, sessions: 10, directPerSecond: median(a.direct), proxyPerSecond: median(a.proxy), relayPerSecond: median(a.relay), pipePerSecond: median(a.pipe) },
+      b: { messages: MESSAGES_B, sessions: 1, directMs: median(b.direct), proxyMs: median(b.proxy), relayMs: median(b.relay), pipeMs: median(b.pipe) },
       proxyPeakRssMb: rss,
     };
     const ratio = result.a.proxyPerSecond / result.a.directPerSecond;
     const added = result.b.proxyMs - result.b.directMs;
-    const pipeRatio = result.a.pipePerSecond / result.a.directPerSecond;
-    const pipeAdded = result.b.pipeMs - result.b.directMs;
+    const perSecond = (value: number): string => `${value.toFixed(0)} msg/s (ratio ${(value / result.a.directPerSecond).toFixed(2)})`;
+    const perMessage = (value: number): string => `${value.toFixed(2)} ms/msg (+${(value - result.b.directMs).toFixed(2)} ms)`;
     const rows = [
-      ['benchmark', 'direct', 'through mailmoat', 'mailmoat vs direct', 'target', 'Node pipe proxy (reference)'],
-      [`A: 100 KB multipart+PDF, 10 sessions, ${MESSAGES_A} msgs`, `${result.a.directPerSecond.toFixed(0)} msg/s`, `${result.a.proxyPerSecond.toFixed(0)} msg/s`, `ratio ${ratio.toFixed(2)}`, '>= 0.50', `${result.a.pipePerSecond.toFixed(0)} msg/s (ratio ${pipeRatio.toFixed(2)})`],
-      [`B: 10 KB, 1 session, ${MESSAGES_B} msgs`, `${result.b.directMs.toFixed(2)} ms/msg`, `${result.b.proxyMs.toFixed(2)} ms/msg`, `+${added.toFixed(2)} ms`, '<= 2 ms added', `${result.b.pipeMs.toFixed(2)} ms/msg (+${pipeAdded.toFixed(2)} ms)`],
-      ['mailmoat peak resident memory', '', `${rss.toFixed(0)} MB`, '', '', ''],
+      ['benchmark', 'direct', 'through mailmoat (inspecting)', 'mailmoat vs direct', 'target', 'mailmoat, inspection off', 'Node pipe proxy (reference)'],
+      [`A: 100 KB multipart+PDF, 10 sessions, ${MESSAGES_A} msgs`, `${result.a.directPerSecond.toFixed(0)} msg/s`, `${result.a.proxyPerSecond.toFixed(0)} msg/s`, `ratio ${ratio.toFixed(2)}`, '>= 0.50', perSecond(result.a.relayPerSecond), perSecond(result.a.pipePerSecond)],
+      [`B: 10 KB, 1 session, ${MESSAGES_B} msgs`, `${result.b.directMs.toFixed(2)} ms/msg`, `${result.b.proxyMs.toFixed(2)} ms/msg`, `+${added.toFixed(2)} ms`, '<= 2 ms added', perMessage(result.b.relayMs), perMessage(result.b.pipeMs)],
+      ['mailmoat (inspecting) peak resident memory', '', `${rss.toFixed(0)} MB`, '', '', '', ''],
     ];
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
     console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds)`);
@@ -161,6 +168,7 @@ async function main(): Promise<void> {
     await writeFile(new URL('../../bench/out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added }, null, 2));
   } finally {
     proxy.kill('SIGTERM');
+    relay.kill('SIGTERM');
     pipe.kill();
     sink.kill();
   }
