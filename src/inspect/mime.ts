@@ -33,6 +33,9 @@ export interface LeafPart {
 
 export class MimeLimitError extends Error {}
 
+/** Encoded body bytes fed to a part's decoder: enough for SNIFF_BYTES of base64 or quoted-printable. */
+const SNIFF_FEED_BYTES = SNIFF_BYTES * 4;
+
 const CR = 0x0d;
 
 /** Holds back a trailing CR so that CR and LF always reach mailsplit in the same chunk. */
@@ -65,7 +68,7 @@ export function splitMessage(message: MessageSource, limits: MimeLimits): Splitt
 export async function walkLeafParts(message: MessageSource, limits: MimeLimits): Promise<LeafPart[]> {
   const leaves: LeafPart[] = [];
   let nodeIndex = -1;
-  let current: { part: LeafPart; decoder: Transform; collected: Buffer[]; collectedBytes: number; done: Promise<void> } | undefined;
+  let current: { part: LeafPart; decoder: Transform; collected: Buffer[]; collectedBytes: number; fedBytes: number; done: Promise<void> } | undefined;
 
   const finishCurrent = async (): Promise<void> => {
     if (current === undefined) return;
@@ -96,7 +99,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
       leaves.push(part);
       const decoder = node.getDecoder() as Transform;
       const collected: Buffer[] = [];
-      const state = { part, decoder, collected, collectedBytes: 0, done: Promise.resolve() };
+      const state = { part, decoder, collected, collectedBytes: 0, fedBytes: 0, done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
         if (state.collectedBytes >= SNIFF_BYTES) return;
         collected.push(decoded);
@@ -107,9 +110,11 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined && current.collectedBytes < SNIFF_BYTES) {
+    } else if (chunk.type === 'body' && current !== undefined && current.fedBytes < SNIFF_FEED_BYTES) {
       // Only the first bytes are sniffed: the rest of a large body is not decoded at all.
-      current.decoder.write(chunk.value);
+      const piece = chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
+      current.fedBytes += piece.length;
+      current.decoder.write(piece);
     }
   }
   await finishCurrent();
