@@ -41,6 +41,9 @@ const cidr = z.string().refine(
   { message: 'expected an address or CIDR range, for example 10.0.0.0/8' },
 );
 
+/** What happens to a part that cannot be inspected: strip it, pass it (with a warning header), or refuse the message. */
+const unscannableAction = z.enum(['strip', 'pass', 'tempfail', 'reject']).default('strip');
+
 const seconds = (fallback: number) => z.number().positive().max(86_400).default(fallback);
 const bytes = (fallback: number) => z.number().int().positive().default(fallback);
 
@@ -71,6 +74,13 @@ export const policySchema = z.strictObject({
         .min(1)
         .default('mailmoat removed the attachment "{filename}" from this message: {reason}. Ask your administrator if you need it.'),
       mark_headers: z.boolean().default(true),
+      unscannable: z
+        .strictObject({
+          encrypted: unscannableAction,
+          limits: unscannableAction,
+          corrupt: unscannableAction,
+        })
+        .prefault({}),
     })
     .prefault({}),
   antivirus: z
@@ -94,6 +104,11 @@ export const policySchema = z.strictObject({
       max_mime_parts: z.number().int().positive().default(500),
       max_mime_depth: z.number().int().positive().default(20),
       max_mime_header_bytes: bytes(64 * 1024),
+      max_archive_bytes: bytes(25 * 1024 * 1024),
+      max_archive_depth: z.number().int().positive().default(8),
+      max_archive_members: z.number().int().positive().default(3000),
+      max_archive_expanded_bytes: bytes(1024 * 1024 * 1024),
+      max_archive_expansion_ratio: z.number().positive().default(250),
     })
     .prefault({}),
   timeouts: z

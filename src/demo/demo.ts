@@ -65,8 +65,8 @@ function describe(count: number, content: Buffer | undefined, expected: Sample['
   if (count > 1) return `${count} messages (smuggled!)`;
   if (Buffer.isBuffer(expected)) return content.equals(expected) ? `1 message, ${content.length} bytes, as expected` : '1 message, different from expected';
   const text = content.toString('latin1');
-  const replaced = text.includes(`removed the attachment "${expected.stripped}"`) && !/^Content-Disposition: attachment; filename="[^"]*\.exe"/m.test(text);
-  return replaced ? `1 message, ${expected.stripped} replaced by a notice, as expected` : '1 message, attachment not replaced';
+  const replaced = text.includes(`removed the attachment "${expected.stripped}"`) && !/^Content-Disposition: attachment/m.test(text);
+  return replaced ? `1 message, attachment replaced by a notice, as expected` : '1 message, attachment not replaced';
 }
 
 function formatTable(rows: string[][]): string {

@@ -4,6 +4,7 @@
  * (executables, archives, viruses).
  */
 import { DotStuffer, END_OF_DATA } from '../wire/dot-codec.js';
+import { storedZip } from './stored-zip.js';
 
 export interface Sample {
   title: string;
@@ -52,6 +53,24 @@ function windowsProgramStub(): Buffer {
   return head;
 }
 
+function withZip(subject: string, name: string, zip: Buffer): Buffer {
+  return crlf([
+    ...headers(subject, ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
+    '',
+    '--demo-boundary',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'The files are attached.',
+    '--demo-boundary',
+    `Content-Type: application/zip; name="${name}"`,
+    `Content-Disposition: attachment; filename="${name}"`,
+    'Content-Transfer-Encoding: base64',
+    '',
+    ...zip.toString('base64').replace(/.{1,76}/g, '$&\n').trimEnd().split('\n'),
+    '--demo-boundary--',
+  ]);
+}
+
 export function demoSamples(): Sample[] {
   const plain = crlf([...headers('Lunch on Friday', ['Content-Type: text/plain; charset=utf-8']), '', 'Hi Bob,', '', 'Lunch on Friday at noon?', '', 'Alice']);
 
@@ -97,9 +116,14 @@ export function demoSamples(): Sample[] {
     '--demo-boundary--',
   ]);
 
+  const zipped = withZip('Your parcel', 'parcel.zip', storedZip([{ name: 'label.pdf', data: Buffer.from('%PDF-1.4\n') }, { name: 'tracking.js', data: Buffer.from('WScript.Echo(1)') }]));
+  const encrypted = withZip('Protected files', 'files.zip', storedZip([{ name: 'report.docx', data: Buffer.from('PK'), encryptedFlag: true }]));
+
   return [
     { title: 'plain text note', wire: stuffed(plain), expected: plain },
     { title: 'invoice.pdf.exe (a Windows program)', wire: stuffed(executable), expected: { stripped: 'invoice.pdf.exe' } },
+    { title: 'parcel.zip holding tracking.js', wire: stuffed(zipped), expected: { stripped: 'parcel.zip/tracking.js' } },
+    { title: 'files.zip, encrypted (cannot be looked into)', wire: stuffed(encrypted), expected: { stripped: 'files.zip' } },
     { title: 'report with a PDF attachment', wire: stuffed(report), expected: report },
     { title: 'lines starting with dots', wire: stuffed(dots), expected: dots },
     { title: 'SMTP smuggling attempt (bare LF dot)', wire: smuggling, expected: smugglingExpected },

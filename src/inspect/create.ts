@@ -22,10 +22,23 @@ export async function createMailInspector(policy: Readonly<Policy>): Promise<Mai
   const spoolOptions = { dir: policy.spool.dir || tmpdir(), memoryThresholdBytes: policy.spool.memory_threshold_bytes };
   return new MailInspector(
     {
-      executables: parseExecutableList(listText),
+      executables: { ...parseExecutableList(listText), action: policy.inspect.executables.action },
       notice: policy.inspect.notice,
       markHeaders: policy.inspect.mark_headers,
-      limits: { maxParts: policy.limits.max_mime_parts, maxDepth: policy.limits.max_mime_depth, maxHeaderBytes: policy.limits.max_mime_header_bytes },
+      unscannable: policy.inspect.unscannable,
+      limits: {
+        maxParts: policy.limits.max_mime_parts,
+        maxDepth: policy.limits.max_mime_depth,
+        maxHeaderBytes: policy.limits.max_mime_header_bytes,
+        maxArchiveBytes: policy.limits.max_archive_bytes,
+      },
+      archiveLimits: {
+        maxDepth: policy.limits.max_archive_depth,
+        maxMembers: policy.limits.max_archive_members,
+        maxExpandedBytes: policy.limits.max_archive_expanded_bytes,
+        maxExpansionRatio: policy.limits.max_archive_expansion_ratio,
+        maxNestedBytes: policy.limits.max_archive_bytes,
+      },
     },
     () => new Spool(spoolOptions),
   );

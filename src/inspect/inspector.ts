@@ -11,6 +11,7 @@ import { classifyName, type ExecutableList, type NameFindingKind } from './filen
 import { walkLeafParts, type LeafPart, type MimeLimits } from './mime.js';
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
+import { inspectZip, type ArchiveLimits, type UnscannableReason } from './archive.js';
 
 export type FindingKind = NameFindingKind | 'executable-content' | 'unscannable';
 
@@ -18,11 +19,15 @@ export interface Finding {
   part: string;
   filename: string;
   kind: FindingKind;
+  /** For kind `unscannable`: why (the policy chooses the action per reason). */
+  unscannable?: UnscannableReason;
   reason: string;
 }
 
 export interface InspectorPolicy {
-  executables: ExecutableList;
+  executables: ExecutableList & { action: 'strip' };
+  unscannable: Readonly<Record<UnscannableReason, UnscannableAction>>;
+  archiveLimits: ArchiveLimits;
   /** Notice text; {filename} and {reason} are filled in. */
   notice: string;
   markHeaders: boolean;
@@ -41,6 +46,11 @@ export interface InspectionReport {
 
 /** Header values carry only printable ASCII (names come from the sender: no header injection). */
 const headerSafe = (text: string): string => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+
+type UnscannableAction = 'strip' | 'pass' | 'tempfail' | 'reject';
+
+/** How bad a part's outcome is; the message takes the worst. */
+const SEVERITY: Record<UnscannableAction, number> = { pass: 1, strip: 2, tempfail: 3, reject: 4 };
 
 export class MailInspector implements Inspector {
   constructor(
@@ -62,21 +72,40 @@ export class MailInspector implements Inspector {
     try {
       leaves = await walkLeafParts(message, this.policy.limits);
     } catch (error) {
+      // The structure itself cannot be walked: no part can be stripped, so the message is not passed unread.
       const reason = `message structure could not be inspected (${(error as Error).message})`;
-      return { verdict: { action: 'tempfail', reason }, findings: [{ part: '1', filename: '', kind: 'unscannable', reason }] };
+      return { verdict: { action: 'tempfail', reason }, findings: [{ part: '1', filename: '', kind: 'unscannable', unscannable: 'limits', reason }] };
     }
     const findings: Finding[] = [];
     const replacements: PartReplacement[] = [];
+    let worst: { action: UnscannableAction; reason: string } = { action: 'pass', reason: '' };
+    let warnings = 0;
     for (const leaf of leaves) {
-      const partFindings = this.classify(leaf);
+      const partFindings = await this.classify(leaf);
       if (partFindings.length === 0) continue;
       findings.push(...partFindings);
-      const first = partFindings[0] as Finding;
-      replacements.push({ node: leaf.node, notice: this.notice(first) });
+      const { action, finding } = this.partAction(partFindings);
+      if (SEVERITY[action] > SEVERITY[worst.action]) worst = { action, reason: `part ${finding.part}: ${finding.reason}` };
+      if (action === 'strip') replacements.push({ node: leaf.node, notice: this.notice(finding) });
+      if (action === 'pass') warnings++;
     }
-    if (replacements.length === 0) return { verdict: { action: 'pass' }, findings };
-    const summary = replacements.length === 1 ? `stripped 1 part` : `stripped ${replacements.length} parts`;
-    const rootHeaders: [string, string][] = this.policy.markHeaders
+    switch (worst.action) {
+      case 'tempfail':
+      case 'reject':
+        return { verdict: { action: worst.action, reason: `message could not be inspected: ${worst.reason}` }, findings };
+      case 'pass':
+        if (warnings === 0) return { verdict: { action: 'pass' }, findings };
+        break;
+      case 'strip':
+        break;
+    }
+    const summary = [
+      replacements.length > 0 ? `stripped ${replacements.length} part${replacements.length === 1 ? '' : 's'}` : '',
+      warnings > 0 ? `passed ${warnings} uninspectable part${warnings === 1 ? '' : 's'}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const rootHeaders: [string, string][] = this.policy.markHeaders || warnings > 0
       ? [
           ['X-Mailmoat-Action', summary],
           ...findings.map((finding): [string, string] => ['X-Mailmoat-Finding', headerSafe(`part ${finding.part}: ${finding.kind}: ${finding.filename || '(no name)'}: ${finding.reason}`)]),
@@ -93,7 +122,17 @@ export class MailInspector implements Inspector {
     return { verdict: { action: 'rewrite', message: output, summary }, findings };
   }
 
-  private classify(leaf: LeafPart): Finding[] {
+  /** Executables are stripped; an unscannable part gets its reason's policy action; the worst wins. */
+  private partAction(findings: readonly Finding[]): { action: UnscannableAction; finding: Finding } {
+    let chosen: { action: UnscannableAction; finding: Finding } = { action: 'pass', finding: findings[0] as Finding };
+    for (const finding of findings) {
+      const action = finding.kind === 'unscannable' ? this.policy.unscannable[finding.unscannable ?? 'corrupt'] : this.policy.executables.action;
+      if (SEVERITY[action] > SEVERITY[chosen.action] || chosen.finding === finding) chosen = { action, finding };
+    }
+    return chosen;
+  }
+
+  private async classify(leaf: LeafPart): Promise<Finding[]> {
     const findings: Finding[] = [];
     for (const name of leaf.names) {
       for (const finding of classifyName(name, this.policy.executables)) findings.push({ part: leaf.path, ...finding });
@@ -101,6 +140,13 @@ export class MailInspector implements Inspector {
     const content = sniff(leaf.head);
     if (content.kind === 'executable') {
       findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'executable-content', reason: `the content is sniffed as: ${content.format}` });
+    }
+    if (leaf.archive === 'too big') {
+      findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: 'limits', reason: `an archive larger than ${this.policy.limits.maxArchiveBytes} bytes` });
+    } else if (leaf.archive !== undefined) {
+      for (const finding of await inspectZip(leaf.archive, leaf.names[0] ?? 'archive.zip', this.policy.executables, this.policy.archiveLimits)) {
+        findings.push({ part: leaf.path, ...finding });
+      }
     }
     return findings;
   }

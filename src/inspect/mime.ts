@@ -14,11 +14,14 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { MessageSource } from './api.js';
 import { namesFromHeaders } from './filename.js';
 import { SNIFF_BYTES } from './sniff.js';
+import { looksLikeZip } from './archive.js';
 
 export interface MimeLimits {
   maxParts: number;
   maxDepth: number;
   maxHeaderBytes: number;
+  /** A zip part's decoded bytes are kept up to this size for listing. */
+  maxArchiveBytes: number;
 }
 
 export interface LeafPart {
@@ -29,7 +32,13 @@ export interface LeafPart {
   contentType: string;
   names: string[];
   head: Buffer;
+  /** For a part that is (or claims to be) a zip: its decoded bytes, or 'too big' past maxArchiveBytes. */
+  archive?: Buffer | 'too big';
 }
+
+/** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
+const claimsZip = (names: readonly string[], contentType: string): boolean =>
+  names.some((name) => /\.zip[\s.]*$/i.test(name)) || /^(application|multipart)\/(x-)?zip(-compressed)?$/i.test(contentType);
 
 export class MimeLimitError extends Error {}
 
@@ -64,11 +73,21 @@ export function splitMessage(message: MessageSource, limits: MimeLimits): Splitt
   return splitter;
 }
 
+interface PartState {
+  part: LeafPart;
+  decoder: Transform;
+  collected: Buffer[];
+  collectedBytes: number;
+  fedBytes: number;
+  archive: boolean;
+  done: Promise<void>;
+}
+
 /** Walks the message and returns its leaf parts. */
 export async function walkLeafParts(message: MessageSource, limits: MimeLimits): Promise<LeafPart[]> {
   const leaves: LeafPart[] = [];
   let nodeIndex = -1;
-  let current: { part: LeafPart; decoder: Transform; collected: Buffer[]; collectedBytes: number; fedBytes: number; done: Promise<void> } | undefined;
+  let current: PartState | undefined;
 
   const finishCurrent = async (): Promise<void> => {
     if (current === undefined) return;
@@ -76,7 +95,9 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
     current = undefined;
     open.decoder.end();
     await open.done;
-    open.part.head = Buffer.concat(open.collected).subarray(0, SNIFF_BYTES);
+    const decoded = Buffer.concat(open.collected);
+    open.part.head = decoded.subarray(0, SNIFF_BYTES);
+    if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded;
   };
 
   for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
@@ -98,11 +119,12 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
       };
       leaves.push(part);
       const decoder = node.getDecoder() as Transform;
-      const collected: Buffer[] = [];
-      const state = { part, decoder, collected, collectedBytes: 0, fedBytes: 0, done: Promise.resolve() };
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
-        if (state.collectedBytes >= SNIFF_BYTES) return;
-        collected.push(decoded);
+        if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
+        const limit = state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES;
+        if (state.collectedBytes >= limit) return;
+        state.collected.push(decoded);
         state.collectedBytes += decoded.length;
       });
       state.done = new Promise((resolve, reject) => {
@@ -110,9 +132,9 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined && current.fedBytes < SNIFF_FEED_BYTES) {
-      // Only the first bytes are sniffed: the rest of a large body is not decoded at all.
-      const piece = chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
+    } else if (chunk.type === 'body' && current !== undefined && (current.archive || current.fedBytes < SNIFF_FEED_BYTES)) {
+      // Only the first bytes are sniffed: the rest of a large body is not decoded at all, unless it is a zip to list.
+      const piece = current.archive ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
       current.fedBytes += piece.length;
       current.decoder.write(piece);
     }

@@ -1,0 +1,116 @@
+// Zip archives inside messages: members listed without extraction and classified, nesting to a
+// depth limit, encrypted members and bombs unscannable (answered fast, in bounded memory), the
+// per-reason policy actions, and Office/EPUB containers not flagged for being zips.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parsePolicyText } from '../../src/config/load.js';
+import { createMailInspector } from '../../src/inspect/create.js';
+import type { InspectionReport } from '../../src/inspect/inspector.js';
+import { CORPORA } from '../helpers/corpora.js';
+import { storedZip } from '../../src/demo/stored-zip.js';
+
+const HARAKA = join(CORPORA, 'haraka-plugin-attachment/test/fixtures');
+const EXTRACTOR = join(CORPORA, 'RecursiveExtractor/RecursiveExtractor.Tests/TestData');
+
+function withAttachment(name: string, bytes: Buffer, contentType = 'application/zip'): Buffer {
+  return Buffer.from(
+    [
+      'From: a@example.org',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="zz"',
+      '',
+      '--zz',
+      'Content-Type: text/plain',
+      '',
+      'see attached',
+      '--zz',
+      `Content-Type: ${contentType}; name="${name}"`,
+      `Content-Disposition: attachment; filename="${name}"`,
+      'Content-Transfer-Encoding: base64',
+      '',
+      bytes.toString('base64').replace(/.{76}/g, '$&\r\n'),
+      '--zz--',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+async function examine(message: Buffer, policyText = ''): Promise<InspectionReport> {
+  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
+  const report = await inspector.examine({ size: message.length, open: async function* () { yield message; } });
+  if (report.verdict.action === 'rewrite') await report.verdict.message.dispose();
+  return report;
+}
+
+const fixture = (dir: string, name: string): Buffer => withAttachment(name, readFileSync(join(dir, name)));
+
+t.test('members are classified like attachments', async (t) => {
+  const zip = await examine(readFileSync(join(CORPORA, 'rspamd/test/functional/messages/zip.eml')));
+  t.match(zip.findings, [{ kind: 'executable', filename: 'f.zip/fake.exe' }]);
+  t.equal(zip.verdict.action, 'rewrite');
+  const valid = await examine(fixture(HARAKA, 'valid.zip'));
+  t.equal(valid.verdict.action, 'pass', 'a zip of harmless files passes');
+});
+
+t.test('encrypted members are unscannable (encrypted)', async (t) => {
+  for (const name of ['encrypt.zip', 'password.zip', 'encrypt-recursive.zip']) {
+    const report = await examine(fixture(HARAKA, name));
+    t.match(report.findings[0], { kind: 'unscannable', unscannable: 'encrypted' }, name);
+    t.equal(report.verdict.action, 'rewrite', `${name}: stripped by default`);
+  }
+  const crypto = await examine(withAttachment('TestDataEncryptedZipCrypto.zip', readFileSync(join(EXTRACTOR, 'TestDataArchives/TestDataEncryptedZipCrypto.zip'))));
+  t.ok(crypto.findings.length > 0 && crypto.findings.every((finding) => finding.unscannable === 'encrypted'), 'ZipCrypto members (RecursiveExtractor)');
+});
+
+t.test('invalid archives are unscannable (corrupt)', async (t) => {
+  for (const name of ['invalid.zip', 'invalid-in-valid.zip']) {
+    const report = await examine(fixture(HARAKA, name));
+    t.match(report.findings, [{ kind: 'unscannable', unscannable: 'corrupt' }], name);
+  }
+});
+
+t.test('nesting beyond the depth limit is unscannable (limits)', async (t) => {
+  const deep = await examine(fixture(HARAKA, '3layer.zip'), 'limits:\n  max_archive_depth: 2\n');
+  t.match(deep.findings, [{ kind: 'unscannable', unscannable: 'limits', reason: /nested deeper than 2/ }]);
+  const fine = await examine(fixture(HARAKA, '3layer.zip'));
+  t.equal(fine.verdict.action, 'pass', 'within the default depth, three harmless layers pass');
+});
+
+t.test('zip bombs are answered within seconds without extracting them', async (t) => {
+  const started = Date.now();
+  const before = process.memoryUsage().rss;
+  const bomb = await examine(withAttachment('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))));
+  t.match(bomb.findings, [{ kind: 'unscannable', unscannable: 'limits', reason: /declares \d+ bytes/ }]);
+  t.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms`);
+  t.ok(process.memoryUsage().rss - before < 200 * 1024 * 1024, 'memory stayed bounded');
+  const ratio = await examine(withAttachment('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))), 'limits:\n  max_archive_expanded_bytes: 99999999999\n');
+  t.match(ratio.findings, [{ kind: 'unscannable', unscannable: 'limits', reason: /zip bomb/ }], 'the ratio limit catches it too');
+});
+
+t.test('per-reason actions: pass with a warning header, tempfail, reject', async (t) => {
+  const encrypted = fixture(HARAKA, 'encrypt.zip');
+  const passed = await examine(encrypted, 'inspect:\n  unscannable:\n    encrypted: pass\n');
+  t.equal(passed.verdict.action, 'rewrite');
+  t.match(passed.verdict, { summary: 'passed 1 uninspectable part' });
+  const tempfail = await examine(encrypted, 'inspect:\n  unscannable:\n    encrypted: tempfail\n');
+  t.match(tempfail.verdict, { action: 'tempfail', reason: /encrypted/ });
+  const reject = await examine(encrypted, 'inspect:\n  unscannable:\n    encrypted: reject\n');
+  t.equal(reject.verdict.action, 'reject');
+});
+
+t.test('Office containers are looked into, not flagged for being zips', async (t) => {
+  // A minimal OOXML package: [Content_Types].xml and word/document.xml.
+  const docx = storedZip([
+    { name: '[Content_Types].xml', data: Buffer.from('<Types/>') },
+    { name: 'word/document.xml', data: Buffer.from('<w:document/>') },
+  ]);
+  const report = await examine(withAttachment('letter.docx', docx, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'));
+  t.equal(report.verdict.action, 'pass');
+  const withMacro = storedZip([
+    { name: '[Content_Types].xml', data: Buffer.from('<Types/>') },
+    { name: 'word/embeddings/payload.exe', data: Buffer.from('MZ') },
+  ]);
+  const embedded = await examine(withAttachment('letter.docx', withMacro, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'));
+  t.match(embedded.findings, [{ kind: 'executable', filename: 'letter.docx/word/embeddings/payload.exe' }], 'an executable inside one is found');
+});
