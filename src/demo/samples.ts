@@ -45,7 +45,7 @@ function samplePdf(): Buffer {
 }
 
 /** The first bytes of a Windows program (MZ and PE headers), enough for the content sniffer. */
-function windowsProgramStub(): Buffer {
+export function windowsProgramStub(): Buffer {
   const head = Buffer.alloc(256);
   head.write('MZ', 0, 'latin1');
   head.writeUInt32LE(0x80, 0x3c);

@@ -13,17 +13,12 @@ import { RawClient } from '../helpers/client.js';
 import { SmtpSink, asDumped } from '../helpers/smtp-sink.js';
 import { startTestProxy } from '../helpers/proxy.js';
 import { corpusFile } from '../helpers/corpora.js';
+import { windowsProgramStub } from '../../src/demo/samples.js';
 
 const run = promisify(execFile);
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
-function peStub(): Buffer {
-  const head = Buffer.alloc(256);
-  head.write('MZ', 0, 'latin1');
-  head.writeUInt32LE(0x80, 0x3c);
-  head.writeUInt32BE(0x50450000, 0x80);
-  return head;
-}
+const peStub = windowsProgramStub;
 
 const message = (attachmentName: string, attachment: Buffer): string =>
   [

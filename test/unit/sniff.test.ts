@@ -1,14 +1,9 @@
 // Content sniffing: executables are recognised by their first bytes, whatever the name says.
 import t from 'tap';
 import { sniff } from '../../src/inspect/sniff.js';
+import { windowsProgramStub } from '../../src/demo/samples.js';
 
-function pe(): Buffer {
-  const head = Buffer.alloc(512);
-  head.write('MZ', 0, 'latin1');
-  head.writeUInt32LE(0x80, 0x3c);
-  head.writeUInt32BE(0x50450000, 0x80);
-  return head;
-}
+const pe = windowsProgramStub;
 
 t.test('executable formats', async (t) => {
   t.match(sniff(pe()), { kind: 'executable', format: /PE/ });
