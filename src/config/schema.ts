@@ -65,10 +65,18 @@ export const policySchema = z.strictObject({
       smtp: z.enum(['inbound', 'outbound', 'all', 'none']).default('inbound'),
       executables: z
         .strictObject({
-          action: z.enum(['strip']).default('strip'),
+          action: z.enum(['strip', 'sanitize']).default('strip'),
           list: z.string().default(''),
+          rename_suffix: z.string().regex(/^\.[A-Za-z0-9]{1,10}$/, 'expected a dot and 1 to 10 letters or digits, for example .TxT').default('.TxT'),
         })
         .prefault({}),
+      allow: z
+        .strictObject({
+          senders: z.array(z.string().min(1)).default([]),
+          recipients: z.array(z.string().min(1)).default([]),
+        })
+        .prefault({}),
+      subject_tag: z.string().max(100).default(''),
       notice: z
         .string()
         .min(1)

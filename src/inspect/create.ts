@@ -22,7 +22,9 @@ export async function createMailInspector(policy: Readonly<Policy>): Promise<Mai
   const spoolOptions = { dir: policy.spool.dir || tmpdir(), memoryThresholdBytes: policy.spool.memory_threshold_bytes };
   return new MailInspector(
     {
-      executables: { ...parseExecutableList(listText), action: policy.inspect.executables.action },
+      executables: { ...parseExecutableList(listText), action: policy.inspect.executables.action, renameSuffix: policy.inspect.executables.rename_suffix },
+      allow: policy.inspect.allow,
+      subjectTag: policy.inspect.subject_tag,
       notice: policy.inspect.notice,
       markHeaders: policy.inspect.mark_headers,
       unscannable: policy.inspect.unscannable,

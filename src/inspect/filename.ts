@@ -75,16 +75,18 @@ export interface ExecutableList {
   matches(normalizedName: string): string | undefined;
 }
 
+/** A Mailtraq-style wildcard (`*` any run, `?` one character) as a whole-string, case-insensitive RegExp. */
+export function wildcardPattern(pattern: string): RegExp {
+  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'is');
+}
+
 /** Compiles Mailtraq-style wildcard patterns (`*.exe`, `setup?.bin`); `#` starts a comment line. */
 export function parseExecutableList(text: string): ExecutableList {
   const patterns = text
     .split(/\r?\n/)
     .map((line) => line.trim().toLowerCase())
     .filter((line) => line !== '' && !line.startsWith('#'));
-  const compiled = patterns.map((pattern) => ({
-    pattern,
-    regex: new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's'),
-  }));
+  const compiled = patterns.map((pattern) => ({ pattern, regex: wildcardPattern(pattern) }));
   return {
     patterns,
     matches: (normalizedName) => compiled.find(({ regex }) => regex.test(normalizedName))?.pattern,

@@ -7,7 +7,7 @@
  * tolerance) is never passed unread: the verdict is tempfail.
  */
 import type { Inspector, InspectionContext, MessageSource, Verdict } from './api.js';
-import { classifyName, type ExecutableList, type NameFindingKind } from './filename.js';
+import { classifyName, wildcardPattern, type ExecutableList, type NameFindingKind } from './filename.js';
 import { walkLeafParts, type LeafPart, type MimeLimits } from './mime.js';
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
@@ -25,7 +25,10 @@ export interface Finding {
 }
 
 export interface InspectorPolicy {
-  executables: ExecutableList & { action: 'strip' };
+  executables: ExecutableList & { action: 'strip' | 'sanitize'; renameSuffix: string };
+  /** Exempt from the executable policy: a sender matching one, or every recipient matching one. */
+  allow: { senders: readonly string[]; recipients: readonly string[] };
+  subjectTag: string;
   unscannable: Readonly<Record<UnscannableReason, UnscannableAction>>;
   archiveLimits: ArchiveLimits;
   /** Notice text; {filename} and {reason} are filled in. */
@@ -48,9 +51,12 @@ export interface InspectionReport {
 const headerSafe = (text: string): string => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 
 type UnscannableAction = 'strip' | 'pass' | 'tempfail' | 'reject';
+type PartAction = UnscannableAction | 'sanitize';
 
 /** How bad a part's outcome is; the message takes the worst. */
-const SEVERITY: Record<UnscannableAction, number> = { pass: 1, strip: 2, tempfail: 3, reject: 4 };
+const SEVERITY: Record<PartAction, number> = { pass: 1, sanitize: 2, strip: 3, tempfail: 4, reject: 5 };
+
+const bareAddress = (path: string): string => path.replace(/^<|>$/g, '');
 
 export class MailInspector implements Inspector {
   constructor(
@@ -67,7 +73,7 @@ export class MailInspector implements Inspector {
   }
 
   /** The verdict with the findings behind it (the `scan` command prints both). */
-  async examine(message: MessageSource, _context?: InspectionContext): Promise<InspectionReport> {
+  async examine(message: MessageSource, context?: InspectionContext): Promise<InspectionReport> {
     let leaves: LeafPart[];
     try {
       leaves = await walkLeafParts(message, this.policy.limits);
@@ -78,15 +84,19 @@ export class MailInspector implements Inspector {
     }
     const findings: Finding[] = [];
     const replacements: PartReplacement[] = [];
-    let worst: { action: UnscannableAction; reason: string } = { action: 'pass', reason: '' };
+    let worst: { action: PartAction; reason: string } = { action: 'pass', reason: '' };
     let warnings = 0;
+    const exempt = context !== undefined && this.allowed(context);
     for (const leaf of leaves) {
-      const partFindings = await this.classify(leaf);
+      const all = await this.classify(leaf);
+      // An allow-listed transaction is exempt from the executable policy, never from the unscannable one.
+      const partFindings = exempt ? all.filter((finding) => finding.kind === 'unscannable') : all;
       if (partFindings.length === 0) continue;
       findings.push(...partFindings);
       const { action, finding } = this.partAction(partFindings);
       if (SEVERITY[action] > SEVERITY[worst.action]) worst = { action, reason: `part ${finding.part}: ${finding.reason}` };
-      if (action === 'strip') replacements.push({ node: leaf.node, notice: this.notice(finding) });
+      if (action === 'strip') replacements.push({ node: leaf.node, kind: 'notice', notice: this.notice(finding) });
+      if (action === 'sanitize') replacements.push({ node: leaf.node, kind: 'rename', filename: `${leaf.names[0] || 'attachment'}${this.policy.executables.renameSuffix}` });
       if (action === 'pass') warnings++;
     }
     switch (worst.action) {
@@ -96,11 +106,15 @@ export class MailInspector implements Inspector {
       case 'pass':
         if (warnings === 0) return { verdict: { action: 'pass' }, findings };
         break;
+      case 'sanitize':
       case 'strip':
         break;
     }
+    const count = (kind: PartReplacement['kind']): number => replacements.filter((replacement) => replacement.kind === kind).length;
+    const parts = (n: number): string => `${n} part${n === 1 ? '' : 's'}`;
     const summary = [
-      replacements.length > 0 ? `stripped ${replacements.length} part${replacements.length === 1 ? '' : 's'}` : '',
+      count('notice') > 0 ? `stripped ${parts(count('notice'))}` : '',
+      count('rename') > 0 ? `renamed ${parts(count('rename'))}` : '',
       warnings > 0 ? `passed ${warnings} uninspectable part${warnings === 1 ? '' : 's'}` : '',
     ]
       .filter(Boolean)
@@ -113,7 +127,7 @@ export class MailInspector implements Inspector {
       : [];
     const output = this.createSpool();
     try {
-      await rewriteMessage(message, { replacements, rootHeaders, limits: this.policy.limits }, output);
+      await rewriteMessage(message, { replacements, rootHeaders, subjectTag: this.policy.subjectTag, limits: this.policy.limits }, output);
       await output.finish();
     } catch (error) {
       await output.dispose();
@@ -123,10 +137,10 @@ export class MailInspector implements Inspector {
   }
 
   /** Executables are stripped; an unscannable part gets its reason's policy action; the worst wins. */
-  private partAction(findings: readonly Finding[]): { action: UnscannableAction; finding: Finding } {
-    let chosen: { action: UnscannableAction; finding: Finding } = { action: 'pass', finding: findings[0] as Finding };
+  private partAction(findings: readonly Finding[]): { action: PartAction; finding: Finding } {
+    let chosen: { action: PartAction; finding: Finding } = { action: 'pass', finding: findings[0] as Finding };
     for (const finding of findings) {
-      const action = finding.kind === 'unscannable' ? this.policy.unscannable[finding.unscannable ?? 'corrupt'] : this.policy.executables.action;
+      const action: PartAction = finding.kind === 'unscannable' ? this.policy.unscannable[finding.unscannable ?? 'corrupt'] : this.policy.executables.action;
       if (SEVERITY[action] > SEVERITY[chosen.action] || chosen.finding === finding) chosen = { action, finding };
     }
     return chosen;
@@ -149,6 +163,16 @@ export class MailInspector implements Inspector {
       }
     }
     return findings;
+  }
+
+  private allowed(context: InspectionContext): boolean {
+    const { senders, recipients } = this.policy.allow;
+    if (senders.some((pattern) => wildcardPattern(pattern).test(bareAddress(context.sender)))) return true;
+    return (
+      recipients.length > 0 &&
+      context.recipients.length > 0 &&
+      context.recipients.every((recipient) => recipients.some((pattern) => wildcardPattern(pattern).test(bareAddress(recipient))))
+    );
   }
 
   private notice(finding: Finding): string {

@@ -10,19 +10,19 @@ import { pipeline } from 'node:stream/promises';
 import { Joiner } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import libqp from 'libqp';
+import libmime from 'libmime';
 import type { MessageSource } from './api.js';
 import { splitMessage, type MimeLimits } from './mime.js';
 
-export interface PartReplacement {
-  /** Node position from the walk. */
-  node: number;
-  notice: string;
-}
+/** What happens to one part: replaced by a notice, or kept under a harmless name (Mailtraq's rename). */
+export type PartReplacement = { node: number; kind: 'notice'; notice: string } | { node: number; kind: 'rename'; filename: string };
 
 export interface RewriteOptions {
   replacements: readonly PartReplacement[];
   /** Header lines added to the root (name, value), in order. */
   rootHeaders: readonly [string, string][];
+  /** Put in front of the Subject ("" for none). */
+  subjectTag: string;
   limits: MimeLimits;
 }
 
@@ -34,11 +34,11 @@ export interface MessageSink {
 class PartReplacer extends Transform {
   private nodeIndex = -1;
   private skippingBody = false;
-  private readonly byNode: Map<number, string>;
+  private readonly byNode: Map<number, PartReplacement>;
 
   constructor(private readonly options: RewriteOptions) {
     super({ objectMode: true });
-    this.byNode = new Map(options.replacements.map((replacement) => [replacement.node, replacement.notice]));
+    this.byNode = new Map(options.replacements.map((replacement) => [replacement.node, replacement]));
   }
 
   override _transform(chunk: SplitterChunk, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -48,16 +48,27 @@ class PartReplacer extends Transform {
     }
     this.nodeIndex++;
     const node = chunk as MimeNode;
+    // Headers change before the node is pushed: the Joiner serialises them when it receives it.
     if (this.nodeIndex === 0 && node.headers) {
       for (const [name, value] of [...this.options.rootHeaders].reverse()) node.headers.add(name, value);
+      if (this.options.subjectTag !== '') {
+        // The raw value, encoded-words and all, so that nothing is decoded into an 8-bit header.
+        const line = node.headers.get('subject')[0];
+        const subject = line === undefined ? '' : line.slice(line.indexOf(':') + 1).replace(/\r?\n(?=[ \t])/g, '').trim();
+        node.headers.update('Subject', subject ? `${this.options.subjectTag} ${subject}` : this.options.subjectTag);
+      }
     }
-    const notice = this.byNode.get(this.nodeIndex);
-    this.skippingBody = notice !== undefined;
-    if (notice === undefined) {
+    const replacement = this.byNode.get(this.nodeIndex);
+    this.skippingBody = replacement?.kind === 'notice';
+    if (replacement?.kind === 'rename' && node.headers) {
+      node.headers.update('Content-Type', 'application/octet-stream');
+      node.headers.update('Content-Disposition', libmime.buildHeaderValue({ value: 'attachment', params: { filename: replacement.filename } }));
+    }
+    if (replacement?.kind !== 'notice') {
       this.push(node);
       return callback();
     }
-    // Headers change before the node is pushed: the Joiner serialises them when it receives it.
+    const notice = replacement.notice;
     if (node.headers) {
       node.headers.remove('Content-Disposition');
       node.headers.remove('Content-Description');

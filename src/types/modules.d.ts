@@ -10,6 +10,8 @@ declare module 'libmime' {
     parseHeaderValue(value: string): ParsedHeaderValue;
     /** Decodes RFC 2047 encoded-words (B and Q, any charset iconv-lite knows). */
     decodeWords(value: string): string;
+    /** Builds `value; key=val` with RFC 2231 encoding for parameters that need it. */
+    buildHeaderValue(structured: ParsedHeaderValue): string;
   };
   export default libmime;
 }
