@@ -1,0 +1,135 @@
+/**
+ * The inspector alone (no sockets): throughput on the SMTP bench's 100 KB message
+ * and on every message of the shared corpora, and peak resident memory while a
+ * 100 MB message with an executable part is inspected and rewritten from and to
+ * temporary files (the spool keeps large messages on disk).
+ *
+ * Usage: node dist/bench/inspector.js [--rounds 200] [--corpora ../shared/corpora]
+ */
+import { createReadStream, createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parsePolicyText } from '../src/config/load.js';
+import { createMailInspector } from '../src/inspect/create.js';
+import type { MessageSource } from '../src/inspect/api.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '200' },
+    corpora: { type: 'string', default: join(process.cwd(), '..', 'shared', 'corpora') },
+    large: { type: 'string' },
+  },
+});
+const ROUNDS = Number(values.rounds);
+
+const memorySource = (bytes: Buffer): MessageSource => ({ size: bytes.length, async *open() { yield bytes; } });
+const fileSource = (path: string, size: number): MessageSource => ({
+  size,
+  async *open() {
+    for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+  },
+});
+
+function benchMessage(): Buffer {
+  const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(73 * 1024)]);
+  return Buffer.from(
+    ['From: bench@example.org', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'figures attached', '--b',
+      'Content-Type: application/pdf; name="figures.pdf"', 'Content-Disposition: attachment; filename="figures.pdf"', 'Content-Transfer-Encoding: base64', '',
+      pdf.toString('base64').replace(/.{76}/g, '$&\r\n'), '--b--', ''].join('\r\n'),
+  );
+}
+
+function corpusFiles(root: string): string[] {
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir)) {
+      const path = join(dir, entry);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (/\.(eml|msg)$|msg_\d+\.txt$/.test(entry)) files.push(path);
+    }
+  };
+  walk(root);
+  return files;
+}
+
+/** Writes a message of about `megabytes` MB: a small .exe part and a large base64 attachment. */
+async function writeLargeMessage(path: string, megabytes: number): Promise<void> {
+  const out = createWriteStream(path);
+  const write = async (text: string): Promise<void> => {
+    if (!out.write(text)) await once(out, 'drain');
+  };
+  await write('From: bench@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n');
+  await write('Content-Type: application/octet-stream; name="tool.exe"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b\r\n');
+  await write('Content-Type: application/octet-stream; name="dump.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n');
+  const line = `${randomBytes(57).toString('base64')}\r\n`;
+  const block = line.repeat(10_000);
+  for (let written = 0; written < megabytes * 1024 * 1024; written += block.length) await write(block);
+  await write('--b--\r\n');
+  out.end();
+  await once(out, 'finish');
+}
+
+/** In a fresh process, so its peak memory is its own: inspect and rewrite a 100 MB message from and to files. */
+async function largeMessage(large: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-inspector-bench-'));
+  const inspector = await createMailInspector(parsePolicyText(`spool:\n  dir: ${JSON.stringify(dir)}\n`, 'bench'));
+  try {
+    const size = (await stat(large)).size;
+    const baselineMb = process.memoryUsage().rss / 1024 / 1024;
+    const started = performance.now();
+    const report = await inspector.examine(fileSource(large, size));
+    let forwardedBytes = 0;
+    if (report.verdict.action === 'rewrite') {
+      for await (const chunk of report.verdict.message.open()) forwardedBytes += chunk.length;
+      await report.verdict.message.dispose();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    console.log(`  ${(size / 1024 / 1024).toFixed(0)} MB message with an executable part: ${report.verdict.action}, ${(forwardedBytes / 1024 / 1024).toFixed(0)} MB written back, ${seconds.toFixed(1)} s (${(size / seconds / 1e6).toFixed(1)} MB/s), peak resident memory ${peakRssMb.toFixed(0)} MB (limit 100 MB), of which ${baselineMb.toFixed(0)} MB was the process with its modules loaded before the message`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-inspector-bench-'));
+  const inspector = await createMailInspector(parsePolicyText(`spool:\n  dir: ${JSON.stringify(dir)}\n`, 'bench'));
+  try {
+    const message = benchMessage();
+    for (let i = 0; i < 20; i++) await inspector.examine(memorySource(message));
+    let started = performance.now();
+    for (let i = 0; i < ROUNDS; i++) await inspector.examine(memorySource(message));
+    const benchSeconds = (performance.now() - started) / 1000;
+    const benchMBps = (message.length * ROUNDS) / benchSeconds / 1e6;
+
+    const files = corpusFiles(values.corpora);
+    const corpus = files.map((file) => readFileSync(file));
+    const corpusBytes = corpus.reduce((sum, bytes) => sum + bytes.length, 0);
+    started = performance.now();
+    for (const bytes of corpus) {
+      const report = await inspector.examine(memorySource(bytes));
+      if (report.verdict.action === 'rewrite') await report.verdict.message.dispose();
+    }
+    const corpusSeconds = (performance.now() - started) / 1000;
+
+    console.log(`mailmoat inspector bench (node ${process.version})`);
+    console.log(`  bench message (${(message.length / 1024).toFixed(0)} KB multipart + PDF), ${ROUNDS} rounds: ${benchMBps.toFixed(1)} MB/s, ${((benchSeconds / ROUNDS) * 1000).toFixed(2)} ms per message`);
+    console.log(`  corpora: ${files.length} messages, ${(corpusBytes / 1e6).toFixed(1)} MB in ${corpusSeconds.toFixed(2)} s: ${(corpusBytes / corpusSeconds / 1e6).toFixed(1)} MB/s`);
+    const large = join(dir, 'large.eml');
+    await writeLargeMessage(large, 100);
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--large', large], { encoding: 'utf8' });
+    process.stdout.write(child.stdout);
+    if (child.status !== 0) throw new Error(`the 100 MB run failed: ${child.stderr}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (values.large !== undefined) await largeMessage(values.large);
+else await main();
