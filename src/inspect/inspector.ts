@@ -155,6 +155,13 @@ export class MailInspector implements Inspector {
     if (content.kind === 'executable') {
       findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'executable-content', reason: `the content is sniffed as: ${content.format}` });
     }
+    for (const block of leaf.uuencoded) {
+      for (const finding of classifyName(block.name, this.policy.executables)) findings.push({ part: leaf.path, ...finding, reason: `uuencoded in the text: ${finding.reason}` });
+      const uuContent = sniff(block.head);
+      if (uuContent.kind === 'executable') {
+        findings.push({ part: leaf.path, filename: block.name, kind: 'executable-content', reason: `uuencoded in the text, sniffed as: ${uuContent.format}` });
+      }
+    }
     if (leaf.archive === 'too big') {
       findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: 'limits', reason: `an archive larger than ${this.policy.limits.maxArchiveBytes} bytes` });
     } else if (leaf.archive !== undefined) {

@@ -15,6 +15,7 @@ import type { MessageSource } from './api.js';
 import { namesFromHeaders } from './filename.js';
 import { SNIFF_BYTES } from './sniff.js';
 import { looksLikeZip } from './archive.js';
+import { UuScanner, type UuBlock } from './uuencode.js';
 
 export interface MimeLimits {
   maxParts: number;
@@ -34,6 +35,8 @@ export interface LeafPart {
   head: Buffer;
   /** For a part that is (or claims to be) a zip: its decoded bytes, or 'too big' past maxArchiveBytes. */
   archive?: Buffer | 'too big';
+  /** uuencoded files found inside a text part. */
+  uuencoded: UuBlock[];
 }
 
 /** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
@@ -80,6 +83,7 @@ interface PartState {
   collectedBytes: number;
   fedBytes: number;
   archive: boolean;
+  uu: UuScanner | undefined;
   done: Promise<void>;
 }
 
@@ -98,6 +102,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
     const decoded = Buffer.concat(open.collected);
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded;
+    if (open.uu) open.part.uuencoded = open.uu.end();
   };
 
   for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
@@ -116,11 +121,14 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
         contentType: node.contentType || 'text/plain',
         names: headers ? namesFromHeaders(headers.get('content-disposition'), headers.get('content-type')) : [],
         head: Buffer.alloc(0),
+        uuencoded: [],
       };
       leaves.push(part);
       const decoder = node.getDecoder() as Transform;
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), done: Promise.resolve() };
+      const uu = /^text\//i.test(part.contentType) ? new UuScanner() : undefined;
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
+        uu?.write(decoded);
         if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
         const limit = state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES;
         if (state.collectedBytes >= limit) return;
@@ -132,9 +140,11 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined && (current.archive || current.fedBytes < SNIFF_FEED_BYTES)) {
-      // Only the first bytes are sniffed: the rest of a large body is not decoded at all, unless it is a zip to list.
-      const piece = current.archive ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
+    } else if (chunk.type === 'body' && current !== undefined && (current.archive || current.uu || current.fedBytes < SNIFF_FEED_BYTES)) {
+      // Only the first bytes are sniffed: the rest of a large body is not decoded at all,
+      // unless it is a zip to list or text that may hold uuencoded files.
+      const whole = current.archive || current.uu !== undefined;
+      const piece = whole ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
       current.fedBytes += piece.length;
       current.decoder.write(piece);
     }
