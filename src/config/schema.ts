@@ -113,6 +113,7 @@ export const policySchema = z.strictObject({
       max_mime_depth: z.number().int().positive().default(20),
       max_mime_header_bytes: bytes(64 * 1024),
       max_archive_bytes: bytes(25 * 1024 * 1024),
+      max_attached_message_bytes: bytes(25 * 1024 * 1024),
       max_archive_depth: z.number().int().positive().default(8),
       max_archive_members: z.number().int().positive().default(3000),
       max_archive_expanded_bytes: bytes(1024 * 1024 * 1024),

@@ -33,6 +33,7 @@ export async function createMailInspector(policy: Readonly<Policy>): Promise<Mai
         maxDepth: policy.limits.max_mime_depth,
         maxHeaderBytes: policy.limits.max_mime_header_bytes,
         maxArchiveBytes: policy.limits.max_archive_bytes,
+        maxAttachedMessageBytes: policy.limits.max_attached_message_bytes,
       },
       archiveLimits: {
         maxDepth: policy.limits.max_archive_depth,

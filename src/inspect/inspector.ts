@@ -146,7 +146,18 @@ export class MailInspector implements Inspector {
     return chosen;
   }
 
-  private async classify(leaf: LeafPart): Promise<Finding[]> {
+  /** Findings of one leaf part, including those of an attached message's own parts (paths `2/1`, `2/2`...). */
+  private async classify(leaf: LeafPart, prefix = ''): Promise<Finding[]> {
+    const findings = await this.classifyOwn({ ...leaf, path: `${prefix}${leaf.path}` });
+    if (Array.isArray(leaf.embedded)) {
+      for (const inner of leaf.embedded) findings.push(...(await this.classify(inner, `${prefix}${leaf.path}/`)));
+    } else if (leaf.embedded !== undefined) {
+      findings.push({ part: `${prefix}${leaf.path}`, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: leaf.embedded.unscannable, reason: leaf.embedded.reason });
+    }
+    return findings;
+  }
+
+  private async classifyOwn(leaf: LeafPart): Promise<Finding[]> {
     const findings: Finding[] = [];
     for (const name of leaf.names) {
       for (const finding of classifyName(name, this.policy.executables)) findings.push({ part: leaf.path, ...finding });

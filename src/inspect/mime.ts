@@ -23,6 +23,8 @@ export interface MimeLimits {
   maxHeaderBytes: number;
   /** A zip part's decoded bytes are kept up to this size for listing. */
   maxArchiveBytes: number;
+  /** An attached message (message/rfc822) is decoded and walked up to this size. */
+  maxAttachedMessageBytes: number;
 }
 
 export interface LeafPart {
@@ -37,7 +39,11 @@ export interface LeafPart {
   archive?: Buffer | 'too big';
   /** uuencoded files found inside a text part. */
   uuencoded: UuBlock[];
+  /** For an attached message (message/rfc822, any disposition or encoding): its own leaf parts, or why not. */
+  embedded?: LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string };
 }
+
+const isAttachedMessage = (contentType: string): boolean => /^message\/(rfc822|global)$/i.test(contentType);
 
 /** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
 const claimsZip = (names: readonly string[], contentType: string): boolean =>
@@ -84,11 +90,25 @@ interface PartState {
   fedBytes: number;
   archive: boolean;
   uu: UuScanner | undefined;
+  attached: boolean;
   done: Promise<void>;
 }
 
-/** Walks the message and returns its leaf parts. */
-export async function walkLeafParts(message: MessageSource, limits: MimeLimits): Promise<LeafPart[]> {
+async function walkAttached(decoded: Buffer, size: number, limits: MimeLimits, depth: number): Promise<LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string }> {
+  if (size > limits.maxAttachedMessageBytes) return { unscannable: 'limits', reason: `an attached message larger than ${limits.maxAttachedMessageBytes} bytes` };
+  if (depth + 1 > limits.maxDepth) return { unscannable: 'limits', reason: `attached messages nested deeper than ${limits.maxDepth}` };
+  try {
+    return await walkLeafParts({ size, open: async function* () { yield decoded; } }, limits, depth + 1);
+  } catch (error) {
+    return { unscannable: error instanceof MimeLimitError ? 'limits' : 'corrupt', reason: `the attached message cannot be walked (${(error as Error).message})` };
+  }
+}
+
+/**
+ * Walks the message and returns its leaf parts. Attached messages are decoded and
+ * walked in turn (mailsplit leaves them closed), `depth` counting how deep.
+ */
+export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0): Promise<LeafPart[]> {
   const leaves: LeafPart[] = [];
   let nodeIndex = -1;
   let current: PartState | undefined;
@@ -103,6 +123,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded;
     if (open.uu) open.part.uuencoded = open.uu.end();
+    if (open.attached) open.part.embedded = await walkAttached(decoded, open.collectedBytes, limits, depth);
   };
 
   for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
@@ -126,11 +147,12 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
       leaves.push(part);
       const decoder = node.getDecoder() as Transform;
       const uu = /^text\//i.test(part.contentType) ? new UuScanner() : undefined;
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, done: Promise.resolve() };
+      const attached = isAttachedMessage(part.contentType);
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
         uu?.write(decoded);
         if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
-        const limit = state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES;
+        const limit = state.attached ? limits.maxAttachedMessageBytes + 1 : state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES;
         if (state.collectedBytes >= limit) return;
         state.collected.push(decoded);
         state.collectedBytes += decoded.length;
@@ -140,10 +162,10 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits):
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined && (current.archive || current.uu || current.fedBytes < SNIFF_FEED_BYTES)) {
+    } else if (chunk.type === 'body' && current !== undefined && (current.archive || current.attached || current.uu || current.fedBytes < SNIFF_FEED_BYTES)) {
       // Only the first bytes are sniffed: the rest of a large body is not decoded at all,
-      // unless it is a zip to list or text that may hold uuencoded files.
-      const whole = current.archive || current.uu !== undefined;
+      // unless it is a zip to list, a message to walk, or text that may hold uuencoded files.
+      const whole = current.archive || current.attached || current.uu !== undefined;
       const piece = whole ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
       current.fedBytes += piece.length;
       current.decoder.write(piece);

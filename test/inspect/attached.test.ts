@@ -1,0 +1,65 @@
+// Attached messages (message/rfc822), which mailsplit leaves closed: inline, as an attachment, and
+// base64-encoded, each walked in turn; nesting past the depth limit is unscannable; the attached
+// message holding an executable is replaced as a whole.
+import t from 'tap';
+import { parsePolicyText } from '../../src/config/load.js';
+import { createMailInspector } from '../../src/inspect/create.js';
+import type { InspectionReport } from '../../src/inspect/inspector.js';
+
+const INNER = [
+  'From: x@example.org',
+  'Subject: inner',
+  'MIME-Version: 1.0',
+  'Content-Type: multipart/mixed; boundary="in"',
+  '',
+  '--in',
+  'Content-Type: text/plain',
+  '',
+  'the tool is attached',
+  '--in',
+  'Content-Type: application/octet-stream; name="evil.exe"',
+  'Content-Transfer-Encoding: base64',
+  '',
+  'TVqQAA==',
+  '--in--',
+  '',
+].join('\r\n');
+
+function wrap(headers: string[], body: string, boundary = 'out'): Buffer {
+  return Buffer.from(
+    ['From: a@example.org', 'MIME-Version: 1.0', `Content-Type: multipart/mixed; boundary="${boundary}"`, '', `--${boundary}`, 'Content-Type: text/plain', '', 'forwarded below', `--${boundary}`, 'Content-Type: message/rfc822', ...headers, '', body, `--${boundary}--`, ''].join('\r\n'),
+  );
+}
+
+async function examine(message: Buffer, policyText = ''): Promise<{ report: InspectionReport; output: string }> {
+  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
+  const report = await inspector.examine({ size: message.length, open: async function* () { yield message; } });
+  if (report.verdict.action !== 'rewrite') return { report, output: '' };
+  const chunks: Buffer[] = [];
+  for await (const chunk of report.verdict.message.open()) chunks.push(chunk);
+  await report.verdict.message.dispose();
+  return { report, output: Buffer.concat(chunks).toString('latin1') };
+}
+
+t.test('inline, attached and base64-encoded messages are all walked', async (t) => {
+  const cases: [string, Buffer][] = [
+    ['inline', wrap([], INNER)],
+    ['attachment', wrap(['Content-Disposition: attachment; filename="fwd.eml"'], INNER)],
+    ['base64', wrap(['Content-Disposition: attachment', 'Content-Transfer-Encoding: base64'], Buffer.from(INNER).toString('base64').replace(/.{76}/g, '$&\r\n'))],
+  ];
+  for (const [label, message] of cases) {
+    const { report, output } = await examine(message);
+    t.match(report.findings, [{ part: '2/2', filename: 'evil.exe', kind: 'executable' }], label);
+    t.notMatch(output, /TVqQAA==/, `${label}: the executable is gone`);
+    t.match(output, /forwarded below/, `${label}: the outer text is kept`);
+  }
+});
+
+t.test('attached messages nested past the depth limit are unscannable', async (t) => {
+  let message = INNER.replace('evil.exe', 'notes.txt').replace('TVqQAA==', 'aGk=');
+  for (let level = 0; level < 4; level++) message = wrap([], message, `level${level}`).toString('latin1');
+  const shallow = await examine(Buffer.from(message));
+  t.equal(shallow.report.verdict.action, 'pass', 'four levels of harmless forwards pass');
+  const limited = await examine(Buffer.from(message), 'limits:\n  max_mime_depth: 2\n');
+  t.match(limited.report.findings, [{ kind: 'unscannable', unscannable: 'limits' }]);
+});
