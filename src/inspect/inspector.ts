@@ -166,6 +166,12 @@ export class MailInspector implements Inspector {
     if (content.kind === 'executable') {
       findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'executable-content', reason: `the content is sniffed as: ${content.format}` });
     }
+    for (const reading of leaf.otherReadings) {
+      const other = sniff(reading.head);
+      if (other.kind === 'executable') {
+        findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'executable-content', reason: `read as ${reading.encoding} (the part declares more than one encoding), sniffed as: ${other.format}` });
+      }
+    }
     for (const block of leaf.uuencoded) {
       for (const finding of classifyName(block.name, this.policy.executables)) findings.push({ part: leaf.path, ...finding, reason: `uuencoded in the text: ${finding.reason}` });
       const uuContent = sniff(block.head);

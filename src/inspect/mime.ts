@@ -16,6 +16,7 @@ import { namesFromHeaders } from './filename.js';
 import { SNIFF_BYTES } from './sniff.js';
 import { looksLikeZip } from './archive.js';
 import { UuScanner, type UuBlock } from './uuencode.js';
+import libqp from 'libqp';
 
 export interface MimeLimits {
   maxParts: number;
@@ -39,6 +40,11 @@ export interface LeafPart {
   archive?: Buffer | 'too big';
   /** uuencoded files found inside a text part. */
   uuencoded: UuBlock[];
+  /**
+   * When the part declares more than one Content-Transfer-Encoding, the first bytes as each
+   * other encoding would decode them (a parser differential: a client may pick the other one).
+   */
+  otherReadings: { encoding: string; head: Buffer }[];
   /** For an attached message (message/rfc822, any disposition or encoding): its own leaf parts, or why not. */
   embedded?: LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string };
 }
@@ -91,7 +97,21 @@ interface PartState {
   archive: boolean;
   uu: UuScanner | undefined;
   attached: boolean;
+  otherEncodings: string[];
+  raw: Buffer[];
   done: Promise<void>;
+}
+
+/** The first raw bytes of a body as `encoding` would decode them (RFC 2045 6). */
+function decodeAs(encoding: string, raw: Buffer): Buffer {
+  switch (encoding) {
+    case 'base64':
+      return Buffer.from(raw.toString('latin1').replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
+    case 'quoted-printable':
+      return libqp.decode(raw.toString('latin1'));
+    default:
+      return raw;
+  }
 }
 
 async function walkAttached(decoded: Buffer, size: number, limits: MimeLimits, depth: number): Promise<LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string }> {
@@ -123,6 +143,8 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded;
     if (open.uu) open.part.uuencoded = open.uu.end();
+    const raw = Buffer.concat(open.raw);
+    open.part.otherReadings = open.otherEncodings.map((encoding) => ({ encoding, head: decodeAs(encoding, raw).subarray(0, SNIFF_BYTES) }));
     if (open.attached) open.part.embedded = await walkAttached(decoded, open.collectedBytes, limits, depth);
   };
 
@@ -143,12 +165,15 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
         names: headers ? namesFromHeaders(headers.get('content-disposition'), headers.get('content-type')) : [],
         head: Buffer.alloc(0),
         uuencoded: [],
+        otherReadings: [],
       };
       leaves.push(part);
       const decoder = node.getDecoder() as Transform;
       const uu = /^text\//i.test(part.contentType) ? new UuScanner() : undefined;
       const attached = isAttachedMessage(part.contentType);
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, done: Promise.resolve() };
+      const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
+      const otherEncodings = encodings.filter((encoding) => encoding !== (node.encoding || '7bit'));
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, otherEncodings, raw: [], done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
         uu?.write(decoded);
         if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
@@ -167,6 +192,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       // unless it is a zip to list, a message to walk, or text that may hold uuencoded files.
       const whole = current.archive || current.attached || current.uu !== undefined;
       const piece = whole ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
+      if (current.otherEncodings.length > 0 && current.fedBytes < SNIFF_FEED_BYTES) current.raw.push(chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes));
       current.fedBytes += piece.length;
       current.decoder.write(piece);
     }

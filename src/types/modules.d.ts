@@ -20,6 +20,7 @@ declare module 'libmime' {
 declare module 'libqp' {
   const libqp: {
     encode(data: Buffer | string): string;
+    decode(encoded: string): Buffer;
     /** Adds soft line breaks so no line exceeds `lineLength`. */
     wrap(encoded: string, lineLength?: number): string;
   };
