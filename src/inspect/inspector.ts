@@ -8,12 +8,12 @@
  */
 import type { Inspector, InspectionContext, MessageSource, Verdict } from './api.js';
 import { classifyName, wildcardPattern, type ExecutableList, type NameFindingKind } from './filename.js';
-import { walkLeafParts, type LeafPart, type MimeLimits } from './mime.js';
+import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits } from './mime.js';
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
 import { inspectZip, type ArchiveLimits, type UnscannableReason } from './archive.js';
 
-export type FindingKind = NameFindingKind | 'executable-content' | 'unscannable';
+export type FindingKind = NameFindingKind | 'executable-content' | 'unscannable' | 'ambiguous-headers';
 
 export interface Finding {
   part: string;
@@ -75,8 +75,9 @@ export class MailInspector implements Inspector {
   /** The verdict with the findings behind it (the `scan` command prints both). */
   async examine(message: MessageSource, context?: InspectionContext): Promise<InspectionReport> {
     let leaves: LeafPart[];
+    const ambiguous: AmbiguousNode[] = [];
     try {
-      leaves = await walkLeafParts(message, this.policy.limits);
+      leaves = await walkLeafParts(message, this.policy.limits, 0, ambiguous);
     } catch (error) {
       // The structure itself cannot be walked: no part can be stripped, so the message is not passed unread.
       const reason = `message structure could not be inspected (${(error as Error).message})`;
@@ -99,12 +100,17 @@ export class MailInspector implements Inspector {
       if (action === 'sanitize') replacements.push({ node: leaf.node, kind: 'rename', filename: `${leaf.names[0] || 'attachment'}${this.policy.executables.renameSuffix}` });
       if (action === 'pass') warnings++;
     }
+    // Headers that read two ways are written back the one way that was inspected, so every reader agrees.
+    for (const node of ambiguous) {
+      findings.push({ part: node.path, filename: '', kind: 'ambiguous-headers', reason: node.reason });
+      replacements.push({ node: node.node, kind: 'normalize', ...(node.contentType === undefined ? {} : { contentType: node.contentType }), ...(node.encoding === undefined ? {} : { encoding: node.encoding }) });
+    }
     switch (worst.action) {
       case 'tempfail':
       case 'reject':
         return { verdict: { action: worst.action, reason: `message could not be inspected: ${worst.reason}` }, findings };
       case 'pass':
-        if (warnings === 0) return { verdict: { action: 'pass' }, findings };
+        if (warnings === 0 && ambiguous.length === 0) return { verdict: { action: 'pass' }, findings };
         break;
       case 'sanitize':
       case 'strip':
@@ -115,6 +121,7 @@ export class MailInspector implements Inspector {
     const summary = [
       count('notice') > 0 ? `stripped ${parts(count('notice'))}` : '',
       count('rename') > 0 ? `renamed ${parts(count('rename'))}` : '',
+      count('normalize') > 0 ? `normalized ${parts(count('normalize'))} with ambiguous headers` : '',
       warnings > 0 ? `passed ${warnings} uninspectable part${warnings === 1 ? '' : 's'}` : '',
     ]
       .filter(Boolean)

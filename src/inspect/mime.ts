@@ -49,6 +49,19 @@ export interface LeafPart {
   embedded?: LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string };
 }
 
+/**
+ * A node whose headers can be read more than one way (two Content-Type headers or
+ * boundary parameters naming different boundaries, two transfer encodings): the
+ * single reading mailsplit used, to be written back so every reader agrees.
+ */
+export interface AmbiguousNode {
+  node: number;
+  path: string;
+  contentType?: string;
+  encoding?: string;
+  reason: string;
+}
+
 const isAttachedMessage = (contentType: string): boolean => /^message\/(rfc822|global)$/i.test(contentType);
 
 /** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
@@ -114,6 +127,29 @@ function decodeAs(encoding: string, raw: Buffer): Buffer {
   }
 }
 
+function ambiguityOf(node: MimeNode, index: number): AmbiguousNode | undefined {
+  const headers = node.headers;
+  if (!headers) return undefined;
+  const numbered = node.partNr === false ? '' : node.partNr.join('.');
+  const path = numbered === '' || numbered === 'TEXT' ? 'root' : numbered;
+  const typeLines = headers.get('content-type');
+  const boundaries = new Set(typeLines.flatMap((line) => [...line.matchAll(/boundary\s*=\s*("[^"]*"|[^;\s]*)/gi)].map((match) => (match[1] ?? '').replace(/^"|"$/g, ''))));
+  const encodings = new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()));
+  const ambiguity: AmbiguousNode = { node: index, path, reason: '' };
+  const reasons: string[] = [];
+  if (node.multipart && node._boundary && (boundaries.size > 1 || typeLines.length > 1)) {
+    ambiguity.contentType = `${node.contentType || 'multipart/mixed'}; boundary="${node._boundary.toString('latin1')}"`;
+    reasons.push(boundaries.size > 1 ? `${boundaries.size} different boundaries` : `${typeLines.length} Content-Type headers`);
+  }
+  if (encodings.size > 1) {
+    ambiguity.encoding = node.encoding || '7bit';
+    reasons.push(`${encodings.size} transfer encodings`);
+  }
+  if (reasons.length === 0) return undefined;
+  ambiguity.reason = `${reasons.join(' and ')}; kept the reading that was inspected`;
+  return ambiguity;
+}
+
 async function walkAttached(decoded: Buffer, size: number, limits: MimeLimits, depth: number): Promise<LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string }> {
   if (size > limits.maxAttachedMessageBytes) return { unscannable: 'limits', reason: `an attached message larger than ${limits.maxAttachedMessageBytes} bytes` };
   if (depth + 1 > limits.maxDepth) return { unscannable: 'limits', reason: `attached messages nested deeper than ${limits.maxDepth}` };
@@ -128,7 +164,7 @@ async function walkAttached(decoded: Buffer, size: number, limits: MimeLimits, d
  * Walks the message and returns its leaf parts. Attached messages are decoded and
  * walked in turn (mailsplit leaves them closed), `depth` counting how deep.
  */
-export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0): Promise<LeafPart[]> {
+export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0, ambiguous: AmbiguousNode[] = []): Promise<LeafPart[]> {
   const leaves: LeafPart[] = [];
   let nodeIndex = -1;
   let current: PartState | undefined;
@@ -154,8 +190,11 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       nodeIndex++;
       if (nodeIndex >= limits.maxParts) throw new MimeLimitError(`more than ${limits.maxParts} MIME parts`);
       const node = chunk as MimeNode;
-      const depth = node.partNr === false ? 0 : node.partNr.length;
-      if (depth > limits.maxDepth) throw new MimeLimitError(`MIME nesting deeper than ${limits.maxDepth}`);
+      const nesting = node.partNr === false ? 0 : node.partNr.length;
+      if (nesting > limits.maxDepth) throw new MimeLimitError(`MIME nesting deeper than ${limits.maxDepth}`);
+      // Only the outermost message's nodes can be written back; an attached message is replaced whole if needed.
+      const ambiguity = depth === 0 ? ambiguityOf(node, nodeIndex) : undefined;
+      if (ambiguity !== undefined) ambiguous.push(ambiguity);
       if (node.multipart) continue;
       const headers = node.headers;
       const part: LeafPart = {

@@ -15,7 +15,11 @@ import type { MessageSource } from './api.js';
 import { splitMessage, type MimeLimits } from './mime.js';
 
 /** What happens to one part: replaced by a notice, or kept under a harmless name (Mailtraq's rename). */
-export type PartReplacement = { node: number; kind: 'notice'; notice: string } | { node: number; kind: 'rename'; filename: string };
+export type PartReplacement =
+  | { node: number; kind: 'notice'; notice: string }
+  | { node: number; kind: 'rename'; filename: string }
+  /** One Content-Type and/or one transfer encoding where the part had several readings. */
+  | { node: number; kind: 'normalize'; contentType?: string; encoding?: string };
 
 export interface RewriteOptions {
   replacements: readonly PartReplacement[];
@@ -34,11 +38,11 @@ export interface MessageSink {
 class PartReplacer extends Transform {
   private nodeIndex = -1;
   private skippingBody = false;
-  private readonly byNode: Map<number, PartReplacement>;
+  private readonly byNode = new Map<number, PartReplacement[]>();
 
   constructor(private readonly options: RewriteOptions) {
     super({ objectMode: true });
-    this.byNode = new Map(options.replacements.map((replacement) => [replacement.node, replacement]));
+    for (const replacement of options.replacements) this.byNode.set(replacement.node, [...(this.byNode.get(replacement.node) ?? []), replacement]);
   }
 
   override _transform(chunk: SplitterChunk, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -58,7 +62,13 @@ class PartReplacer extends Transform {
         node.headers.update('Subject', subject ? `${this.options.subjectTag} ${subject}` : this.options.subjectTag);
       }
     }
-    const replacement = this.byNode.get(this.nodeIndex);
+    const changes = this.byNode.get(this.nodeIndex) ?? [];
+    for (const change of changes) {
+      if (change.kind !== 'normalize' || !node.headers) continue;
+      if (change.contentType !== undefined) node.headers.update('Content-Type', change.contentType);
+      if (change.encoding !== undefined) node.headers.update('Content-Transfer-Encoding', change.encoding);
+    }
+    const replacement = changes.find((change) => change.kind !== 'normalize');
     this.skippingBody = replacement?.kind === 'notice';
     if (replacement?.kind === 'rename' && node.headers) {
       node.headers.update('Content-Type', 'application/octet-stream');
