@@ -32,7 +32,7 @@ const memorySource = (bytes: Buffer): MessageSource => ({ size: bytes.length, as
 const fileSource = (path: string, size: number): MessageSource => ({
   size,
   async *open() {
-    for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+    for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
   },
 });
 

@@ -22,7 +22,7 @@ function fileSource(path: string, size: number): MessageSource {
   return {
     size,
     async *open() {
-      for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+      for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
     },
   };
 }

@@ -64,7 +64,7 @@ export class Spool {
       yield* this.chunks;
       return;
     }
-    for await (const chunk of createReadStream(this.path, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+    for await (const chunk of createReadStream(this.path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
   }
 
   get onDisk(): boolean {
@@ -83,7 +83,7 @@ export class Spool {
 
   private openFile(): WriteStream {
     this.path = join(this.options.dir, `mailmoat-${process.pid}-${randomBytes(8).toString('hex')}.eml`);
-    const file = createWriteStream(this.path, { flags: 'wx', mode: 0o600, highWaterMark: 256 * 1024 });
+    const file = createWriteStream(this.path, { flags: 'wx', mode: 0o600, highWaterMark: 64 * 1024 });
     file.on('error', (error: Error) => {
       this.failure ??= error;
     });

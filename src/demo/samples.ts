@@ -116,13 +116,13 @@ export function demoSamples(): Sample[] {
     '--demo-boundary--',
   ]);
 
-  const zipped = withZip('Your parcel', 'parcel.zip', storedZip([{ name: 'label.pdf', data: Buffer.from('%PDF-1.4\n') }, { name: 'tracking.js', data: Buffer.from('WScript.Echo(1)') }]));
+  const zipped = withZip('Your parcel', 'parcel.zip', storedZip([{ name: 'label.pdf', data: Buffer.from('%PDF-1.4\n') }, { name: 'tracking.exe', data: windowsProgramStub() }]));
   const encrypted = withZip('Protected files', 'files.zip', storedZip([{ name: 'report.docx', data: Buffer.from('PK'), encryptedFlag: true }]));
 
   return [
     { title: 'plain text note', wire: stuffed(plain), expected: plain },
     { title: 'invoice.pdf.exe (a Windows program)', wire: stuffed(executable), expected: { stripped: 'invoice.pdf.exe' } },
-    { title: 'parcel.zip holding tracking.js', wire: stuffed(zipped), expected: { stripped: 'parcel.zip/tracking.js' } },
+    { title: 'parcel.zip holding tracking.exe', wire: stuffed(zipped), expected: { stripped: 'parcel.zip/tracking.exe' } },
     { title: 'files.zip, encrypted (cannot be looked into)', wire: stuffed(encrypted), expected: { stripped: 'files.zip' } },
     { title: 'report with a PDF attachment', wire: stuffed(report), expected: report },
     { title: 'lines starting with dots', wire: stuffed(dots), expected: dots },

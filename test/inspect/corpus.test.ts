@@ -183,3 +183,17 @@ t.test('property: any chunking gives the same verdict and the same output bytes'
   );
   t.pass('40 random chunkings matched the reference output');
 });
+
+t.test('every split point: a message cut in two anywhere gives the same output bytes', async (t) => {
+  for (const name of ['rspamd/test/functional/messages/exe_attm.eml', 'rspamd/test/functional/messages/zip.eml']) {
+    // CRLF line endings everywhere, so that many cuts fall between a CR and its LF (the mailsplit trap).
+    const input = Buffer.from(readFileSync(join(CORPORA, name), 'latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    const reference = await output(await inspector.examine(source(input)), input);
+    let differing = 0;
+    for (let cut = 1; cut < input.length; cut++) {
+      const split = { size: input.length, open: async function* () { yield input.subarray(0, cut); yield input.subarray(cut); } };
+      if (!(await output(await inspector.examine(split), input)).equals(reference)) differing++;
+    }
+    t.equal(differing, 0, `${name}: all ${input.length - 1} split points give the reference output`);
+  }
+});
