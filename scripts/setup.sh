@@ -21,6 +21,8 @@ need git git
 if [ "$mode" = test ]; then
   need smtp-sink postfix      # Postfix's smtp-sink and smtp-source: real upstream and load generator
   need swaks swaks            # real SMTP client
+  [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)   # real ClamAV daemon (the tests start their own, with a database they build)
+  [ -e /usr/share/clamav-testfiles/clam.exe ] || missing+=(clamav-testfiles)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"

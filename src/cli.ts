@@ -10,6 +10,10 @@ import { loadPolicyFile, PolicyError } from './config/load.js';
 import { createMailInspector } from './inspect/create.js';
 import { DEFAULT_POLICY_FILE } from './package-root.js';
 import { scanFiles } from './scan.js';
+import { ClamdClient, describeClamdAddress, parseClamdAddress } from './inspect/clamd.js';
+
+/** How long `check` waits for clamd's PING and VERSION replies. */
+const CHECK_TIMEOUT_MS = 5000;
 import { createLogger } from './observe/log.js';
 import { startProxy } from './main.js';
 import { runDemo } from './demo/demo.js';
@@ -49,7 +53,10 @@ program
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
     const inspector = await createMailInspector(policy);
-    process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n${toYaml(policy)}`);
+    process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
+    const scanner = await checkScanner(policy.antivirus.clamd);
+    process.stdout.write(`# antivirus: ${scanner.text}\n${toYaml(policy)}`);
+    if (!scanner.ok) process.exitCode = 1;
   });
 
 program
@@ -78,6 +85,19 @@ program
       process.exitCode = 1;
     }
   });
+
+/** The health part of `check`: does the configured clamd answer PING, and with which signatures. */
+async function checkScanner(setting: string): Promise<{ ok: boolean; text: string }> {
+  const address = parseClamdAddress(setting);
+  if (address === undefined) return { ok: true, text: 'off' };
+  const client = new ClamdClient(address, CHECK_TIMEOUT_MS);
+  try {
+    if (!(await client.ping())) return { ok: false, text: `clamd at ${describeClamdAddress(address)} did not answer PING with PONG` };
+    return { ok: true, text: `clamd at ${describeClamdAddress(address)} answers: ${await client.version()}` };
+  } catch (error) {
+    return { ok: false, text: `clamd at ${describeClamdAddress(address)} does not answer: ${(error as Error).message}` };
+  }
+}
 
 try {
   await program.parseAsync(process.argv);
