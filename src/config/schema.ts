@@ -97,6 +97,11 @@ export const policySchema = z.strictObject({
         .string()
         .regex(/^(off|unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected "off", unix:/path or tcp://host:port')
         .default('off'),
+      infected: z.enum(['strip', 'reject']).default('strip'),
+      failure: z.enum(['tempfail', 'pass']).default('tempfail'),
+      scan_timeout_seconds: seconds(120),
+      max_scan_bytes: bytes(25 * 1024 * 1024),
+      concurrency: z.number().int().positive().max(64).default(4),
     })
     .prefault({}),
   smtp: z

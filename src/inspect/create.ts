@@ -10,6 +10,7 @@ import { Spool } from '../capture/spool.js';
 import { DEFAULT_EXECUTABLE_LIST } from '../package-root.js';
 import { parseExecutableList } from './filename.js';
 import { MailInspector } from './inspector.js';
+import { ClamdClient, parseClamdAddress } from './clamd.js';
 
 export async function createMailInspector(policy: Readonly<Policy>): Promise<MailInspector> {
   const listPath = policy.inspect.executables.list || DEFAULT_EXECUTABLE_LIST;
@@ -19,11 +20,22 @@ export async function createMailInspector(policy: Readonly<Policy>): Promise<Mai
   } catch (error) {
     throw new Error(`cannot read the executable list ${listPath}: ${(error as Error).message}`);
   }
+  const clamd = parseClamdAddress(policy.antivirus.clamd);
+  const scanner = clamd === undefined
+    ? undefined
+    : {
+        client: new ClamdClient(clamd, policy.antivirus.scan_timeout_seconds * 1000),
+        maxBytes: policy.antivirus.max_scan_bytes,
+        concurrency: policy.antivirus.concurrency,
+        infected: policy.antivirus.infected,
+        failure: policy.antivirus.failure,
+      };
   const spoolOptions = { dir: policy.spool.dir || tmpdir(), memoryThresholdBytes: policy.spool.memory_threshold_bytes };
   return new MailInspector(
     {
       executables: { ...parseExecutableList(listText), action: policy.inspect.executables.action, renameSuffix: policy.inspect.executables.rename_suffix },
       allow: policy.inspect.allow,
+      ...(scanner === undefined ? {} : { scanner }),
       subjectTag: policy.inspect.subject_tag,
       notice: policy.inspect.notice,
       markHeaders: policy.inspect.mark_headers,

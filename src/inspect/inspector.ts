@@ -8,12 +8,59 @@
  */
 import type { Inspector, InspectionContext, MessageSource, Verdict } from './api.js';
 import { classifyName, wildcardPattern, type ExecutableList, type NameFindingKind } from './filename.js';
-import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits } from './mime.js';
+import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits, type WholePartSink } from './mime.js';
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
 import { inspectZip, type ArchiveLimits, type UnscannableReason } from './archive.js';
+import type { ClamdClient, ScanOutcome } from './clamd.js';
 
-export type FindingKind = NameFindingKind | 'executable-content' | 'unscannable' | 'ambiguous-headers';
+/** A clamd outcome as a finding, or undefined when clean. */
+function scanFinding(part: string, filename: string, outcome: ScanOutcome): Finding | undefined {
+  switch (outcome.kind) {
+    case 'clean':
+      return undefined;
+    case 'infected':
+      return { part, filename, kind: 'virus', reason: `infected with ${outcome.signature}` };
+    case 'unscannable':
+      if (outcome.reason === 'encrypted' || outcome.reason === 'limits') {
+        return { part, filename, kind: 'unscannable', unscannable: outcome.reason, reason: `the virus scanner could not look inside (${outcome.detail})` };
+      }
+      return { part, filename, kind: 'scanner-failure', reason: `the virus scanner failed (${outcome.reason}: ${outcome.detail})` };
+  }
+}
+
+/** Decoded parts go to clamd as the walk hands them over, at most `concurrency` at a time. */
+class PartScans implements WholePartSink {
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly found = new Map<number, Finding | undefined>();
+
+  constructor(private readonly scanner: ScannerPolicy) {}
+
+  get maxBytes(): number {
+    return this.scanner.maxBytes;
+  }
+
+  async take(part: LeafPart, decoded: Buffer | 'too big'): Promise<void> {
+    const name = part.names[0] ?? '';
+    if (decoded === 'too big') {
+      this.found.set(part.node, { part: part.path, filename: name, kind: 'unscannable', unscannable: 'limits', reason: `larger than the ${this.scanner.maxBytes} bytes sent to the virus scanner` });
+      return;
+    }
+    const scan = this.scanner.client.scan((async function* () { yield decoded; })()).then((outcome) => {
+      this.found.set(part.node, scanFinding(part.path, name, outcome));
+    });
+    const tracked = scan.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+    if (this.inFlight.size >= this.scanner.concurrency) await Promise.race(this.inFlight);
+  }
+
+  async results(): Promise<Map<number, Finding | undefined>> {
+    await Promise.all(this.inFlight);
+    return this.found;
+  }
+}
+
+export type FindingKind = NameFindingKind | 'executable-content' | 'unscannable' | 'ambiguous-headers' | 'virus' | 'scanner-failure';
 
 export interface Finding {
   part: string;
@@ -24,7 +71,20 @@ export interface Finding {
   reason: string;
 }
 
+export interface ScannerPolicy {
+  client: ClamdClient;
+  /** Decoded parts larger than this are not sent (clamd would refuse them): unscannable (limits). */
+  maxBytes: number;
+  /** Scans in flight at once for one message. */
+  concurrency: number;
+  infected: 'strip' | 'reject';
+  /** Scanner down, timed out or failing. */
+  failure: 'tempfail' | 'pass';
+}
+
 export interface InspectorPolicy {
+  /** clamd, when `antivirus.clamd` names one. */
+  scanner?: ScannerPolicy;
   executables: ExecutableList & { action: 'strip' | 'sanitize'; renameSuffix: string };
   /** Exempt from the executable policy: a sender matching one, or every recipient matching one. */
   allow: { senders: readonly string[]; recipients: readonly string[] };
@@ -51,6 +111,7 @@ export interface InspectionReport {
 const headerSafe = (text: string): string => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 
 type UnscannableAction = 'strip' | 'pass' | 'tempfail' | 'reject';
+
 type PartAction = UnscannableAction | 'sanitize';
 
 /** How bad a part's outcome is; the message takes the worst. */
@@ -76,20 +137,36 @@ export class MailInspector implements Inspector {
   async examine(message: MessageSource, context?: InspectionContext): Promise<InspectionReport> {
     let leaves: LeafPart[];
     const ambiguous: AmbiguousNode[] = [];
+    const scans = this.policy.scanner === undefined ? undefined : new PartScans(this.policy.scanner);
     try {
-      leaves = await walkLeafParts(message, this.policy.limits, 0, ambiguous);
+      leaves = await walkLeafParts(message, this.policy.limits, 0, ambiguous, scans);
     } catch (error) {
       // The structure itself cannot be walked: no part can be stripped, so the message is not passed unread.
       const reason = `message structure could not be inspected (${(error as Error).message})`;
       return { verdict: { action: 'tempfail', reason }, findings: [{ part: '1', filename: '', kind: 'unscannable', unscannable: 'limits', reason }] };
     }
+    const scanned = scans === undefined ? undefined : await scans.results();
     const findings: Finding[] = [];
     const replacements: PartReplacement[] = [];
     let worst: { action: PartAction; reason: string } = { action: 'pass', reason: '' };
     let warnings = 0;
     const exempt = context !== undefined && this.allowed(context);
+    if (scans !== undefined && this.policy.scanner !== undefined) {
+      // The raw message too, as a second reading: clamd's own MIME parser may see what ours does not.
+      const whole = scanFinding('whole message', '', await this.policy.scanner.client.scan(message.open()));
+      const partInfected = [...(scanned?.values() ?? [])].some((finding) => finding?.kind === 'virus');
+      if (whole !== undefined && (whole.kind !== 'virus' || !partInfected)) {
+        findings.push(whole);
+        const action = this.findingAction(whole);
+        // A virus found only in the message as a whole cannot be cut out: the message is refused.
+        const messageAction: PartAction = action === 'strip' || action === 'sanitize' ? 'reject' : action;
+        if (SEVERITY[messageAction] > SEVERITY[worst.action]) worst = { action: messageAction, reason: whole.reason };
+        if (messageAction === 'pass') warnings++;
+      }
+    }
     for (const leaf of leaves) {
-      const all = await this.classify(leaf);
+      const scanFindingOfLeaf = scanned?.get(leaf.node);
+      const all = [...(await this.classify(leaf)), ...(scanFindingOfLeaf === undefined ? [] : [scanFindingOfLeaf])];
       // An allow-listed transaction is exempt from the executable policy, never from the unscannable one.
       const partFindings = exempt ? all.filter((finding) => finding.kind === 'unscannable') : all;
       if (partFindings.length === 0) continue;
@@ -147,10 +224,23 @@ export class MailInspector implements Inspector {
   private partAction(findings: readonly Finding[]): { action: PartAction; finding: Finding } {
     let chosen: { action: PartAction; finding: Finding } = { action: 'pass', finding: findings[0] as Finding };
     for (const finding of findings) {
-      const action: PartAction = finding.kind === 'unscannable' ? this.policy.unscannable[finding.unscannable ?? 'corrupt'] : this.policy.executables.action;
+      const action = this.findingAction(finding);
       if (SEVERITY[action] > SEVERITY[chosen.action] || chosen.finding === finding) chosen = { action, finding };
     }
     return chosen;
+  }
+
+  private findingAction(finding: Finding): PartAction {
+    switch (finding.kind) {
+      case 'unscannable':
+        return this.policy.unscannable[finding.unscannable ?? 'corrupt'];
+      case 'virus':
+        return this.policy.scanner?.infected ?? 'strip';
+      case 'scanner-failure':
+        return this.policy.scanner?.failure ?? 'tempfail';
+      default:
+        return this.policy.executables.action;
+    }
   }
 
   /** Findings of one leaf part, including those of an attached message's own parts (paths `2/1`, `2/2`...). */

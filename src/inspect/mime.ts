@@ -164,7 +164,15 @@ async function walkAttached(decoded: Buffer, size: number, limits: MimeLimits, d
  * Walks the message and returns its leaf parts. Attached messages are decoded and
  * walked in turn (mailsplit leaves them closed), `depth` counting how deep.
  */
-export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0, ambiguous: AmbiguousNode[] = []): Promise<LeafPart[]> {
+export interface WholePartSink {
+  /** Decoded parts larger than this are handed over as 'too big'. */
+  maxBytes: number;
+  /** Receives each top-level leaf's whole decoded content; the walk waits while it returns a pending promise. */
+  take(part: LeafPart, decoded: Buffer | 'too big'): Promise<void>;
+}
+
+export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0, ambiguous: AmbiguousNode[] = [], whole?: WholePartSink): Promise<LeafPart[]> {
+  const wholeSink = depth === 0 ? whole : undefined;
   const leaves: LeafPart[] = [];
   let nodeIndex = -1;
   let current: PartState | undefined;
@@ -177,11 +185,12 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     await open.done;
     const decoded = Buffer.concat(open.collected);
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
-    if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded;
+    if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded.subarray(0, limits.maxArchiveBytes);
     if (open.uu) open.part.uuencoded = open.uu.end();
     const raw = Buffer.concat(open.raw);
     open.part.otherReadings = open.otherEncodings.map((encoding) => ({ encoding, head: decodeAs(encoding, raw).subarray(0, SNIFF_BYTES) }));
     if (open.attached) open.part.embedded = await walkAttached(decoded, open.collectedBytes, limits, depth);
+    if (wholeSink !== undefined) await wholeSink.take(open.part, open.collectedBytes > wholeSink.maxBytes ? 'too big' : decoded);
   };
 
   for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
@@ -216,7 +225,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       decoder.on('data', (decoded: Buffer) => {
         uu?.write(decoded);
         if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
-        const limit = state.attached ? limits.maxAttachedMessageBytes + 1 : state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES;
+        const limit = Math.max(state.attached ? limits.maxAttachedMessageBytes + 1 : state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES, wholeSink ? wholeSink.maxBytes + 1 : 0);
         if (state.collectedBytes >= limit) return;
         state.collected.push(decoded);
         state.collectedBytes += decoded.length;
@@ -226,10 +235,10 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined && (current.archive || current.attached || current.uu || current.fedBytes < SNIFF_FEED_BYTES)) {
-      // Only the first bytes are sniffed: the rest of a large body is not decoded at all,
-      // unless it is a zip to list, a message to walk, or text that may hold uuencoded files.
-      const whole = current.archive || current.attached || current.uu !== undefined;
+    } else if (chunk.type === 'body' && current !== undefined && (wholeSink || current.archive || current.attached || current.uu || current.fedBytes < SNIFF_FEED_BYTES)) {
+      // Only the first bytes are sniffed: the rest of a large body is not decoded at all, unless it is
+      // a zip to list, a message to walk, text that may hold uuencoded files, or every part goes to a scanner.
+      const whole = wholeSink !== undefined || current.archive || current.attached || current.uu !== undefined;
       const piece = whole ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
       if (current.otherEncodings.length > 0 && current.fedBytes < SNIFF_FEED_BYTES) current.raw.push(chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes));
       current.fedBytes += piece.length;

@@ -1,0 +1,83 @@
+// Antivirus through the inspector and the SMTP proxy, with a real clamd started by the test:
+// EICAR as an attachment, in a zip, quoted-printable, inline in the body and in an attached
+// message is found and stripped; `infected: reject` refuses; a scanner that is down tempfails
+// (451, nothing upstream) unless the policy says pass.
+import t from 'tap';
+import { parsePolicyText } from '../../src/config/load.js';
+import { createMailInspector } from '../../src/inspect/create.js';
+import type { InspectionReport } from '../../src/inspect/inspector.js';
+import { storedZip } from '../../src/demo/stored-zip.js';
+import { EICAR, startClamd } from '../helpers/clamd.js';
+import { RawClient } from '../helpers/client.js';
+import { SmtpSink } from '../helpers/smtp-sink.js';
+import { startTestProxy } from '../helpers/proxy.js';
+
+const multipart = (part: string[]): string =>
+  ['From: a@example.org', 'Subject: test', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'see attached', '--b', ...part, '--b--', ''].join('\r\n');
+
+const CASES: Record<string, string> = {
+  attachment: multipart(['Content-Type: application/octet-stream; name="test.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.from(EICAR).toString('base64'), '']),
+  zip: multipart(['Content-Type: application/zip; name="test.zip"', 'Content-Transfer-Encoding: base64', '', storedZip([{ name: 'readme.txt', data: Buffer.from(EICAR) }]).toString('base64'), '']),
+  'quoted-printable': multipart(['Content-Type: text/plain', 'Content-Transfer-Encoding: quoted-printable', '', EICAR.replace(/=/g, '=3D'), '']),
+  'inline body': ['From: a@example.org', 'Subject: test', 'Content-Type: text/plain', '', `Hello, ${EICAR}`, ''].join('\r\n'),
+  'attached message': multipart(['Content-Type: message/rfc822', '', ['From: x@example.org', 'Subject: inner', 'Content-Type: text/plain', '', EICAR, ''].join('\r\n')]),
+};
+
+async function examine(policyText: string, message: string): Promise<{ report: InspectionReport; output: string }> {
+  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
+  const bytes = Buffer.from(message, 'latin1');
+  const report = await inspector.examine({ size: bytes.length, open: async function* () { yield bytes; } });
+  if (report.verdict.action !== 'rewrite') return { report, output: '' };
+  const chunks: Buffer[] = [];
+  for await (const chunk of report.verdict.message.open()) chunks.push(chunk);
+  await report.verdict.message.dispose();
+  return { report, output: Buffer.concat(chunks).toString('latin1') };
+}
+
+t.test('EICAR is found wherever it is, and stripped', async (t) => {
+  const clamd = await startClamd(t);
+  const policy = `antivirus:\n  clamd: unix:${clamd.socket}\n`;
+  for (const [label, message] of Object.entries(CASES)) {
+    const { report, output } = await examine(policy, message);
+    t.equal(report.verdict.action, 'rewrite', label);
+    t.ok(report.findings.some((finding) => finding.kind === 'virus' && /Mailmoat\.Test\.EICAR/.test(finding.reason)), `${label}: the signature is named`);
+    t.notOk(output.includes(EICAR) || output.includes(Buffer.from(EICAR).toString('base64')), `${label}: the virus is gone`);
+    t.match(output, /infected(?:=?\r\n|\s)+with(?:=?\r\n|\s)+Mailmoat\.Test\.EICAR/, `${label}: the notice says why`);
+  }
+  const clean = await examine(policy, multipart(['Content-Type: text/plain', '', 'nothing to see', '']));
+  t.equal(clean.report.verdict.action, 'pass', 'a clean message passes');
+  const rejected = await examine(`${policy}  infected: reject\n`, CASES.attachment ?? '');
+  t.match(rejected.report.verdict, { action: 'reject', reason: /infected/ });
+});
+
+t.test('a scanner that is down: tempfail by default, pass only if the policy says so', async (t) => {
+  const policy = 'antivirus:\n  clamd: unix:/nonexistent/clamd.sock\n  scan_timeout_seconds: 2\n';
+  const down = await examine(policy, multipart(['Content-Type: text/plain', '', 'hello', '']));
+  t.match(down.report.verdict, { action: 'tempfail', reason: /virus scanner failed/ });
+  const passed = await examine(`${policy}  failure: pass\n`, multipart(['Content-Type: text/plain', '', 'hello', '']));
+  t.equal(passed.report.verdict.action, 'rewrite');
+  t.match(passed.output, /^X-Mailmoat-Finding: .*scanner-failure/m, 'delivered with a header that says it was not scanned');
+});
+
+t.test('through the SMTP proxy: the virus is stripped upstream; scanner down answers 451 and nothing is delivered', async (t) => {
+  const clamd = await startClamd(t);
+  const sink = await SmtpSink.start(t);
+  const policy = parsePolicyText(`antivirus:\n  clamd: unix:${clamd.socket}\n`, 'test');
+  const proxy = await startTestProxy(t, sink.port, {}, await createMailInspector(policy));
+  const client = await RawClient.openTransaction(proxy.port);
+  client.send(`${CASES.attachment}.\r\n`);
+  await client.waitForReplies(6);
+  t.equal(client.replies[5]?.code, 250);
+  client.close();
+  const [received] = await sink.messages(1);
+  t.notOk(received?.body.includes(Buffer.from(EICAR).toString('base64')), 'the virus did not reach the upstream');
+  t.match(received?.body, /infected(?:=?\n|\s)+with(?:=?\n|\s)+Mailmoat\.Test\.EICAR/);
+
+  await clamd.stop();
+  const down = await RawClient.openTransaction(proxy.port);
+  down.send(`${CASES.attachment}.\r\n`);
+  await down.waitForReplies(6);
+  t.equal(down.replies[5]?.code, 451, 'scanner down: 451, the sender retries');
+  down.close();
+  t.equal((await sink.messages(1, 500)).length, 1, 'nothing more reached the upstream');
+});
