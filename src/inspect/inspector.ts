@@ -155,7 +155,8 @@ export class MailInspector implements Inspector {
       // The raw message too, as a second reading: clamd's own MIME parser may see what ours does not.
       const whole = scanFinding('whole message', '', await this.policy.scanner.client.scan(message.open()));
       const partInfected = [...(scanned?.values() ?? [])].some((finding) => finding?.kind === 'virus');
-      if (whole !== undefined && (whole.kind !== 'virus' || !partInfected)) {
+      // Encryption and size limits are judged per part (a message over clamd's stream limit is no reason to refuse it).
+      if (whole !== undefined && whole.kind !== 'unscannable' && (whole.kind !== 'virus' || !partInfected)) {
         findings.push(whole);
         const action = this.findingAction(whole);
         // A virus found only in the message as a whole cannot be cut out: the message is refused.

@@ -81,3 +81,10 @@ t.test('through the SMTP proxy: the virus is stripped upstream; scanner down ans
   down.close();
   t.equal((await sink.messages(1, 500)).length, 1, 'nothing more reached the upstream');
 });
+
+t.test('a message larger than clamd accepts in one stream is judged by its parts', async (t) => {
+  const clamd = await startClamd(t);
+  const big = multipart(['Content-Type: application/octet-stream; name="a.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(6 * 1024 * 1024, 0x61).toString('base64').replace(/.{76}/g, '$&\r\n'), '--b', 'Content-Type: application/octet-stream; name="b.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(6 * 1024 * 1024, 0x62).toString('base64').replace(/.{76}/g, '$&\r\n'), '']);
+  const { report } = await examine(`antivirus:\n  clamd: unix:${clamd.socket}\n`, big);
+  t.equal(report.verdict.action, 'pass', 'two clean 6 MB parts pass although the whole message is over the 10 MB stream limit');
+});
