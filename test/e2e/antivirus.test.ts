@@ -88,3 +88,23 @@ t.test('a message larger than clamd accepts in one stream is judged by its parts
   const { report } = await examine(`antivirus:\n  clamd: unix:${clamd.socket}\n`, big);
   t.equal(report.verdict.action, 'pass', 'two clean 6 MB parts pass although the whole message is over the 10 MB stream limit');
 });
+
+t.test('clamd killed mid-run: tempfail, never pass; scanning recovers by itself when clamd returns', async (t) => {
+  const clamd = await startClamd(t);
+  const policy = `antivirus:\n  clamd: unix:${clamd.socket}\n  scan_timeout_seconds: 5\n`;
+  const inspector = await createMailInspector(parsePolicyText(policy, 'test'));
+  const bytes = Buffer.from(CASES.attachment ?? '', 'latin1');
+  const source = { size: bytes.length, open: async function* () { yield bytes; } };
+  const before = await inspector.examine(source);
+  t.equal(before.verdict.action, 'rewrite', 'found while clamd runs');
+  if (before.verdict.action === 'rewrite') await before.verdict.message.dispose();
+  clamd.child.kill('SIGKILL');
+  await clamd.stop();
+  const during = await inspector.examine(source);
+  t.equal(during.verdict.action, 'tempfail', 'clamd gone: tempfail');
+  const again = await startClamd(t, [], clamd.socket);
+  t.equal(again.socket, clamd.socket);
+  const after = await inspector.examine(source);
+  t.equal(after.verdict.action, 'rewrite', 'the same inspector finds it again once clamd is back');
+  if (after.verdict.action === 'rewrite') await after.verdict.message.dispose();
+});

@@ -6,6 +6,7 @@
  * AlertEncrypted and AlertExceedsMax are on, as mailmoat's managed clamd has them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,13 +19,26 @@ export const CLAMAV_TESTFILES = '/usr/share/clamav-testfiles';
 /** The EICAR test string, assembled at run time (never stored whole in the repository). */
 export const EICAR = ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'].join('');
 
+/** True when something accepts connections on the socket. */
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ path: socket });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
 export interface TestClamd {
   socket: string;
   child: ChildProcess;
   stop(): Promise<void>;
 }
 
-export async function startClamd(t: Test, extraConfig: string[] = []): Promise<TestClamd> {
+/** Starts clamd; `socketPath` reuses a path (a restarted clamd on the same address). */
+export async function startClamd(t: Test, extraConfig: string[] = [], socketPath?: string): Promise<TestClamd> {
   if (!existsSync('/usr/sbin/clamd')) throw new Error('clamd is not installed: apt-get install clamav-daemon (bash scripts/setup.sh test does)');
   const clamExe = join(CLAMAV_TESTFILES, 'clam.exe');
   if (!existsSync(clamExe)) throw new Error('clamav-testfiles is not installed: apt-get install clamav-testfiles');
@@ -33,16 +47,17 @@ export async function startClamd(t: Test, extraConfig: string[] = []): Promise<T
   await writeFile(join(dir, 'db', 'mailmoat-test.ndb'), `Mailmoat.Test.EICAR:0:*:${Buffer.from(EICAR, 'latin1').toString('hex')}\n`);
   const exe = readFileSync(clamExe);
   await writeFile(join(dir, 'db', 'mailmoat-test.hdb'), `${createHash('md5').update(exe).digest('hex')}:${exe.length}:Mailmoat.Test.ClamExe\n`);
-  const socket = join(dir, 'clamd.sock');
+  const socket = socketPath ?? join(dir, 'clamd.sock');
   const config = join(dir, 'clamd.conf');
   await writeFile(
     config,
     [`LocalSocket ${socket}`, `DatabaseDirectory ${join(dir, 'db')}`, `TemporaryDirectory ${dir}`, `LogFile ${join(dir, 'clamd.log')}`, 'Foreground yes', 'AlertEncrypted yes', 'AlertExceedsMax yes', 'StreamMaxLength 10M', ...extraConfig, ''].join('\n'),
   );
+  await rm(socket, { force: true }); // a clamd that was killed leaves its socket file behind
   const child = spawn('/usr/sbin/clamd', [`--config-file=${config}`], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 30000;
-  while (!existsSync(socket)) {
+  while (!existsSync(socket) || !(await answers(socket))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       const log = existsSync(join(dir, 'clamd.log')) ? readFileSync(join(dir, 'clamd.log'), 'utf8') : '';
       throw new Error(`clamd did not start: ${log.slice(-2000)}`);
