@@ -10,7 +10,7 @@ import { loadPolicyFile, PolicyError } from './config/load.js';
 import { createMailInspector } from './inspect/create.js';
 import { DEFAULT_POLICY_FILE } from './package-root.js';
 import { scanFiles } from './scan.js';
-import { ClamdClient, describeClamdAddress, parseClamdAddress } from './inspect/clamd.js';
+import { ClamdClient, describeClamdAddress } from './inspect/clamd.js';
 
 /** How long `check` waits for clamd's PING and VERSION replies. */
 const CHECK_TIMEOUT_MS = 5000;
@@ -34,10 +34,11 @@ program
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
     const logger = createLogger(policy.log.level);
-    const proxy = await startProxy(policy, await createMailInspector(policy), logger);
+    const inspector = await createMailInspector(policy, { onEvent: (event, detail) => logger.warn({ detail }, event) });
+    const proxy = await startProxy(policy, inspector, logger);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
-      proxy.close().then(
+      Promise.all([proxy.close(), inspector.close()]).then(
         () => process.exit(0),
         () => process.exit(1),
       );
@@ -53,10 +54,14 @@ program
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
     const inspector = await createMailInspector(policy);
-    process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
-    const scanner = await checkScanner(policy.antivirus.clamd);
-    process.stdout.write(`# antivirus: ${scanner.text}\n${toYaml(policy)}`);
-    if (!scanner.ok) process.exitCode = 1;
+    try {
+      process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
+      const scanner = await checkScanner(inspector.scanner);
+      process.stdout.write(`# antivirus: ${scanner.text}\n${toYaml(policy)}`);
+      if (!scanner.ok) process.exitCode = 1;
+    } finally {
+      await inspector.close();
+    }
   });
 
 program
@@ -70,7 +75,11 @@ program
     const policy = await loadPolicyFile(options.policy);
     const inspector = await createMailInspector(policy);
     const scanOptions = { json: options.json === true, ...(options.outDir === undefined ? {} : { outDir: options.outDir }) };
-    if (!(await scanFiles(inspector, files, scanOptions, process.stdout, process.stderr))) process.exitCode = 1;
+    try {
+      if (!(await scanFiles(inspector, files, scanOptions, process.stdout, process.stderr))) process.exitCode = 1;
+    } finally {
+      await inspector.close();
+    }
   });
 
 program
@@ -79,7 +88,7 @@ program
   .option('--policy <file>', 'base policy (its listeners are replaced by the demo listener)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
-    const ok = await runDemo(policy, await createMailInspector(policy), process.stdout);
+    const ok = await runDemo(policy, process.stdout);
     if (!ok) {
       process.stderr.write('demo: a sample did not arrive as expected\n');
       process.exitCode = 1;
@@ -87,9 +96,9 @@ program
   });
 
 /** The health part of `check`: does the configured clamd answer PING, and with which signatures. */
-async function checkScanner(setting: string): Promise<{ ok: boolean; text: string }> {
-  const address = parseClamdAddress(setting);
-  if (address === undefined) return { ok: true, text: 'off' };
+async function checkScanner(scanner: ClamdClient | undefined): Promise<{ ok: boolean; text: string }> {
+  if (scanner === undefined) return { ok: true, text: 'off' };
+  const address = scanner.address;
   const client = new ClamdClient(address, CHECK_TIMEOUT_MS);
   try {
     if (!(await client.ping())) return { ok: false, text: `clamd at ${describeClamdAddress(address)} did not answer PING with PONG` };

@@ -95,8 +95,13 @@ export const policySchema = z.strictObject({
     .strictObject({
       clamd: z
         .string()
-        .regex(/^(off|unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected "off", unix:/path or tcp://host:port')
+        .regex(/^(off|managed|unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected "off", "managed", unix:/path or tcp://host:port')
         .default('off'),
+      managed: z
+        .strictObject({
+          database_dir: z.string().min(1).default('/var/lib/clamav'),
+        })
+        .prefault({}),
       infected: z.enum(['strip', 'reject']).default('strip'),
       failure: z.enum(['tempfail', 'pass']).default('tempfail'),
       scan_timeout_seconds: seconds(120),

@@ -8,36 +8,59 @@ import type { Writable } from 'node:stream';
 import type { Policy } from '../config/schema.js';
 import type { Sample } from './samples.js';
 import { validatePolicy } from '../config/load.js';
-import type { Inspector } from '../inspect/api.js';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMailInspector } from '../inspect/create.js';
+import { DEFAULT_CLAMD_PATH } from '../inspect/managed-clamd.js';
 import type { TransactionSummary } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { startProxy } from '../main.js';
 import { RecordingSink } from './sink.js';
 import { sendOnce } from './client.js';
-import { demoSamples } from './samples.js';
+import { demoSamples, eicarSample, EICAR_TEST_STRING } from './samples.js';
 
-export async function runDemo(base: Readonly<Policy>, inspector: Inspector, out: Writable): Promise<boolean> {
+/**
+ * With clamd installed, the demo runs a managed clamd on a signature database it
+ * builds (one signature: the EICAR test string) and adds an EICAR sample.
+ */
+async function demoAntivirus(base: Readonly<Policy>): Promise<{ antivirus: Policy['antivirus']; cleanup: () => Promise<void> } | undefined> {
+  if (!existsSync(DEFAULT_CLAMD_PATH)) return undefined;
+  const databaseDir = await mkdtemp(join(tmpdir(), 'mailmoat-demo-signatures-'));
+  await writeFile(join(databaseDir, 'mailmoat-demo.ndb'), `Mailmoat.Demo.EICAR:0:*:${Buffer.from(EICAR_TEST_STRING, 'latin1').toString('hex')}\n`);
+  return {
+    antivirus: { ...base.antivirus, clamd: 'managed', managed: { database_dir: databaseDir } },
+    cleanup: () => rm(databaseDir, { recursive: true, force: true }),
+  };
+}
+
+export async function runDemo(base: Readonly<Policy>, out: Writable): Promise<boolean> {
   const sink = new RecordingSink();
   const sinkAddress = await sink.listen();
+  const antivirus = await demoAntivirus(base);
   const policy = validatePolicy(
     {
       ...structuredClone(base),
+      ...(antivirus === undefined ? {} : { antivirus: antivirus.antivirus }),
       listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${sinkAddress.port}` }],
       log: { level: 'silent' },
     },
     'demo',
   );
+  const inspector = await createMailInspector(policy);
   const proxy = await startProxy(policy, inspector, createLogger('silent'));
   const summaries: TransactionSummary[] = [];
   proxy.listeners[0]?.on('transaction', (summary) => summaries.push(summary));
   const port = proxy.addresses[0]?.port ?? 0;
   out.write(`mailmoat demo: proxy on 127.0.0.1:${port} -> recording sink on 127.0.0.1:${sinkAddress.port}\n`);
-  out.write(`policy: inspect.smtp=${policy.inspect.smtp}, bare line endings: ${policy.smtp.bare_line_endings}\n\n`);
+  out.write(`policy: inspect.smtp=${policy.inspect.smtp}, bare line endings: ${policy.smtp.bare_line_endings}\n`);
+  out.write(antivirus === undefined ? 'antivirus: clamd is not installed (apt-get install clamav-daemon), the EICAR sample is skipped\n\n' : 'antivirus: a managed clamd with a one-signature database built for the demo (EICAR)\n\n');
 
   const rows: string[][] = [['#', 'sample', 'sent', 'verdict', 'reply to the sender', 'what the sink received']];
   let allAsExpected = true;
   try {
-    for (const [index, sample] of demoSamples().entries()) {
+    for (const [index, sample] of [...demoSamples(), ...(antivirus === undefined ? [] : [eicarSample()])].entries()) {
       const before = sink.received.length;
       const final = await sendOnce(port, { sender: 'alice@example.org', recipients: ['bob@example.net'] }, sample.wire);
       const received = sink.received.slice(before);
@@ -50,6 +73,8 @@ export async function runDemo(base: Readonly<Policy>, inspector: Inspector, out:
   } finally {
     await proxy.close();
     await sink.close();
+    await inspector.close();
+    await antivirus?.cleanup();
   }
   out.write(formatTable(rows));
   out.write(

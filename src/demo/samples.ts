@@ -71,6 +71,29 @@ function withZip(subject: string, name: string, zip: Buffer): Buffer {
   ]);
 }
 
+/** The EICAR anti-virus test string, assembled at run time so that it is never stored whole. */
+export const EICAR_TEST_STRING = ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'].join('');
+
+/** A message with the EICAR test file attached (the demo adds it when clamd is installed). */
+export function eicarSample(): Sample {
+  const message = crlf([
+    ...headers('Test file', ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
+    '',
+    '--demo-boundary',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'The anti-virus test file is attached.',
+    '--demo-boundary',
+    'Content-Type: application/octet-stream; name="eicar.com.txt"',
+    'Content-Disposition: attachment; filename="eicar.com.txt"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    Buffer.from(EICAR_TEST_STRING, 'latin1').toString('base64'),
+    '--demo-boundary--',
+  ]);
+  return { title: 'eicar.com.txt (the anti-virus test file)', wire: stuffed(message), expected: { stripped: 'eicar.com.txt' } };
+}
+
 export function demoSamples(): Sample[] {
   const plain = crlf([...headers('Lunch on Friday', ['Content-Type: text/plain; charset=utf-8']), '', 'Hi Bob,', '', 'Lunch on Friday at noon?', '', 'Alice']);
 

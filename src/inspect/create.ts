@@ -11,8 +11,16 @@ import { DEFAULT_EXECUTABLE_LIST } from '../package-root.js';
 import { parseExecutableList } from './filename.js';
 import { MailInspector } from './inspector.js';
 import { ClamdClient, parseClamdAddress } from './clamd.js';
+import { ManagedClamd } from './managed-clamd.js';
 
-export async function createMailInspector(policy: Readonly<Policy>): Promise<MailInspector> {
+export interface CreateOptions {
+  /** Where clamd is, for `antivirus.clamd: managed` (default /usr/sbin/clamd). */
+  clamdPath?: string;
+  onEvent?: (event: string, detail: string) => void;
+}
+
+/** The inspector; with `antivirus.clamd: managed` it owns a clamd process, stopped by `close()`. */
+export async function createMailInspector(policy: Readonly<Policy>, options: CreateOptions = {}): Promise<MailInspector> {
   const listPath = policy.inspect.executables.list || DEFAULT_EXECUTABLE_LIST;
   let listText: string;
   try {
@@ -20,7 +28,11 @@ export async function createMailInspector(policy: Readonly<Policy>): Promise<Mai
   } catch (error) {
     throw new Error(`cannot read the executable list ${listPath}: ${(error as Error).message}`);
   }
-  const clamd = parseClamdAddress(policy.antivirus.clamd);
+  const managed =
+    policy.antivirus.clamd === 'managed'
+      ? new ManagedClamd({ databaseDir: policy.antivirus.managed.database_dir, streamMaxBytes: policy.antivirus.max_scan_bytes, ...(options.clamdPath === undefined ? {} : { clamdPath: options.clamdPath }), ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }) })
+      : undefined;
+  const clamd = managed !== undefined ? await managed.start() : parseClamdAddress(policy.antivirus.clamd);
   const scanner = clamd === undefined
     ? undefined
     : {
@@ -56,5 +68,6 @@ export async function createMailInspector(policy: Readonly<Policy>): Promise<Mai
       },
     },
     () => new Spool(spoolOptions),
+    async () => managed?.stop(),
   );
 }

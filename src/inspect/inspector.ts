@@ -123,7 +123,14 @@ export class MailInspector implements Inspector {
   constructor(
     private readonly policy: InspectorPolicy,
     private readonly createSpool: () => SpooledMessage,
+    /** Releases what the inspector owns (a managed clamd). */
+    readonly close: () => Promise<void> = async () => undefined,
   ) {}
+
+  /** The clamd client, when the policy configures one (`mailmoat check` asks it for PING and VERSION). */
+  get scanner(): ClamdClient | undefined {
+    return this.policy.scanner?.client;
+  }
 
   get executablePatterns(): number {
     return this.policy.executables.patterns.length;

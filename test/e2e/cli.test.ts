@@ -62,6 +62,7 @@ t.test('demo runs the samples through the proxy and exits 0', async (t) => {
   t.equal(demo.code, 0, demo.stderr);
   t.match(demo.stdout, /plain text note .* pass .* 250 .* as expected/);
   t.match(demo.stdout, /SMTP smuggling attempt .* 1 message, .* as expected/);
+  t.match(demo.stdout, /eicar\.com\.txt \(the anti-virus test file\) .* rewrite .* replaced by a notice, as expected/, 'with clamd installed, the EICAR sample is caught by a managed clamd');
 });
 
 t.test('start relays to a real smtp-sink, logs one JSON line per transaction, stops on SIGTERM', async (t) => {

@@ -1,0 +1,109 @@
+/**
+ * `antivirus.clamd: managed`: mailmoat runs clamd itself, for the demo and the
+ * sidecar container. It writes a clamd.conf (its own UNIX socket, the given
+ * database folder, AlertEncrypted and AlertExceedsMax on, StreamMaxLength matched
+ * to antivirus.max_scan_bytes), starts clamd in the foreground, waits until it
+ * answers, and restarts it (with a growing delay) whenever it exits. While it is
+ * down, scans fail and the antivirus failure policy applies (tempfail by default).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClamdAddress } from './clamd.js';
+
+export const DEFAULT_CLAMD_PATH = '/usr/sbin/clamd';
+/** Loading a full signature database takes tens of seconds; a test database, a second. */
+const START_TIMEOUT_MS = 180_000;
+const RESTART_DELAY_MS = { first: 1000, max: 30_000 };
+
+export interface ManagedClamdOptions {
+  databaseDir: string;
+  streamMaxBytes: number;
+  clamdPath?: string;
+  onEvent?: (event: string, detail: string) => void;
+}
+
+export class ManagedClamd {
+  private child: ChildProcess | undefined;
+  private dir = '';
+  private stopping = false;
+  private running = false;
+  private restartDelay = RESTART_DELAY_MS.first;
+
+  constructor(private readonly options: ManagedClamdOptions) {}
+
+  get socket(): string {
+    return join(this.dir, 'clamd.sock');
+  }
+
+  async start(): Promise<ClamdAddress> {
+    const clamd = this.options.clamdPath ?? DEFAULT_CLAMD_PATH;
+    if (!existsSync(clamd)) throw new Error(`antivirus.clamd is "managed" but clamd is not installed (${clamd}): apt-get install clamav-daemon, or set antivirus.clamd: off`);
+    if (!existsSync(this.options.databaseDir)) throw new Error(`antivirus.managed.database_dir ${this.options.databaseDir} does not exist: run freshclam, or point it at a folder of signatures`);
+    this.dir = await mkdtemp(join(tmpdir(), 'mailmoat-clamd-'));
+    await writeFile(
+      join(this.dir, 'clamd.conf'),
+      [
+        `LocalSocket ${this.socket}`,
+        `DatabaseDirectory ${this.options.databaseDir}`,
+        `TemporaryDirectory ${this.dir}`,
+        `LogFile ${join(this.dir, 'clamd.log')}`,
+        'Foreground yes',
+        'AlertEncrypted yes',
+        'AlertExceedsMax yes',
+        `StreamMaxLength ${this.options.streamMaxBytes}`,
+        '',
+      ].join('\n'),
+    );
+    await this.launch();
+    return { kind: 'unix', path: this.socket };
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child !== undefined && child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000, undefined, { ref: false })]);
+    }
+    if (this.dir !== '') await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async launch(): Promise<void> {
+    await rm(this.socket, { force: true });
+    const child = spawn(this.options.clamdPath ?? DEFAULT_CLAMD_PATH, [`--config-file=${join(this.dir, 'clamd.conf')}`], { stdio: 'ignore' });
+    this.child = child;
+    child.once('exit', (code) => {
+      if (this.stopping || !this.running) return;
+      this.options.onEvent?.('clamd exited', `code ${code}; restarting in ${this.restartDelay} ms`);
+      setTimeout(() => void this.launch().catch((error: Error) => this.options.onEvent?.('clamd restart failed', error.message)), this.restartDelay).unref();
+      this.restartDelay = Math.min(this.restartDelay * 2, RESTART_DELAY_MS.max);
+    });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await answers(this.socket))) {
+      if (child.exitCode !== null) throw new Error(`clamd exited while starting (code ${child.exitCode}); see ${join(this.dir, 'clamd.log')}`);
+      if (Date.now() > deadline) throw new Error(`clamd did not answer within ${START_TIMEOUT_MS / 1000} s`);
+      await sleep(100);
+    }
+    this.running = true;
+    this.restartDelay = RESTART_DELAY_MS.first;
+    this.options.onEvent?.('clamd answers', this.socket);
+  }
+}
+
+function answers(socket: string): Promise<boolean> {
+  if (!existsSync(socket)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const probe = connect({ path: socket });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
