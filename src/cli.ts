@@ -56,9 +56,11 @@ program
     const inspector = await createMailInspector(policy);
     try {
       process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
-      const scanner = await checkScanner(inspector.scanner);
-      process.stdout.write(`# antivirus: ${scanner.text}\n${toYaml(policy)}`);
-      if (!scanner.ok) process.exitCode = 1;
+      const scanners = inspector.scanners.length === 0 ? [{ ok: true, text: 'off' }] : await Promise.all(inspector.scanners.map(checkScanner));
+      for (const scanner of scanners) process.stdout.write(`# antivirus: ${scanner.text}\n`);
+      process.stdout.write(toYaml(policy));
+      // The health check fails only when no clamd answers (the others are failover).
+      if (!scanners.some((scanner) => scanner.ok)) process.exitCode = 1;
     } finally {
       await inspector.close();
     }
@@ -96,8 +98,7 @@ program
   });
 
 /** The health part of `check`: does the configured clamd answer PING, and with which signatures. */
-async function checkScanner(scanner: ClamdClient | undefined): Promise<{ ok: boolean; text: string }> {
-  if (scanner === undefined) return { ok: true, text: 'off' };
+async function checkScanner(scanner: ClamdClient): Promise<{ ok: boolean; text: string }> {
   const address = scanner.address;
   const client = new ClamdClient(address, CHECK_TIMEOUT_MS);
   try {

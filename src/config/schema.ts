@@ -94,8 +94,10 @@ export const policySchema = z.strictObject({
   antivirus: z
     .strictObject({
       clamd: z
-        .string()
-        .regex(/^(off|managed|unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected "off", "managed", unix:/path or tcp://host:port')
+        .union([
+          z.string().regex(/^(off|managed|unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected "off", "managed", unix:/path or tcp://host:port'),
+          z.array(z.string().regex(/^(unix:\/.+|tcp:\/\/.+:\d{1,5})$/, 'expected unix:/path or tcp://host:port')).min(1),
+        ])
         .default('off'),
       managed: z
         .strictObject({

@@ -2,6 +2,10 @@
  * A clamd client (ClamAV's daemon protocol, clamd(8)): PING, VERSION and
  * zINSTREAM scanning over a UNIX socket or TCP, with a timeout per request.
  *
+ * ClamdFailover tries a list of clamd addresses in order when one cannot be
+ * reached or fails (never after a timeout: a slow scan is not started again
+ * elsewhere, the failure policy decides).
+ *
  * Our own client rather than the npm `clamscan` package: every clamd reply must
  * map to an explicit outcome, including the one clamd sends before closing the
  * stream early ("INSTREAM size limit exceeded"), which is read even when our
@@ -118,5 +122,22 @@ export class ClamdClient {
       }
     }
     if (!socket.destroyed) socket.write(header(0));
+  }
+}
+
+/** Several clamd addresses, tried in order when one fails (refused, reset, no reply, an ERROR reply). */
+export class ClamdFailover {
+  constructor(readonly clients: readonly ClamdClient[]) {
+    if (clients.length === 0) throw new Error('ClamdFailover needs at least one clamd');
+  }
+
+  /** `open` is called once per attempt, so each clamd gets the whole data. */
+  async scan(open: () => AsyncIterable<Buffer>): Promise<ScanOutcome> {
+    let outcome: ScanOutcome = { kind: 'unscannable', reason: 'error', detail: 'no clamd' };
+    for (const client of this.clients) {
+      outcome = await client.scan(open());
+      if (!(outcome.kind === 'unscannable' && outcome.reason === 'error')) return outcome;
+    }
+    return outcome;
   }
 }

@@ -10,7 +10,7 @@ import { Spool } from '../capture/spool.js';
 import { DEFAULT_EXECUTABLE_LIST } from '../package-root.js';
 import { parseExecutableList } from './filename.js';
 import { MailInspector } from './inspector.js';
-import { ClamdClient, parseClamdAddress } from './clamd.js';
+import { ClamdClient, ClamdFailover, parseClamdAddress } from './clamd.js';
 import { ManagedClamd } from './managed-clamd.js';
 
 export interface CreateOptions {
@@ -32,11 +32,14 @@ export async function createMailInspector(policy: Readonly<Policy>, options: Cre
     policy.antivirus.clamd === 'managed'
       ? new ManagedClamd({ databaseDir: policy.antivirus.managed.database_dir, streamMaxBytes: policy.antivirus.max_scan_bytes, ...(options.clamdPath === undefined ? {} : { clamdPath: options.clamdPath }), ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }) })
       : undefined;
-  const clamd = managed !== undefined ? await managed.start() : parseClamdAddress(policy.antivirus.clamd);
-  const scanner = clamd === undefined
-    ? undefined
-    : {
-        client: new ClamdClient(clamd, policy.antivirus.scan_timeout_seconds * 1000),
+  const setting = policy.antivirus.clamd;
+  const addresses = managed !== undefined ? [await managed.start()] : (Array.isArray(setting) ? setting : [setting]).flatMap((text) => parseClamdAddress(text) ?? []);
+  const timeoutMs = policy.antivirus.scan_timeout_seconds * 1000;
+  const scanner =
+    addresses.length === 0
+      ? undefined
+      : {
+        client: new ClamdFailover(addresses.map((address) => new ClamdClient(address, timeoutMs))),
         maxBytes: policy.antivirus.max_scan_bytes,
         concurrency: policy.antivirus.concurrency,
         infected: policy.antivirus.infected,

@@ -12,7 +12,7 @@ import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits, type
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
 import { inspectZip, type ArchiveLimits, type UnscannableReason } from './archive.js';
-import type { ClamdClient, ScanOutcome } from './clamd.js';
+import type { ClamdClient, ClamdFailover, ScanOutcome } from './clamd.js';
 
 /** A clamd outcome as a finding, or undefined when clean. */
 function scanFinding(part: string, filename: string, outcome: ScanOutcome): Finding | undefined {
@@ -46,7 +46,7 @@ class PartScans implements WholePartSink {
       this.found.set(part.node, { part: part.path, filename: name, kind: 'unscannable', unscannable: 'limits', reason: `larger than the ${this.scanner.maxBytes} bytes sent to the virus scanner` });
       return;
     }
-    const scan = this.scanner.client.scan((async function* () { yield decoded; })()).then((outcome) => {
+    const scan = this.scanner.client.scan(async function* () { yield decoded; }).then((outcome) => {
       this.found.set(part.node, scanFinding(part.path, name, outcome));
     });
     const tracked = scan.finally(() => this.inFlight.delete(tracked));
@@ -72,7 +72,7 @@ export interface Finding {
 }
 
 export interface ScannerPolicy {
-  client: ClamdClient;
+  client: ClamdFailover;
   /** Decoded parts larger than this are not sent (clamd would refuse them): unscannable (limits). */
   maxBytes: number;
   /** Scans in flight at once for one message. */
@@ -127,9 +127,9 @@ export class MailInspector implements Inspector {
     readonly close: () => Promise<void> = async () => undefined,
   ) {}
 
-  /** The clamd client, when the policy configures one (`mailmoat check` asks it for PING and VERSION). */
-  get scanner(): ClamdClient | undefined {
-    return this.policy.scanner?.client;
+  /** The clamd clients, in failover order, when the policy configures any (`mailmoat check` asks each for PING and VERSION). */
+  get scanners(): readonly ClamdClient[] {
+    return this.policy.scanner?.client.clients ?? [];
   }
 
   get executablePatterns(): number {
@@ -160,7 +160,7 @@ export class MailInspector implements Inspector {
     const exempt = context !== undefined && this.allowed(context);
     if (scans !== undefined && this.policy.scanner !== undefined) {
       // The raw message too, as a second reading: clamd's own MIME parser may see what ours does not.
-      const whole = scanFinding('whole message', '', await this.policy.scanner.client.scan(message.open()));
+      const whole = scanFinding('whole message', '', await this.policy.scanner.client.scan(() => message.open()));
       const partInfected = [...(scanned?.values() ?? [])].some((finding) => finding?.kind === 'virus');
       // Encryption and size limits are judged per part (a message over clamd's stream limit is no reason to refuse it).
       if (whole !== undefined && whole.kind !== 'unscannable' && (whole.kind !== 'virus' || !partInfected)) {

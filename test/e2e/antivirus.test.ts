@@ -108,3 +108,13 @@ t.test('clamd killed mid-run: tempfail, never pass; scanning recovers by itself 
   t.equal(after.verdict.action, 'rewrite', 'the same inspector finds it again once clamd is back');
   if (after.verdict.action === 'rewrite') await after.verdict.message.dispose();
 });
+
+t.test('a list of clamd addresses fails over to the next one that answers', async (t) => {
+  const clamd = await startClamd(t);
+  const policy = `antivirus:\n  clamd: ["unix:/nonexistent/first.sock", "unix:${clamd.socket}"]\n`;
+  const { report } = await examine(policy, CASES.attachment ?? '');
+  t.equal(report.verdict.action, 'rewrite', 'the second clamd found the virus');
+  const none = await examine('antivirus:\n  clamd: ["unix:/nonexistent/a.sock", "unix:/nonexistent/b.sock"]\n', CASES.attachment ?? '');
+  t.equal(none.report.verdict.action, 'tempfail', 'none answers: tempfail');
+  t.throws(() => parsePolicyText('antivirus:\n  clamd: ["managed"]\n', 'test'), /antivirus\.clamd/, 'a list holds addresses only');
+});

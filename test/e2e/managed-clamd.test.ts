@@ -29,7 +29,7 @@ t.test('managed clamd scans, is restarted when it dies, and stops with the inspe
   t.equal(first.verdict.action, 'rewrite', 'EICAR found by the managed clamd');
   if (first.verdict.action === 'rewrite') await first.verdict.message.dispose();
 
-  const address = inspector.scanner?.address;
+  const address = inspector.scanners[0]?.address;
   const config = address?.kind === 'unix' ? join(dirname(address.path), 'clamd.conf') : '';
   execFileSync('pkill', ['-KILL', '-f', config]);
   await sleep(100);
