@@ -3,12 +3,13 @@
 #   bash scripts/setup.sh demo    install what is needed, build, run `mailmoat demo`
 #   bash scripts/setup.sh test    install what is needed, build, run every test on Node 20+ and Node 24 LTS
 #   bash scripts/setup.sh start   install what is needed, build, run `mailmoat start` with policies/default.yaml
+#   bash scripts/setup.sh bench   install what is needed (also clamsmtp), build, run every bench
 # System packages are installed with apt-get only when missing; npm packages with `npm ci`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="${1:-demo}"
-case "$mode" in demo|test|start) ;; *) echo "usage: bash scripts/setup.sh demo|test|start" >&2; exit 2 ;; esac
+case "$mode" in demo|test|start|bench) ;; *) echo "usage: bash scripts/setup.sh demo|test|start|bench" >&2; exit 2 ;; esac
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -18,11 +19,14 @@ need node nodejs
 need npm npm
 need python3 python3
 need git git
-if [ "$mode" = test ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need smtp-sink postfix      # Postfix's smtp-sink and smtp-source: real upstream and load generator
   need swaks swaks            # real SMTP client
   [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)   # real ClamAV daemon (the tests start their own, with a database they build)
   [ -e /usr/share/clamav-testfiles/clam.exe ] || missing+=(clamav-testfiles)
+fi
+if [ "$mode" = bench ]; then
+  [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
