@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { freePort, listening } from './ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,14 +26,6 @@ const { values } = parseArgs({ options: { messages: { type: 'string', default: '
 const MESSAGES = Number(values.messages);
 const CLI = new URL('../src/cli.js', import.meta.url).pathname;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function waitFor(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
   for (let attempt = 0; attempt < 600; attempt++) {
     if (await check()) return;
@@ -41,13 +33,6 @@ async function waitFor(check: () => Promise<boolean> | boolean, what: string): P
   }
   throw new Error(`${what} did not come up`);
 }
-
-const listening = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
 
 function freshMessage(): Buffer {
   const attachment = randomBytes(73 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n');

@@ -18,7 +18,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { freePort, listening } from './ports.js';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,22 +40,9 @@ const ROUNDS = Number(values.rounds);
 const MESSAGES_A = Number(values['messages-a']);
 const MESSAGES_B = Number(values['messages-b']);
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function waitForPort(port: number): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-    });
-    if (up) return;
+    if (await listening(port)) return;
     await sleep(50);
   }
   throw new Error(`port ${port} never opened`);

@@ -96,7 +96,8 @@ export class ManagedClamd {
   }
 }
 
-function answers(socket: string): Promise<boolean> {
+/** True when something accepts connections on the UNIX socket. */
+export function answers(socket: string): Promise<boolean> {
   if (!existsSync(socket)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const probe = connect({ path: socket });

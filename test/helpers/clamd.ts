@@ -6,7 +6,7 @@
  * AlertEncrypted and AlertExceedsMax are on, as mailmoat's managed clamd has them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { answers } from '../../src/inspect/managed-clamd.js';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,18 +18,6 @@ import type { Test } from 'tap';
 export const CLAMAV_TESTFILES = '/usr/share/clamav-testfiles';
 /** The EICAR test string, assembled at run time (never stored whole in the repository). */
 export const EICAR = ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'].join('');
-
-/** True when something accepts connections on the socket. */
-function answers(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect({ path: socket });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
 
 export interface TestClamd {
   socket: string;
@@ -57,7 +45,7 @@ export async function startClamd(t: Test, extraConfig: string[] = [], socketPath
   const child = spawn('/usr/sbin/clamd', [`--config-file=${config}`], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 30000;
-  while (!existsSync(socket) || !(await answers(socket))) {
+  while (!(await answers(socket))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       const log = existsSync(join(dir, 'clamd.log')) ? readFileSync(join(dir, 'clamd.log'), 'utf8') : '';
       throw new Error(`clamd did not start: ${log.slice(-2000)}`);
