@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendOnce } from '../src/demo/client.js';
 import { DotStuffer, END_OF_DATA } from '../src/wire/dot-codec.js';
-import { EICAR_TEST_STRING } from '../src/demo/samples.js';
+import { eicarSignature } from '../src/demo/samples.js';
 
 const { values } = parseArgs({ options: { messages: { type: 'string', default: '400' } } });
 const MESSAGES = Number(values.messages);
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-av-bench-'));
   const children: ChildProcess[] = [];
   try {
-    await writeFile(join(dir, 'bench.ndb'), `Mailmoat.Bench.EICAR:0:*:${Buffer.from(EICAR_TEST_STRING, 'latin1').toString('hex')}\n`);
+    await writeFile(join(dir, 'bench.ndb'), eicarSignature('Mailmoat.Bench.EICAR'));
     const clamdSocket = join(dir, 'clamd.sock');
     await writeFile(join(dir, 'clamd.conf'), [`LocalSocket ${clamdSocket}`, `DatabaseDirectory ${dir}`, `TemporaryDirectory ${dir}`, 'Foreground yes', 'AlertEncrypted yes', 'AlertExceedsMax yes', 'MaxThreads 12', ''].join('\n'));
     children.push(spawn('/usr/sbin/clamd', [`--config-file=${join(dir, 'clamd.conf')}`], { stdio: 'ignore' }));

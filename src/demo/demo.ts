@@ -19,7 +19,7 @@ import { createLogger } from '../observe/log.js';
 import { startProxy } from '../main.js';
 import { RecordingSink } from './sink.js';
 import { sendOnce } from './client.js';
-import { demoSamples, eicarSample, EICAR_TEST_STRING } from './samples.js';
+import { demoSamples, eicarSample, eicarSignature } from './samples.js';
 
 /**
  * With clamd installed, the demo runs a managed clamd on a signature database it
@@ -28,7 +28,7 @@ import { demoSamples, eicarSample, EICAR_TEST_STRING } from './samples.js';
 async function demoAntivirus(base: Readonly<Policy>): Promise<{ antivirus: Policy['antivirus']; cleanup: () => Promise<void> } | undefined> {
   if (!existsSync(DEFAULT_CLAMD_PATH)) return undefined;
   const databaseDir = await mkdtemp(join(tmpdir(), 'mailmoat-demo-signatures-'));
-  await writeFile(join(databaseDir, 'mailmoat-demo.ndb'), `Mailmoat.Demo.EICAR:0:*:${Buffer.from(EICAR_TEST_STRING, 'latin1').toString('hex')}\n`);
+  await writeFile(join(databaseDir, 'mailmoat-demo.ndb'), eicarSignature('Mailmoat.Demo.EICAR'));
   return {
     antivirus: { ...base.antivirus, clamd: 'managed', managed: { database_dir: databaseDir } },
     cleanup: () => rm(databaseDir, { recursive: true, force: true }),

@@ -53,20 +53,21 @@ export function windowsProgramStub(): Buffer {
   return head;
 }
 
-function withZip(subject: string, name: string, zip: Buffer): Buffer {
+/** A multipart message: a short text, then one base64 attachment (lines of 76, RFC 2045 6.8). */
+function withAttachment(subject: string, text: string, attachment: { contentType: string; name: string; data: Buffer }): Buffer {
   return crlf([
     ...headers(subject, ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
     '',
     '--demo-boundary',
     'Content-Type: text/plain; charset=utf-8',
     '',
-    'The files are attached.',
+    text,
     '--demo-boundary',
-    `Content-Type: application/zip; name="${name}"`,
-    `Content-Disposition: attachment; filename="${name}"`,
+    `Content-Type: ${attachment.contentType}; name="${attachment.name}"`,
+    `Content-Disposition: attachment; filename="${attachment.name}"`,
     'Content-Transfer-Encoding: base64',
     '',
-    ...zip.toString('base64').replace(/.{1,76}/g, '$&\n').trimEnd().split('\n'),
+    ...attachment.data.toString('base64').replace(/.{1,76}/g, '$&\n').trimEnd().split('\n'),
     '--demo-boundary--',
   ]);
 }
@@ -74,45 +75,19 @@ function withZip(subject: string, name: string, zip: Buffer): Buffer {
 /** The EICAR anti-virus test string, assembled at run time so that it is never stored whole. */
 export const EICAR_TEST_STRING = ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'].join('');
 
+/** A ClamAV body signature (.ndb: name, any target, any offset, hex) that matches the EICAR string anywhere. */
+export const eicarSignature = (name: string): string => `${name}:0:*:${Buffer.from(EICAR_TEST_STRING, 'latin1').toString('hex')}\n`;
+
 /** A message with the EICAR test file attached (the demo adds it when clamd is installed). */
 export function eicarSample(): Sample {
-  const message = crlf([
-    ...headers('Test file', ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
-    '',
-    '--demo-boundary',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    'The anti-virus test file is attached.',
-    '--demo-boundary',
-    'Content-Type: application/octet-stream; name="eicar.com.txt"',
-    'Content-Disposition: attachment; filename="eicar.com.txt"',
-    'Content-Transfer-Encoding: base64',
-    '',
-    Buffer.from(EICAR_TEST_STRING, 'latin1').toString('base64'),
-    '--demo-boundary--',
-  ]);
+  const message = withAttachment('Test file', 'The anti-virus test file is attached.', { contentType: 'application/octet-stream', name: 'eicar.com.txt', data: Buffer.from(EICAR_TEST_STRING, 'latin1') });
   return { title: 'eicar.com.txt (the anti-virus test file)', wire: stuffed(message), expected: { stripped: 'eicar.com.txt' } };
 }
 
 export function demoSamples(): Sample[] {
   const plain = crlf([...headers('Lunch on Friday', ['Content-Type: text/plain; charset=utf-8']), '', 'Hi Bob,', '', 'Lunch on Friday at noon?', '', 'Alice']);
 
-  const pdf = samplePdf().toString('base64').replace(/.{1,76}/g, '$&\n').trimEnd().split('\n');
-  const report = crlf([
-    ...headers('Quarterly report', ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
-    '',
-    '--demo-boundary',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    'The report is attached.',
-    '--demo-boundary',
-    'Content-Type: application/pdf; name="report-q3.pdf"',
-    'Content-Disposition: attachment; filename="report-q3.pdf"',
-    'Content-Transfer-Encoding: base64',
-    '',
-    ...pdf,
-    '--demo-boundary--',
-  ]);
+  const report = withAttachment('Quarterly report', 'The report is attached.', { contentType: 'application/pdf', name: 'report-q3.pdf', data: samplePdf() });
 
   const dots = crlf([...headers('Dots at line starts', ['Content-Type: text/plain']), '', '.hidden line that starts with a dot', '.', '..two dots', 'end']);
 
@@ -123,24 +98,10 @@ export function demoSamples(): Sample[] {
     'latin1',
   );
 
-  const executable = crlf([
-    ...headers('Your invoice', ['Content-Type: multipart/mixed; boundary="demo-boundary"']),
-    '',
-    '--demo-boundary',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    'Please find the invoice attached.',
-    '--demo-boundary',
-    'Content-Type: application/octet-stream; name="invoice.pdf.exe"',
-    'Content-Disposition: attachment; filename="invoice.pdf.exe"',
-    'Content-Transfer-Encoding: base64',
-    '',
-    windowsProgramStub().toString('base64'),
-    '--demo-boundary--',
-  ]);
-
-  const zipped = withZip('Your parcel', 'parcel.zip', storedZip([{ name: 'label.pdf', data: Buffer.from('%PDF-1.4\n') }, { name: 'tracking.exe', data: windowsProgramStub() }]));
-  const encrypted = withZip('Protected files', 'files.zip', storedZip([{ name: 'report.docx', data: Buffer.from('PK'), encryptedFlag: true }]));
+  const executable = withAttachment('Your invoice', 'Please find the invoice attached.', { contentType: 'application/octet-stream', name: 'invoice.pdf.exe', data: windowsProgramStub() });
+  const zip = (name: string, data: Buffer) => ({ contentType: 'application/zip', name, data });
+  const zipped = withAttachment('Your parcel', 'The files are attached.', zip('parcel.zip', storedZip([{ name: 'label.pdf', data: Buffer.from('%PDF-1.4\n') }, { name: 'tracking.exe', data: windowsProgramStub() }])));
+  const encrypted = withAttachment('Protected files', 'The files are attached.', zip('files.zip', storedZip([{ name: 'report.docx', data: Buffer.from('PK'), encryptedFlag: true }])));
 
   return [
     { title: 'plain text note', wire: stuffed(plain), expected: plain },

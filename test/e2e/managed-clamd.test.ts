@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import { EICAR } from '../helpers/clamd.js';
+import { eicarSignature } from '../../src/demo/samples.js';
 
 const message = Buffer.from(
   ['From: a@example.org', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'hi', '--b', 'Content-Type: application/octet-stream; name="t.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.from(EICAR).toString('base64'), '--b--', ''].join('\r\n'),
@@ -17,7 +18,7 @@ const source = { size: message.length, open: async function* () { yield message;
 
 async function database(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-signatures-'));
-  await writeFile(join(dir, 'test.ndb'), `Mailmoat.Test.EICAR:0:*:${Buffer.from(EICAR, 'latin1').toString('hex')}\n`);
+  await writeFile(join(dir, 'test.ndb'), eicarSignature('Mailmoat.Test.EICAR'));
   return dir;
 }
 

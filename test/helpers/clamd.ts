@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { answers } from '../../src/inspect/managed-clamd.js';
+import { EICAR_TEST_STRING, eicarSignature } from '../../src/demo/samples.js';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,8 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 
 export const CLAMAV_TESTFILES = '/usr/share/clamav-testfiles';
-/** The EICAR test string, assembled at run time (never stored whole in the repository). */
-export const EICAR = ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'].join('');
+/** The EICAR test string (assembled at run time by the demo's samples, never stored whole). */
+export const EICAR = EICAR_TEST_STRING;
 
 export interface TestClamd {
   socket: string;
@@ -32,7 +33,7 @@ export async function startClamd(t: Test, extraConfig: string[] = [], socketPath
   if (!existsSync(clamExe)) throw new Error('clamav-testfiles is not installed: apt-get install clamav-testfiles');
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-clamd-'));
   await mkdir(join(dir, 'db'));
-  await writeFile(join(dir, 'db', 'mailmoat-test.ndb'), `Mailmoat.Test.EICAR:0:*:${Buffer.from(EICAR, 'latin1').toString('hex')}\n`);
+  await writeFile(join(dir, 'db', 'mailmoat-test.ndb'), eicarSignature('Mailmoat.Test.EICAR'));
   const exe = readFileSync(clamExe);
   await writeFile(join(dir, 'db', 'mailmoat-test.hdb'), `${createHash('md5').update(exe).digest('hex')}:${exe.length}:Mailmoat.Test.ClamExe\n`);
   const socket = socketPath ?? join(dir, 'clamd.sock');
