@@ -6,7 +6,7 @@
  *
  * Usage: node dist/bench/inspector.js [--rounds 200] [--corpora ../shared/corpora]
  */
-import { createReadStream, createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parsePolicyText } from '../src/config/load.js';
 import { createMailInspector } from '../src/inspect/create.js';
 import type { MessageSource } from '../src/inspect/api.js';
+import { fileSource } from '../src/scan.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,12 +30,6 @@ const { values } = parseArgs({
 const ROUNDS = Number(values.rounds);
 
 const memorySource = (bytes: Buffer): MessageSource => ({ size: bytes.length, async *open() { yield bytes; } });
-const fileSource = (path: string, size: number): MessageSource => ({
-  size,
-  async *open() {
-    for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
-  },
-});
 
 function benchMessage(): Buffer {
   const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(73 * 1024)]);

@@ -18,7 +18,8 @@ export interface ScanOptions {
   outDir?: string;
 }
 
-function fileSource(path: string, size: number): MessageSource {
+/** A message file as a MessageSource, read anew on each open(). */
+export function fileSource(path: string, size: number): MessageSource {
   return {
     size,
     async *open() {
