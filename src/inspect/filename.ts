@@ -23,8 +23,8 @@ export interface NameFinding {
 const BIDI_CONTROL_CLASS = '[\\u202a-\\u202e\\u2066-\\u2069\\u200e\\u200f\\u061c]';
 const BIDI_CONTROLS = new RegExp(BIDI_CONTROL_CLASS, 'gu');
 const HAS_BIDI_CONTROL = new RegExp(BIDI_CONTROL_CLASS, 'u');
-/** A run of this many whitespace characters before the last dot pushes the extension out of view. */
-const HIDING_WHITESPACE_RUN = 10;
+/** A run of ten whitespace characters before the last dot pushes the extension out of view. */
+const HIDING_WHITESPACE = /\s{10,}/u;
 const CLSID_NAME = /\.?\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$/i;
 /** Archive and compression suffixes: `report.scr.xz` is an executable in a wrapper. */
 const COMPRESSED_SUFFIX = /\.(gz|xz|bz2|z|zip|7z|rar|tar|tgz|lz|lzma|zst|arj|ace|lzh|zoo)$/;
@@ -110,7 +110,7 @@ export function classifyName(name: string, list: ExecutableList): NameFinding[] 
   if (pattern !== undefined) {
     findings.push({ kind: 'executable', filename: name, reason: `the name matches ${pattern}` });
     const stem = normalized.slice(0, normalized.lastIndexOf('.'));
-    if (/\s{2,}$/u.test(stem) || new RegExp(`\\s{${HIDING_WHITESPACE_RUN},}`, 'u').test(stem)) {
+    if (/\s{2,}$/u.test(stem) || HIDING_WHITESPACE.test(stem)) {
       findings.push({ kind: 'hidden-extension', filename: name, reason: 'whitespace hides the executable extension' });
     }
     const inner = stem.slice(stem.lastIndexOf('.') + 1).trim();

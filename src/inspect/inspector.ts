@@ -120,12 +120,17 @@ const SEVERITY: Record<PartAction, number> = { pass: 1, sanitize: 2, strip: 3, t
 const bareAddress = (path: string): string => path.replace(/^<|>$/g, '');
 
 export class MailInspector implements Inspector {
+  /** The allow-lists, compiled once. */
+  private readonly allowPatterns: { senders: RegExp[]; recipients: RegExp[] };
+
   constructor(
     private readonly policy: InspectorPolicy,
     private readonly createSpool: () => SpooledMessage,
     /** Releases what the inspector owns (a managed clamd). */
     readonly close: () => Promise<void> = async () => undefined,
-  ) {}
+  ) {
+    this.allowPatterns = { senders: policy.allow.senders.map(wildcardPattern), recipients: policy.allow.recipients.map(wildcardPattern) };
+  }
 
   /** The clamd clients, in failover order, when the policy configures any (`mailmoat check` asks each for PING and VERSION). */
   get scanners(): readonly ClamdClient[] {
@@ -295,12 +300,12 @@ export class MailInspector implements Inspector {
   }
 
   private allowed(context: InspectionContext): boolean {
-    const { senders, recipients } = this.policy.allow;
-    if (senders.some((pattern) => wildcardPattern(pattern).test(bareAddress(context.sender)))) return true;
+    const { senders, recipients } = this.allowPatterns;
+    if (senders.some((pattern) => pattern.test(bareAddress(context.sender)))) return true;
     return (
       recipients.length > 0 &&
       context.recipients.length > 0 &&
-      context.recipients.every((recipient) => recipients.some((pattern) => wildcardPattern(pattern).test(bareAddress(recipient))))
+      context.recipients.every((recipient) => recipients.some((pattern) => pattern.test(bareAddress(recipient))))
     );
   }
 
