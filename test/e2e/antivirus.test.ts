@@ -3,9 +3,9 @@
 // message is found and stripped; `infected: reject` refuses; a scanner that is down tempfails
 // (451, nothing upstream) unless the policy says pass.
 import t from 'tap';
+import { inspectMessage } from '../helpers/inspect.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
-import type { InspectionReport } from '../../src/inspect/inspector.js';
 import { storedZip } from '../../src/demo/stored-zip.js';
 import { EICAR, startClamd } from '../helpers/clamd.js';
 import { RawClient } from '../helpers/client.js';
@@ -23,16 +23,7 @@ const CASES: Record<string, string> = {
   'attached message': multipart(['Content-Type: message/rfc822', '', ['From: x@example.org', 'Subject: inner', 'Content-Type: text/plain', '', EICAR, ''].join('\r\n')]),
 };
 
-async function examine(policyText: string, message: string): Promise<{ report: InspectionReport; output: string }> {
-  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
-  const bytes = Buffer.from(message, 'latin1');
-  const report = await inspector.examine({ size: bytes.length, open: async function* () { yield bytes; } });
-  if (report.verdict.action !== 'rewrite') return { report, output: '' };
-  const chunks: Buffer[] = [];
-  for await (const chunk of report.verdict.message.open()) chunks.push(chunk);
-  await report.verdict.message.dispose();
-  return { report, output: Buffer.concat(chunks).toString('latin1') };
-}
+const examine = (policyText: string, message: string) => inspectMessage(message, policyText);
 
 t.test('EICAR is found wherever it is, and stripped', async (t) => {
   const clamd = await startClamd(t);

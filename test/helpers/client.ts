@@ -82,10 +82,16 @@ export class RawClient {
     return reply;
   }
 
-  /** Connects, reads the greeting, and pipelines EHLO, MAIL, RCPT and DATA (five replies in all). */
-  static async openTransaction(port: number): Promise<RawClient> {
+  /** Connects and waits for the greeting. */
+  static async greeted(port: number): Promise<RawClient> {
     const client = await RawClient.connect(port);
     await client.waitForReplies(1);
+    return client;
+  }
+
+  /** Connects, reads the greeting, and pipelines EHLO, MAIL, RCPT and DATA (five replies in all). */
+  static async openTransaction(port: number): Promise<RawClient> {
+    const client = await RawClient.greeted(port);
     client.send(TRANSACTION_START);
     await client.waitForReplies(5);
     return client;

@@ -4,7 +4,7 @@
  * dumps with LF line endings and prepends its own X-* and Received headers;
  * `messages()` strips those and returns the message text with LF endings.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -47,7 +47,6 @@ export class SmtpSink {
   private constructor(
     readonly port: number,
     readonly dir: string,
-    private readonly child: ChildProcess,
   ) {}
 
   static async start(t: Test, extraArgs: string[] = []): Promise<SmtpSink> {
@@ -61,7 +60,7 @@ export class SmtpSink {
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`smtp-sink exited (${code}): ${stderr}`))));
     await Promise.race([waitForPort(port, 5000), exited]);
-    const sink = new SmtpSink(port, dir, child);
+    const sink = new SmtpSink(port, dir);
     t.teardown(async () => {
       child.kill();
       await rm(dir, { recursive: true, force: true });

@@ -2,17 +2,12 @@
 // declares two transfer encodings is sniffed in every reading, whichever order they come in; a part
 // with two names is classified by each.
 import t from 'tap';
+import { inspectMessage } from '../helpers/inspect.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import { windowsProgramStub } from '../../src/demo/samples.js';
 
-async function findings(message: string) {
-  const bytes = Buffer.from(message);
-  const inspector = await createMailInspector(parsePolicyText('', 'test'));
-  const report = await inspector.examine({ size: bytes.length, open: async function* () { yield bytes; } });
-  if (report.verdict.action === 'rewrite') await report.verdict.message.dispose();
-  return report;
-}
+const findings = async (message: string) => (await inspectMessage(message)).report;
 
 const message = (partHeaders: string[], body: string): string =>
   ['From: a@example.org', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'hi', '--b', ...partHeaders, '', body, '--b--', ''].join('\r\n');

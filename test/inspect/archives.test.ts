@@ -2,11 +2,9 @@
 // depth limit, encrypted members and bombs unscannable (answered fast, in bounded memory), the
 // per-reason policy actions, and Office/EPUB containers not flagged for being zips.
 import t from 'tap';
+import { inspectMessage } from '../helpers/inspect.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parsePolicyText } from '../../src/config/load.js';
-import { createMailInspector } from '../../src/inspect/create.js';
-import type { InspectionReport } from '../../src/inspect/inspector.js';
 import { CORPORA } from '../helpers/corpora.js';
 import { storedZip } from '../../src/demo/stored-zip.js';
 
@@ -36,12 +34,7 @@ function withAttachment(name: string, bytes: Buffer, contentType = 'application/
   );
 }
 
-async function examine(message: Buffer, policyText = ''): Promise<InspectionReport> {
-  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
-  const report = await inspector.examine({ size: message.length, open: async function* () { yield message; } });
-  if (report.verdict.action === 'rewrite') await report.verdict.message.dispose();
-  return report;
-}
+const examine = async (message: Buffer, policyText = '') => (await inspectMessage(message, policyText)).report;
 
 const fixture = (dir: string, name: string): Buffer => withAttachment(name, readFileSync(join(dir, name)));
 

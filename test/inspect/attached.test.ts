@@ -2,9 +2,7 @@
 // base64-encoded, each walked in turn; nesting past the depth limit is unscannable; the attached
 // message holding an executable is replaced as a whole.
 import t from 'tap';
-import { parsePolicyText } from '../../src/config/load.js';
-import { createMailInspector } from '../../src/inspect/create.js';
-import type { InspectionReport } from '../../src/inspect/inspector.js';
+import { inspectMessage } from '../helpers/inspect.js';
 
 const INNER = [
   'From: x@example.org',
@@ -31,15 +29,7 @@ function wrap(headers: string[], body: string, boundary = 'out'): Buffer {
   );
 }
 
-async function examine(message: Buffer, policyText = ''): Promise<{ report: InspectionReport; output: string }> {
-  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
-  const report = await inspector.examine({ size: message.length, open: async function* () { yield message; } });
-  if (report.verdict.action !== 'rewrite') return { report, output: '' };
-  const chunks: Buffer[] = [];
-  for await (const chunk of report.verdict.message.open()) chunks.push(chunk);
-  await report.verdict.message.dispose();
-  return { report, output: Buffer.concat(chunks).toString('latin1') };
-}
+const examine = (message: Buffer, policyText = '') => inspectMessage(message, policyText);
 
 t.test('inline, attached and base64-encoded messages are all walked', async (t) => {
   const cases: [string, Buffer][] = [

@@ -1,10 +1,8 @@
 // The administrator's choices: sanitize (Mailtraq's rename to .TxT), allow-lists for senders and
 // recipients (a recipient exemption needs every recipient listed), the subject tag, and markers off.
 import t from 'tap';
-import { parsePolicyText } from '../../src/config/load.js';
-import { createMailInspector } from '../../src/inspect/create.js';
+import { inspectMessage } from '../helpers/inspect.js';
 import type { InspectionContext } from '../../src/inspect/api.js';
-import type { InspectionReport } from '../../src/inspect/inspector.js';
 import { windowsProgramStub } from '../../src/demo/samples.js';
 
 const MESSAGE = Buffer.from(
@@ -31,15 +29,7 @@ const MESSAGE = Buffer.from(
 
 const context = (sender: string, recipients: string[]): InspectionContext => ({ sessionId: 't', direction: 'inbound', sender: `<${sender}>`, recipients: recipients.map((r) => `<${r}>`) });
 
-async function run(policyText: string, ctx?: InspectionContext): Promise<{ report: InspectionReport; output: string }> {
-  const inspector = await createMailInspector(parsePolicyText(policyText, 'test'));
-  const report = await inspector.examine({ size: MESSAGE.length, open: async function* () { yield MESSAGE; } }, ctx);
-  if (report.verdict.action !== 'rewrite') return { report, output: MESSAGE.toString('latin1') };
-  const chunks: Buffer[] = [];
-  for await (const chunk of report.verdict.message.open()) chunks.push(chunk);
-  await report.verdict.message.dispose();
-  return { report, output: Buffer.concat(chunks).toString('latin1') };
-}
+const run = (policyText: string, ctx?: InspectionContext) => inspectMessage(MESSAGE, policyText, ctx);
 
 t.test('sanitize keeps the file under a harmless name', async (t) => {
   const { report, output } = await run('inspect:\n  executables:\n    action: sanitize\n');

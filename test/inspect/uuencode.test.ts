@@ -2,6 +2,7 @@
 // Windows program or executable name in a plain text message is found; named uuencoded gifs
 // (mime4j's uu-*.msg) are not flagged.
 import t from 'tap';
+import { inspectMessage } from '../helpers/inspect.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UuScanner } from '../../src/inspect/uuencode.js';
@@ -39,13 +40,7 @@ t.test('the scanner decodes a real uuencoded file at any chunking', async (t) =>
   }
 });
 
-async function examine(text: string) {
-  const message = Buffer.from(`From: a@example.org\r\nSubject: files\r\nContent-Type: text/plain\r\n\r\n${text}\r\n`);
-  const inspector = await createMailInspector(parsePolicyText('', 'test'));
-  const report = await inspector.examine({ size: message.length, open: async function* () { yield message; } });
-  if (report.verdict.action === 'rewrite') await report.verdict.message.dispose();
-  return report;
-}
+const examine = async (text: string) => (await inspectMessage(`From: a@example.org\r\nSubject: files\r\nContent-Type: text/plain\r\n\r\n${text}\r\n`)).report;
 
 t.test('a uuencoded program in a text part is found by name and by content', async (t) => {
   const report = await examine(`Here is the tool:\r\n\r\n${uuencode('tool.exe', windowsProgramStub())}\r\n\r\nregards`);

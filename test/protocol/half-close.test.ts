@@ -8,8 +8,7 @@ import { startTestProxy } from '../helpers/proxy.js';
 t.test('a whole transaction, then FIN: every reply arrives, the message is delivered', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.socket.end('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
   await client.waitForReplies(5);
   t.same(client.codes(), [220, 250, 250, 250, 354], 'DATA was answered although the downstream half-closed...');
@@ -20,8 +19,7 @@ t.test('a whole transaction, then FIN: every reply arrives, the message is deliv
 t.test('QUIT and FIN in one write: the 221 still arrives', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.socket.end('NOOP\r\nQUIT\r\n');
   t.ok(await client.waitForClose());
   t.same(client.codes(), [220, 250, 221]);

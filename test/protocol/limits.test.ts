@@ -12,8 +12,7 @@ import { startTestProxy } from '../helpers/proxy.js';
 t.test('a command line over max_command_line_bytes gets 500 5.5.2 and the session goes on', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   const long = await client.command(`NOOP ${'x'.repeat(5000)}`);
   t.equal(long.code, 500);
   t.match(long.lines[0], /^5\.5\.2/);
@@ -25,8 +24,7 @@ t.test('a command line over max_command_line_bytes gets 500 5.5.2 and the sessio
 t.test('10 unknown commands: 421 and close', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.send('BOGUS\r\n'.repeat(12));
   t.ok(await client.waitForClose());
   t.same(client.codes(), [220, 500, 500, 500, 500, 500, 500, 500, 500, 500, 421]);
@@ -45,8 +43,7 @@ t.test('an early talker gets 421 before any greeting', async (t) => {
 t.test('an HTTP request on the SMTP port gets 421 and close', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
   t.ok(await client.waitForClose());
   t.same(client.codes(), [220, 421]);
@@ -55,8 +52,7 @@ t.test('an HTTP request on the SMTP port gets 421 and close', async (t) => {
 t.test('message size: MAIL SIZE= over the limit and an over-long DATA both get 552 5.3.4', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port, { limits: { max_message_bytes: 1000 } });
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   const ehlo = await client.command('EHLO c');
   t.ok(ehlo.lines.includes('SIZE 1000'), 'EHLO advertises the proxy limit');
   t.equal((await client.command('MAIL FROM:<a@example.org> SIZE=5000')).code, 552);
@@ -94,8 +90,7 @@ t.test('idle timeouts per phase', async (t) => {
   t.test('data phase: 421 after data_seconds, nothing upstream', async (t) => {
     const upstream = await ScriptedUpstream.start(t);
     const proxy = await startTestProxy(t, upstream.port, { timeouts: { data_seconds: 0.3 } });
-    const client = await RawClient.connect(proxy.port);
-    await client.waitForReplies(1);
+    const client = await RawClient.greeted(proxy.port);
     client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: slow\r\n');
     t.ok(await client.waitForClose(3000));
     t.same(client.codes(), [220, 250, 250, 250, 354, 421]);
@@ -113,8 +108,7 @@ t.test('idle timeouts per phase', async (t) => {
   t.test('upstream reply to a command: 421 after upstream_reply_seconds', async (t) => {
     const upstream = await ScriptedUpstream.start(t, { answer: (verb) => (verb === 'MAIL' ? 'stall' : undefined) });
     const proxy = await startTestProxy(t, upstream.port, { timeouts: { upstream_reply_seconds: 0.3 } });
-    const client = await RawClient.connect(proxy.port);
-    await client.waitForReplies(1);
+    const client = await RawClient.greeted(proxy.port);
     client.send('MAIL FROM:<a@example.org>\r\n');
     t.ok(await client.waitForClose(3000));
     t.same(client.codes(), [220, 421]);

@@ -8,8 +8,7 @@ import { startTestProxy } from '../helpers/proxy.js';
 t.test('a pipelined transaction gets its replies in order and the message arrives intact', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   const ehlo = await client.command('EHLO client.test');
   t.equal(ehlo.code, 250);
   t.same(ehlo.lines, ['upstream.test', 'PIPELINING', 'SIZE 10240000', '8BITMIME', 'ENHANCEDSTATUSCODES', 'SMTPUTF8', 'DSN', 'AUTH PLAIN LOGIN', 'ETRN'], 'STARTTLS, CHUNKING, BINARYMIME, XCLIENT, XFORWARD removed');
@@ -33,8 +32,7 @@ t.test('a pipelined transaction gets its replies in order and the message arrive
 t.test('DATA without an accepted recipient gets 554 from the proxy and no DATA upstream', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.send('EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<unknown@example.net>\r\nDATA\r\n');
   await client.waitForReplies(5);
   t.same(client.codes(), [220, 250, 250, 550, 554]);
@@ -49,8 +47,7 @@ t.test('DATA without an accepted recipient gets 554 from the proxy and no DATA u
 t.test('STARTTLS is refused until a TLS policy applies; unknown verbs are answered locally', async (t) => {
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   const tls = await client.command('STARTTLS');
   t.equal(tls.code, 454);
   const unknown = await client.command('FOOBAR x');
@@ -69,8 +66,7 @@ t.test('AUTH: continuation lines are relayed, never logged, and the state follow
     },
   });
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   await client.command('EHLO c');
   t.equal((await client.command('AUTH PLAIN')).code, 334);
   t.equal((await client.command(secret)).code, 235, 'the SASL line went upstream as it was');
@@ -84,8 +80,7 @@ t.test('multi-line replies to pipelined commands keep their lines and their orde
     answer: (verb) => (verb === 'HELP' ? '214-line one\r\n214-line two\r\n214 end' : verb === 'VRFY' ? '252-maybe\r\n252 2.0.0 cannot verify' : undefined),
   });
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.send('HELP\r\nVRFY bob\r\nNOOP\r\n');
   await client.waitForReplies(4);
   t.same(client.replies.slice(1), [

@@ -17,8 +17,7 @@ t.test('the upstream receives the same bytes wherever the transcript is cut', as
   const wire = Buffer.from(TRANSCRIPT, 'latin1');
   let reference: { raw: string; codes: number[] } | undefined;
   for (let cut = 0; cut <= wire.length; cut++) {
-    const client = await RawClient.connect(proxy.port);
-    await client.waitForReplies(1);
+    const client = await RawClient.greeted(proxy.port);
     client.send(wire.subarray(0, cut));
     await sleep(2);
     client.send(wire.subarray(cut));

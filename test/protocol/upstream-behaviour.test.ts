@@ -8,8 +8,7 @@ import { startTestProxy } from '../helpers/proxy.js';
 t.test('an upstream 421 shutdown notice reaches the downstream and closes the session', async (t) => {
   const upstream = await ScriptedUpstream.start(t, { answer: (verb) => (verb === 'NOOP' ? '421 4.3.2 Service shutting down\r\n' : undefined) });
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.send('NOOP\r\n');
   t.ok(await client.waitForClose());
   t.equal(client.replies[1]?.code, 421);
@@ -18,8 +17,7 @@ t.test('an upstream 421 shutdown notice reaches the downstream and closes the se
 t.test('a malformed upstream reply: 421 4.4.2 to the downstream', async (t) => {
   const upstream = await ScriptedUpstream.start(t, { answer: (verb) => (verb === 'NOOP' ? 'HTTP/1.1 200 OK' : undefined) });
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   client.send('NOOP\r\n');
   t.ok(await client.waitForClose());
   t.same(client.codes(), [220, 421]);
@@ -29,8 +27,7 @@ t.test('a malformed upstream reply: 421 4.4.2 to the downstream', async (t) => {
 t.test('control characters in upstream text are masked', async (t) => {
   const upstream = await ScriptedUpstream.start(t, { answer: (verb) => (verb === 'NOOP' ? '250 ok\x1b[2J\x07done' : undefined) });
   const proxy = await startTestProxy(t, upstream.port);
-  const client = await RawClient.connect(proxy.port);
-  await client.waitForReplies(1);
+  const client = await RawClient.greeted(proxy.port);
   const reply = await client.command('NOOP');
   t.same(reply.lines, ['ok?[2J?done']);
   client.close();
