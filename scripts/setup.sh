@@ -56,8 +56,8 @@ echo "setup: npm ci and build (node $(node --version))"
 npm ci --no-audit --no-fund --loglevel=error >/dev/null   # its prepare script builds dist/
 
 case "$mode" in
-  demo) exec node dist/cli.js demo ;;
-  start) exec node dist/cli.js start --policy policies/default.yaml ;;
+  demo) exec npm run --silent demo ;;
+  start) exec npm start --silent ;;
   test)
     # Runs the suite with the given node; prints tap's output and a closing "N passed, N failed" line.
     run_suite() {

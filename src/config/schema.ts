@@ -47,11 +47,17 @@ const unscannableAction = z.enum(['strip', 'pass', 'tempfail', 'reject']).defaul
 const seconds = (fallback: number) => z.number().positive().max(86_400).default(fallback);
 const bytes = (fallback: number) => z.number().int().positive().default(fallback);
 
-export const listenerSchema = z.strictObject({
-  protocol: z.enum(['smtp']),
-  listen: hostPort,
-  upstream: hostPort,
-});
+export const listenerSchema = z
+  .strictObject({
+    protocol: z.enum(['smtp', 'pop3']),
+    listen: hostPort,
+    /** host:port of the real server, or (POP3) `from-username`: `USER alice#pop.example.com[:port]`. */
+    upstream: z.union([hostPort, z.literal('from-username')]),
+  })
+  .refine((listener) => listener.upstream !== 'from-username' || listener.protocol === 'pop3', {
+    message: 'upstream: from-username is only for pop3 listeners',
+    path: ['upstream'],
+  });
 
 export const policySchema = z.strictObject({
   listeners: z.array(listenerSchema).default([]),
@@ -63,6 +69,7 @@ export const policySchema = z.strictObject({
   inspect: z
     .strictObject({
       smtp: z.enum(['inbound', 'outbound', 'all', 'none']).default('inbound'),
+      pop3: z.boolean().default(true),
       executables: z
         .strictObject({
           action: z.enum(['strip', 'sanitize']).default('strip'),
@@ -114,6 +121,16 @@ export const policySchema = z.strictObject({
   smtp: z
     .strictObject({
       bare_line_endings: z.enum(['normalize', 'reject']).default('normalize'),
+    })
+    .prefault({}),
+  pop3: z
+    .strictObject({
+      /** Hosts (wildcards) a `USER name#host[:port]` login may reach; empty = the form is refused. */
+      upstream_hosts: z.array(z.string().min(1)).default([]),
+      /** Ports that form may name (the default is 110). */
+      upstream_ports: z.array(z.number().int().min(1).max(65535)).default([110]),
+      keepalive_seconds: seconds(10),
+      idle_seconds: seconds(600),
     })
     .prefault({}),
   limits: z

@@ -10,6 +10,8 @@ export interface Sample {
   title: string;
   /** Bytes on the wire after DATA, including the final dot. */
   wire: Buffer;
+  /** The message itself, as a mailbox stores it (the POP3 part of the demo serves these). */
+  content: Buffer;
   /** What the upstream should receive: these exact bytes, or the message with this attachment replaced by a notice. */
   expected: Buffer | { stripped: string };
 }
@@ -81,7 +83,7 @@ export const eicarSignature = (name: string): string => `${name}:0:*:${Buffer.fr
 /** A message with the EICAR test file attached (the demo adds it when clamd is installed). */
 export function eicarSample(): Sample {
   const message = withAttachment('Test file', 'The anti-virus test file is attached.', { contentType: 'application/octet-stream', name: 'eicar.com.txt', data: Buffer.from(EICAR_TEST_STRING, 'latin1') });
-  return { title: 'eicar.com.txt (the anti-virus test file)', wire: stuffed(message), expected: { stripped: 'eicar.com.txt' } };
+  return { title: 'eicar.com.txt (the anti-virus test file)', wire: stuffed(message), content: message, expected: { stripped: 'eicar.com.txt' } };
 }
 
 export function demoSamples(): Sample[] {
@@ -104,12 +106,12 @@ export function demoSamples(): Sample[] {
   const encrypted = withAttachment('Protected files', 'The files are attached.', zip('files.zip', storedZip([{ name: 'report.docx', data: Buffer.from('PK'), encryptedFlag: true }])));
 
   return [
-    { title: 'plain text note', wire: stuffed(plain), expected: plain },
-    { title: 'invoice.pdf.exe (a Windows program)', wire: stuffed(executable), expected: { stripped: 'invoice.pdf.exe' } },
-    { title: 'parcel.zip holding tracking.exe', wire: stuffed(zipped), expected: { stripped: 'parcel.zip/tracking.exe' } },
-    { title: 'files.zip, encrypted (cannot be looked into)', wire: stuffed(encrypted), expected: { stripped: 'files.zip' } },
-    { title: 'report with a PDF attachment', wire: stuffed(report), expected: report },
-    { title: 'lines starting with dots', wire: stuffed(dots), expected: dots },
-    { title: 'SMTP smuggling attempt (bare LF dot)', wire: smuggling, expected: smugglingExpected },
+    { title: 'plain text note', wire: stuffed(plain), content: plain, expected: plain },
+    { title: 'invoice.pdf.exe (a Windows program)', wire: stuffed(executable), content: executable, expected: { stripped: 'invoice.pdf.exe' } },
+    { title: 'parcel.zip holding tracking.exe', wire: stuffed(zipped), content: zipped, expected: { stripped: 'parcel.zip/tracking.exe' } },
+    { title: 'files.zip, encrypted (cannot be looked into)', wire: stuffed(encrypted), content: encrypted, expected: { stripped: 'files.zip' } },
+    { title: 'report with a PDF attachment', wire: stuffed(report), content: report, expected: report },
+    { title: 'lines starting with dots', wire: stuffed(dots), content: dots, expected: dots },
+    { title: 'SMTP smuggling attempt (bare LF dot)', wire: smuggling, content: smugglingExpected, expected: smugglingExpected },
   ];
 }

@@ -19,6 +19,11 @@ export interface InspectionContext {
   direction: Direction;
   sender: string;
   recipients: readonly string[];
+  /**
+   * The message may be cut short (a POP3 TOP response): a part that cannot be read
+   * because it is cut is stripped, never given the unscannable policy's tempfail or reject.
+   */
+  partial?: boolean;
 }
 
 export type Verdict =

@@ -10,6 +10,7 @@
  * extension, double extensions ending in an executable one, CLSID names.
  */
 import libmime from 'libmime';
+import { wildcardPattern } from '../policy/wildcard.js';
 
 export type NameFindingKind = 'executable' | 'double-extension' | 'hidden-extension' | 'clsid' | 'bidi-control';
 
@@ -76,10 +77,6 @@ export interface ExecutableList {
 }
 
 /** A Mailtraq-style wildcard (`*` any run, `?` one character) as a whole-string, case-insensitive RegExp. */
-export function wildcardPattern(pattern: string): RegExp {
-  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'is');
-}
-
 /** Compiles Mailtraq-style wildcard patterns (`*.exe`, `setup?.bin`); `#` starts a comment line. */
 export function parseExecutableList(text: string): ExecutableList {
   const patterns = text

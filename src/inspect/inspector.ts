@@ -7,7 +7,8 @@
  * tolerance) is never passed unread: the verdict is tempfail.
  */
 import type { Inspector, InspectionContext, MessageSource, Verdict } from './api.js';
-import { classifyName, wildcardPattern, type ExecutableList, type NameFindingKind } from './filename.js';
+import { classifyName, type ExecutableList, type NameFindingKind } from './filename.js';
+import { wildcardPattern } from '../policy/wildcard.js';
 import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits, type WholePartSink } from './mime.js';
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
@@ -170,7 +171,7 @@ export class MailInspector implements Inspector {
       // Encryption and size limits are judged per part (a message over clamd's stream limit is no reason to refuse it).
       if (whole !== undefined && whole.kind !== 'unscannable' && (whole.kind !== 'virus' || !partInfected)) {
         findings.push(whole);
-        const action = this.findingAction(whole);
+        const action = this.findingAction(whole, false);
         // A virus found only in the message as a whole cannot be cut out: the message is refused.
         const messageAction: PartAction = action === 'strip' || action === 'sanitize' ? 'reject' : action;
         if (SEVERITY[messageAction] > SEVERITY[worst.action]) worst = { action: messageAction, reason: whole.reason };
@@ -184,7 +185,7 @@ export class MailInspector implements Inspector {
       const partFindings = exempt ? all.filter((finding) => finding.kind === 'unscannable') : all;
       if (partFindings.length === 0) continue;
       findings.push(...partFindings);
-      const { action, finding } = this.partAction(partFindings);
+      const { action, finding } = this.partAction(partFindings, context?.partial === true);
       if (SEVERITY[action] > SEVERITY[worst.action]) worst = { action, reason: `part ${finding.part}: ${finding.reason}` };
       if (action === 'strip') replacements.push({ node: leaf.node, kind: 'notice', notice: this.notice(finding) });
       if (action === 'sanitize') replacements.push({ node: leaf.node, kind: 'rename', filename: `${leaf.names[0] || 'attachment'}${this.policy.executables.renameSuffix}` });
@@ -234,19 +235,23 @@ export class MailInspector implements Inspector {
   }
 
   /** Executables are stripped; an unscannable part gets its reason's policy action; the worst wins. */
-  private partAction(findings: readonly Finding[]): { action: PartAction; finding: Finding } {
+  private partAction(findings: readonly Finding[], partial: boolean): { action: PartAction; finding: Finding } {
     let chosen: { action: PartAction; finding: Finding } = { action: 'pass', finding: findings[0] as Finding };
     for (const finding of findings) {
-      const action = this.findingAction(finding);
+      const action = this.findingAction(finding, partial);
       if (SEVERITY[action] > SEVERITY[chosen.action] || chosen.finding === finding) chosen = { action, finding };
     }
     return chosen;
   }
 
-  private findingAction(finding: Finding): PartAction {
+  /** `partial`: the message may be cut short (TOP), so an unreadable part is stripped (or passed), never refused. */
+  private findingAction(finding: Finding, partial: boolean): PartAction {
     switch (finding.kind) {
-      case 'unscannable':
-        return this.policy.unscannable[finding.unscannable ?? 'corrupt'];
+      case 'unscannable': {
+        const configured = this.policy.unscannable[finding.unscannable ?? 'corrupt'];
+        if (partial && finding.unscannable === 'corrupt') return configured === 'pass' ? 'pass' : 'strip';
+        return configured;
+      }
       case 'virus':
         return this.policy.scanner?.infected ?? 'strip';
       case 'scanner-failure':

@@ -1,6 +1,6 @@
 /**
- * Structured JSON logs (pino) to stdout: one child logger per session, and one
- * summary line per SMTP transaction. Credentials never reach a log: AUTH
+ * Structured JSON logs (pino) to stdout: one child logger per session, one
+ * summary line per SMTP transaction and one per POP3 retrieval (RETR, TOP). Credentials never reach a log: AUTH
  * arguments and SASL exchanges are not passed to the logger at all, and the
  * redaction paths below are a second guard for fields that might carry them.
  */
@@ -28,5 +28,22 @@ export interface TransactionSummary {
   verdict: 'pass' | 'rewrite' | 'tempfail' | 'reject' | 'refused' | 'aborted';
   reason?: string;
   upstreamReply: string;
+  durationMs: number;
+}
+
+export interface RetrievalSummary {
+  session: string;
+  downstream: string;
+  upstream: string;
+  user: string;
+  command: string;
+  /** The message number the client asked for. */
+  message: string;
+  inspected: boolean;
+  size: number;
+  verdict: 'pass' | 'rewrite' | 'tempfail' | 'reject' | 'refused' | 'aborted';
+  reason?: string;
+  /** Whether the keepalive committed the response before the verdict (pop3.keepalive_seconds). */
+  keptAlive: boolean;
   durationMs: number;
 }

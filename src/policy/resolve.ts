@@ -1,12 +1,14 @@
 /**
  * Policy resolution for one connection: the downstream's address decides the
  * direction (inside `networks.internal` = outbound, else inbound), and the
- * direction decides whether its mail is inspected (`inspect.smtp`).
+ * direction decides whether its mail is inspected (`inspect.smtp`); which servers
+ * a POP3 `USER name#host` login may reach.
  * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are matched as IPv4.
  */
 import { BlockList, isIPv4 } from 'node:net';
 import type { Direction } from '../inspect/api.js';
 import type { Policy } from '../config/schema.js';
+import { wildcardPattern } from './wildcard.js';
 
 export interface DirectionResolver {
   directionOf(address: string): Direction;
@@ -41,4 +43,14 @@ export function inspectsSmtp(setting: Policy['inspect']['smtp'], direction: Dire
     case 'outbound':
       return direction === 'outbound';
   }
+}
+
+/**
+ * POP3 `upstream: from-username`: a login may reach a host only when it matches
+ * `pop3.upstream_hosts` (wildcards) and a port in `pop3.upstream_ports`; an empty host
+ * list refuses every such login (mailmoat is never an open proxy).
+ */
+export function pop3UpstreamAllowList(pop3: Policy['pop3']): (host: string, port: number) => boolean {
+  const hosts = pop3.upstream_hosts.map(wildcardPattern);
+  return (host, port) => pop3.upstream_ports.includes(port) && hosts.some((pattern) => pattern.test(host));
 }

@@ -1,6 +1,6 @@
 /**
  * Starts mailmoat in-process for a test: the default policy plus the test's
- * overrides and one SMTP listener on an ephemeral loopback port. Logs are
+ * overrides and one SMTP (or POP3) listener on an ephemeral loopback port. Logs are
  * captured as parsed JSON lines so tests can assert on them.
  */
 import { Writable } from 'node:stream';
@@ -11,7 +11,7 @@ import type { Inspector } from '../../src/inspect/api.js';
 
 /** Protocol tests exercise the relay itself: an inspector that passes every message. */
 export const passInspector: Inspector = { inspect: async () => ({ action: 'pass' }) };
-import { createLogger, type TransactionSummary } from '../../src/observe/log.js';
+import { createLogger, type RetrievalSummary, type TransactionSummary } from '../../src/observe/log.js';
 import { startProxy } from '../../src/main.js';
 
 export interface TestProxy {
@@ -19,16 +19,26 @@ export interface TestProxy {
   logs: Record<string, unknown>[];
   rawLogs: string[];
   transactions: TransactionSummary[];
+  retrievals: RetrievalSummary[];
   activeSessions(): number;
 }
 
 type Overrides = { [K in keyof Policy]?: Partial<Policy[K]> };
 
-export async function startTestProxy(t: Test, upstreamPort: number, overrides: Overrides = {}, inspector: Inspector = passInspector): Promise<TestProxy> {
+export function startTestProxy(t: Test, upstreamPort: number, overrides: Overrides = {}, inspector: Inspector = passInspector): Promise<TestProxy> {
+  return startListener(t, 'smtp', `127.0.0.1:${upstreamPort}`, overrides, inspector);
+}
+
+/** A POP3 listener in front of `upstream` (a port on 127.0.0.1, or from-username). */
+export function startTestPop3Proxy(t: Test, upstream: number | 'from-username', overrides: Overrides = {}, inspector: Inspector = passInspector): Promise<TestProxy> {
+  return startListener(t, 'pop3', upstream === 'from-username' ? upstream : `127.0.0.1:${upstream}`, overrides, inspector);
+}
+
+async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector): Promise<TestProxy> {
   const policy = validatePolicy(
     {
       ...overrides,
-      listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${upstreamPort}` }],
+      listeners: [{ protocol, listen: '127.0.0.1:0', upstream }],
       log: { level: 'debug' },
     },
     'test',
@@ -49,6 +59,8 @@ export async function startTestProxy(t: Test, upstreamPort: number, overrides: O
   const listener = proxy.listeners[0];
   if (listener === undefined) throw new Error('no listener');
   listener.on('transaction', (summary) => transactions.push(summary));
+  const retrievals: RetrievalSummary[] = [];
+  listener.on('retrieval', (summary) => retrievals.push(summary));
   t.teardown(() => proxy.close());
-  return { port: proxy.addresses[0]?.port ?? 0, logs, rawLogs, transactions, activeSessions: () => listener.activeSessions };
+  return { port: proxy.addresses[0]?.port ?? 0, logs, rawLogs, transactions, retrievals, activeSessions: () => listener.activeSessions };
 }

@@ -1,0 +1,577 @@
+/**
+ * One POP3 proxy session: a downstream mail client, its own upstream POP3
+ * server connection, and the state machine between them.
+ *
+ * RFC 1939 (AUTHORIZATION, TRANSACTION, UPDATE on QUIT; multi-line responses end
+ * with CRLF "." CRLF and are dot-stuffed), RFC 2449 (CAPA, response codes),
+ * RFC 5034 (AUTH continuation lines relayed, never logged).
+ *
+ * Invariants:
+ *  - One command at a time: the next downstream line is read only after the
+ *    previous response was relayed (PIPELINING is not advertised).
+ *  - State changes on the upstream's +OK: TRANSACTION after a positive PASS,
+ *    APOP or AUTH, never on the downstream's command alone.
+ *  - RETR and TOP responses are captured (unstuffed, into a spool), inspected, and
+ *    only then sent, re-stuffed: the original bytes when clean, the rewritten
+ *    message with its own octet count otherwise. A message that cannot be
+ *    inspected gets -ERR [SYS/TEMP] and stays on the server; when the response was
+ *    already committed by the keepalive, the connection is cut before the dot.
+ *  - The upstream gets QUIT only when the downstream sent QUIT: a downstream that
+ *    disappears, times out or is cut off never causes the upstream to enter UPDATE
+ *    and delete what it marked (RFC 1939 6).
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { HostPort, Policy } from '../../config/schema.js';
+import type { Inspector, MessageSource, Verdict } from '../../inspect/api.js';
+import type { Logger, RetrievalSummary } from '../../observe/log.js';
+import { Spool } from '../../capture/spool.js';
+import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
+import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
+import { writeAll } from '../../wire/socket-write.js';
+import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
+import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
+import { RetrievalKeepalive } from './keepalive.js';
+
+/** Upstream status and SASL challenge lines longer than this are a protocol error. */
+const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
+/** A CAPA response is held whole to be filtered; more than this is a protocol error. */
+const MAX_CAPABILITY_BYTES = 64 * 1024;
+/** The port a `USER name#host` login reaches when it names none (RFC 1939 3). */
+const POP3_PORT = 110;
+/** How long a closed session waits for the downstream to read its last response before destroying the socket. */
+const LINGER_AFTER_CLOSE_MS = 5000;
+const CRLF = Buffer.from('\r\n', 'latin1');
+/** The payload goes downstream in writes of about this size (one writev each). */
+const DOWNSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
+
+export interface Pop3SessionOptions {
+  id: string;
+  downstream: Socket;
+  /** "address:port" of the downstream, for logs. */
+  downstreamLabel: string;
+  /** The listener's fixed upstream; undefined in `upstream: from-username` mode. */
+  upstream: HostPort | undefined;
+  /** In from-username mode: whether a login may reach this host and port. */
+  allowUpstream: (host: string, port: number) => boolean;
+  /** Opens an upstream connection; rejects when it cannot. */
+  dial: (address: HostPort) => Promise<Socket>;
+  inspect: boolean;
+  inspector: Inspector;
+  policy: Readonly<Policy>;
+  spoolDir: string;
+  logger: Logger;
+}
+
+export interface Pop3SessionEvents {
+  retrieval: [RetrievalSummary];
+  close: [];
+}
+
+/** Ends the session from deep inside a step; `last` is sent to the downstream first. */
+class SessionEnd extends Error {
+  constructor(
+    readonly last: Buffer | undefined,
+    readonly why: string,
+  ) {
+    super(why);
+  }
+}
+
+interface UpstreamLeg {
+  socket: Socket;
+  reader: SocketReader;
+  label: string;
+}
+
+type RetrievalOutcome = { verdict: RetrievalSummary['verdict']; reason?: string; size: number };
+
+export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
+  private state: Pop3State = 'authorization';
+  private upstream: UpstreamLeg | undefined;
+  private readonly downstreamReader: SocketReader;
+  private unknownCommands = 0;
+  private user = '';
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(private readonly options: Pop3SessionOptions) {
+    super();
+    this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
+    this.log = options.logger.child({ session: options.id });
+  }
+
+  start(): void {
+    const downstream = this.options.downstream;
+    downstream.setNoDelay(true);
+    downstream.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
+    this.log.debug({ downstream: this.options.downstreamLabel, protocol: 'pop3' }, 'session opened');
+    this.run().catch((error: unknown) => {
+      // run() handles its own failures; this is the last guard: the session ends, never the process.
+      this.log.error({ err: error }, 'session failed');
+      this.close(POP3_RESPONSES.internalError);
+    });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      await this.greet();
+      while (!this.closed && (await this.step()));
+      if (!this.closed) this.closeQuietly('downstream closed the connection');
+    } catch (error) {
+      if (error instanceof SessionEnd) {
+        this.log.info({ reason: error.why }, 'session closed by the proxy');
+        return this.close(error.last);
+      }
+      throw error;
+    }
+  }
+
+  // ---- greeting and upstream connection ------------------------------------------
+
+  private async greet(): Promise<void> {
+    const fixed = this.options.upstream;
+    if (fixed === undefined) return this.sendDownstream([POP3_RESPONSES.greeting]);
+    const greeting = await this.connectUpstream(fixed);
+    // The greeting is relayed as it is: its APOP timestamp (RFC 1939 7) belongs to the upstream.
+    await this.sendDownstream([greeting, CRLF]);
+  }
+
+  /** Dials, reads the greeting, and returns its line; any failure ends the session with -ERR [SYS/TEMP]. */
+  private async connectUpstream(address: HostPort): Promise<Buffer> {
+    const label = `${address.host}:${address.port}`;
+    let socket: Socket;
+    try {
+      socket = await this.options.dial(address);
+    } catch (error) {
+      this.log.warn({ upstream: label, reason: (error as Error).message }, 'upstream connection failed');
+      throw new SessionEnd(POP3_RESPONSES.upstreamUnreachable, 'upstream unreachable');
+    }
+    if (this.closed) {
+      socket.destroy();
+      throw new SessionEnd(undefined, 'downstream left while the upstream was dialled');
+    }
+    socket.setNoDelay(true);
+    socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
+    this.upstream = { socket, reader: new SocketReader(socket, MAX_UPSTREAM_LINE_BYTES), label };
+    const greeting = await this.readUpstreamLine(this.options.policy.timeouts.greeting_seconds);
+    if (statusOf(greeting) !== 'ok') {
+      this.log.warn({ upstream: label, greeting: greeting.toString('latin1').slice(0, 200) }, 'upstream refused the session');
+      throw new SessionEnd(POP3_RESPONSES.upstreamUnreachable, 'upstream greeting was not +OK');
+    }
+    return greeting;
+  }
+
+  // ---- one command ---------------------------------------------------------------
+
+  /** Reads and answers one downstream command; false when the downstream is gone or said QUIT. */
+  private async step(): Promise<boolean> {
+    const event = await this.readDownstreamLine();
+    if (event === CLOSED) return false;
+    if (event.kind === 'overflow') {
+      await this.countUnknown();
+      await this.sendDownstream([POP3_RESPONSES.lineTooLong]);
+      return true;
+    }
+    const parsed = parseCommand(event.line);
+    if (parsed.kind !== 'command') {
+      await this.countUnknown();
+      await this.sendDownstream([parsed.kind === 'invalid' ? POP3_RESPONSES.invalidCommand : POP3_RESPONSES.unknownCommand]);
+      return true;
+    }
+    this.log.debug({ command: parsed.verb, ...(parsed.spec.logArgument ? { argument: parsed.argument } : {}) }, 'command');
+    if (!parsed.spec.states.includes(this.state)) {
+      await this.sendDownstream([POP3_RESPONSES.wrongState]);
+      return true;
+    }
+    if (this.upstream === undefined) return this.beforeUpstream(parsed);
+    switch (parsed.spec.role) {
+      case 'stls':
+        await this.sendDownstream([POP3_RESPONSES.tlsNotAvailable]);
+        return true;
+      case 'user':
+        if (this.options.upstream === undefined) return this.proxyLogin(parsed);
+        this.user = parsed.argument;
+        await this.relay(parsed);
+        return true;
+      case 'login':
+        if (parsed.verb === 'APOP') this.user = parsed.argument.split(' ')[0] ?? '';
+        if ((await this.relay(parsed)) === 'ok') this.enterTransaction();
+        return true;
+      case 'auth':
+        await this.authenticate(parsed);
+        return true;
+      case 'capa':
+        await this.capabilities(parsed);
+        return true;
+      case 'retrieve':
+        await this.retrieve(parsed);
+        return true;
+      case 'quit':
+        await this.relay(parsed);
+        this.closeGracefully();
+        return false;
+      case 'forward':
+        await this.relay(parsed);
+        return true;
+    }
+  }
+
+  /** `upstream: from-username` before a USER chose the server: only CAPA, USER and QUIT make sense. */
+  private async beforeUpstream(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<boolean> {
+    switch (command.spec.role) {
+      case 'capa':
+        await this.sendDownstream([POP3_RESPONSES.capabilities]);
+        return true;
+      case 'user':
+        return this.proxyLogin(command);
+      case 'quit':
+        await this.sendDownstream([POP3_RESPONSES.goodbye]);
+        this.closeGracefully();
+        return false;
+      case 'stls':
+        await this.sendDownstream([POP3_RESPONSES.tlsNotAvailable]);
+        return true;
+      default:
+        await this.sendDownstream([POP3_RESPONSES.needProxyLogin]);
+        return true;
+    }
+  }
+
+  /** `USER alice#pop.example.com[:port]`: dial the named server (if allowed) and log in there as alice. */
+  private async proxyLogin(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<boolean> {
+    const login = parseProxyLogin(command.argument);
+    if (login === undefined) {
+      await this.sendDownstream([POP3_RESPONSES.badProxyLogin]);
+      return true;
+    }
+    const port = login.port ?? POP3_PORT;
+    if (!this.options.allowUpstream(login.host, port)) {
+      this.log.warn({ host: login.host, port }, 'login names an upstream outside pop3.upstream_hosts');
+      await this.sendDownstream([POP3_RESPONSES.upstreamNotAllowed]);
+      return true;
+    }
+    // A second USER may name another server: the first connection is left without QUIT (nothing was marked there).
+    this.upstream?.socket.destroy();
+    this.upstream = undefined;
+    await this.connectUpstream({ host: login.host, port });
+    this.user = login.user;
+    const wire = Buffer.from(`USER ${login.user}\r\n`, 'latin1');
+    await this.relayWire(wire, false);
+    return true;
+  }
+
+  private enterTransaction(): void {
+    this.state = 'transaction';
+    this.log.info({ user: this.user, upstream: this.upstream?.label }, 'logged in');
+  }
+
+  // ---- relaying --------------------------------------------------------------------
+
+  /** Sends the command upstream and relays its response (multi-line when its spec says so). */
+  private relay(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<Status> {
+    return this.relayWire(Buffer.concat([command.line, CRLF]), command.spec.multiline(command.argument));
+  }
+
+  private async relayWire(wire: Buffer, multiline: boolean): Promise<Status> {
+    const status = await this.requestUpstream(wire);
+    if (status.status !== 'ok' || !multiline) {
+      await this.sendDownstream([status.line, CRLF]);
+      return status.status;
+    }
+    await this.sendDownstream([status.line, CRLF]);
+    const stuffer = new DotStuffer();
+    await this.readMultiline(async (content) => this.sendDownstream(content.flatMap((piece) => stuffer.stuff(piece))));
+    await this.sendDownstream([...stuffer.end(), END_OF_DATA]);
+    return 'ok';
+  }
+
+  /** CAPA: the list is held whole and filtered (filterCapabilities) before it is relayed. */
+  private async capabilities(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
+    const status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
+    if (status.status !== 'ok') return this.sendDownstream([status.line, CRLF]);
+    const content: Buffer[] = [];
+    let size = 0;
+    await this.readMultiline((pieces) => {
+      for (const piece of pieces) {
+        size += piece.length;
+        if (size > MAX_CAPABILITY_BYTES) throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'CAPA response too long');
+        content.push(piece);
+      }
+    });
+    const lines = Buffer.concat(content).toString('latin1').split('\r\n').filter((line) => line !== '').map((line) => Buffer.from(line, 'latin1'));
+    const kept = filterCapabilities(lines);
+    await this.sendDownstream([status.line, CRLF, ...kept.flatMap((line) => [line, CRLF]), END_OF_DATA]);
+  }
+
+  /** AUTH (RFC 5034): challenges and responses are relayed line by line, and never logged. */
+  private async authenticate(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
+    if (command.spec.multiline(command.argument)) {
+      await this.relay(command);
+      return;
+    }
+    let status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
+    while (status.status === 'continue') {
+      await this.sendDownstream([status.line, CRLF]);
+      const response = await this.readDownstreamLine();
+      if (response === CLOSED) throw new SessionEnd(undefined, 'downstream closed the connection during AUTH');
+      // An over-long response cancels the exchange ("*", RFC 5034 4); the upstream's -ERR is the answer.
+      const line = response.kind === 'line' ? response.line : Buffer.from('*', 'latin1');
+      status = await this.requestUpstream(Buffer.concat([line, CRLF]));
+    }
+    await this.sendDownstream([status.line, CRLF]);
+    if (status.status === 'ok') this.enterTransaction();
+  }
+
+  // ---- RETR and TOP ----------------------------------------------------------------
+
+  private async retrieve(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
+    const startedAt = performance.now();
+    const status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
+    if (status.status !== 'ok') return this.sendDownstream([status.line, CRLF]);
+    const message = command.argument.split(' ')[0] ?? '';
+    const report = (outcome: RetrievalOutcome, keptAlive: boolean): void =>
+      this.report({ command: command.verb, message, startedAt, keptAlive, ...outcome });
+    if (!this.options.inspect) {
+      await this.sendDownstream([status.line, CRLF]);
+      const stuffer = new DotStuffer();
+      let size = 0;
+      await this.readMultiline(async (content) => {
+        for (const piece of content) size += piece.length;
+        await this.sendDownstream(content.flatMap((piece) => stuffer.stuff(piece)));
+      });
+      await this.sendDownstream([...stuffer.end(), END_OF_DATA]);
+      return report({ verdict: 'pass', size }, false);
+    }
+    const spool = new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes });
+    const keepalive = new RetrievalKeepalive(this.options.downstream, this.options.policy.pop3.keepalive_seconds);
+    try {
+      const outcome = await this.captureAndAnswer(command, message, status.line, spool, keepalive);
+      report(outcome, keepalive.committed);
+    } catch (error) {
+      if (!(error instanceof SessionEnd)) throw error;
+      report({ verdict: 'aborted', reason: error.why, size: spool.size }, keepalive.committed);
+      // After "+OK" went out, a -ERR would be read as message text: the connection is cut instead.
+      throw keepalive.committed ? new SessionEnd(undefined, error.why) : error;
+    } finally {
+      keepalive.stop();
+      await spool.dispose();
+    }
+  }
+
+  private async captureAndAnswer(
+    command: Extract<ParsedCommand, { kind: 'command' }>,
+    message: string,
+    statusLine: Buffer,
+    spool: Spool,
+    keepalive: RetrievalKeepalive,
+  ): Promise<RetrievalOutcome> {
+    const limit = this.options.policy.limits.max_message_bytes;
+    let size = 0;
+    await this.readMultiline(async (content) => {
+      for (const piece of content) {
+        size += piece.length;
+        // Over the limit the rest is read and dropped, so the session stays in step with the upstream.
+        if (size <= limit && !spool.write(piece)) await spool.drained();
+      }
+    });
+    try {
+      await spool.finish();
+    } catch (error) {
+      this.log.error({ err: error }, 'spool write failed');
+      return this.refuse(keepalive, notInspected(message, 'local storage error'), { verdict: 'tempfail', reason: 'spool write failed', size });
+    }
+    if (size > limit) return this.refuse(keepalive, tooBig(message, limit), { verdict: 'refused', reason: 'message over max_message_bytes', size });
+    let verdict: Verdict;
+    try {
+      verdict = await this.options.inspector.inspect(spool, {
+        sessionId: this.options.id,
+        direction: 'inbound',
+        sender: '',
+        recipients: this.user.includes('@') ? [this.user] : [],
+        partial: command.verb === 'TOP',
+      });
+    } catch (error) {
+      this.log.error({ err: error }, 'inspector failed');
+      return this.refuse(keepalive, notInspected(message, 'inspector failed'), { verdict: 'tempfail', reason: 'inspector failed', size });
+    }
+    keepalive.stop();
+    switch (verdict.action) {
+      case 'pass':
+        await this.sendMessage(keepalive.committed ? [] : [statusLine, CRLF], spool);
+        return { verdict: 'pass', size };
+      case 'rewrite':
+        try {
+          await this.sendMessage(keepalive.committed ? [] : [ok(`${verdict.message.size} octets`)], verdict.message);
+        } finally {
+          await verdict.message.dispose();
+        }
+        return { verdict: 'rewrite', reason: verdict.summary, size };
+      case 'tempfail':
+        return this.refuse(keepalive, notInspected(message, verdict.reason), { verdict: 'tempfail', reason: verdict.reason, size });
+      case 'reject':
+        return this.refuse(keepalive, refusedByPolicy(message, verdict.reason), { verdict: 'reject', reason: verdict.reason, size });
+    }
+  }
+
+  /** A retrieval the proxy will not hand over: -ERR, or, once "+OK" was committed, the cut (no final dot). */
+  private async refuse(keepalive: RetrievalKeepalive, response: Buffer, outcome: RetrievalOutcome): Promise<RetrievalOutcome> {
+    keepalive.stop();
+    if (keepalive.committed) throw new SessionEnd(undefined, `${outcome.reason ?? outcome.verdict} after the response was committed`);
+    await this.sendDownstream([response]);
+    return outcome;
+  }
+
+  /** The status line (unless already committed), the re-stuffed message and the final dot. */
+  private async sendMessage(head: Buffer[], source: MessageSource): Promise<void> {
+    const stuffer = new DotStuffer();
+    let batch: Buffer[] = [...head];
+    let batchBytes = 0;
+    for await (const chunk of source.open()) {
+      batch.push(...stuffer.stuff(chunk));
+      batchBytes += chunk.length;
+      if (batchBytes < DOWNSTREAM_WRITE_BATCH_BYTES) continue;
+      await this.sendDownstream(batch);
+      batch = [];
+      batchBytes = 0;
+    }
+    await this.sendDownstream([...batch, ...stuffer.end(), END_OF_DATA]);
+  }
+
+  private report(outcome: RetrievalOutcome & { command: string; message: string; startedAt: number; keptAlive: boolean }): void {
+    const summary: RetrievalSummary = {
+      session: this.options.id,
+      downstream: this.options.downstreamLabel,
+      upstream: this.upstream?.label ?? '',
+      user: this.user,
+      command: outcome.command,
+      message: outcome.message,
+      inspected: this.options.inspect,
+      size: outcome.size,
+      verdict: outcome.verdict,
+      ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+      keptAlive: outcome.keptAlive,
+      durationMs: Math.round(performance.now() - outcome.startedAt),
+    };
+    this.log.info(summary, 'retrieval');
+    this.emit('retrieval', summary);
+  }
+
+  // ---- the two legs ------------------------------------------------------------------
+
+  private async readDownstreamLine(): Promise<Awaited<ReturnType<SocketReader['nextLine']>>> {
+    try {
+      return await this.downstreamReader.nextLine(this.options.policy.pop3.idle_seconds);
+    } catch (error) {
+      if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.idleTimeout, 'downstream idle timeout');
+      throw error;
+    }
+  }
+
+  /** Sends one command (or SASL line) upstream and reads its status line. */
+  private async requestUpstream(wire: Buffer): Promise<{ status: Status; line: Buffer }> {
+    const upstream = this.upstream;
+    if (upstream === undefined || upstream.socket.destroyed) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    try {
+      await writeAll(upstream.socket, [wire]);
+    } catch {
+      throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    }
+    const line = await this.readUpstreamLine(this.options.policy.timeouts.upstream_reply_seconds);
+    const status = statusOf(line);
+    if (status === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'upstream response without +OK or -ERR');
+    return { status, line };
+  }
+
+  private async readUpstreamLine(timeoutSeconds: number): Promise<Buffer> {
+    const upstream = this.upstream;
+    if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    let event;
+    try {
+      event = await upstream.reader.nextLine(timeoutSeconds);
+    } catch (error) {
+      if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.upstreamTimeout, 'upstream reply timeout');
+      throw error;
+    }
+    if (event === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    if (event.kind === 'overflow') throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'upstream line too long');
+    return event.line;
+  }
+
+  /** Reads a multi-line body up to CRLF.CRLF and hands its unstuffed content to `sink`, chunk by chunk. */
+  private async readMultiline(sink: (content: Buffer[]) => Promise<void> | void): Promise<void> {
+    const upstream = this.upstream;
+    if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    const decoder = new DataDecoder();
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await upstream.reader.nextChunk(this.options.policy.timeouts.upstream_reply_seconds);
+      } catch (error) {
+        if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.upstreamTimeout, 'upstream timeout during a multi-line response');
+        throw error;
+      }
+      if (chunk === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost during a multi-line response');
+      const decoded = decoder.decode(chunk);
+      if (decoded.content.length > 0) await sink(decoded.content);
+      if (decoded.ended) {
+        upstream.reader.unread(decoded.rest);
+        return;
+      }
+    }
+  }
+
+  private async sendDownstream(pieces: readonly Buffer[]): Promise<void> {
+    const downstream = this.options.downstream;
+    try {
+      await writeAll(downstream, pieces);
+    } catch {
+      throw new SessionEnd(undefined, 'downstream connection lost');
+    }
+  }
+
+  private async countUnknown(): Promise<void> {
+    this.unknownCommands++;
+    if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) throw new SessionEnd(POP3_RESPONSES.tooManyUnknown, 'too many unknown commands');
+  }
+
+  // ---- closing -----------------------------------------------------------------------
+
+  /** After QUIT was relayed: both legs end politely (the upstream already got QUIT). */
+  private closeGracefully(): void {
+    this.upstream?.socket.end();
+    this.options.downstream.end();
+    this.finalize();
+  }
+
+  /** The proxy ends the session: a last response (if any), and the upstream is cut without QUIT. */
+  private close(last: Buffer | undefined): void {
+    if (this.closed) return;
+    const downstream = this.options.downstream;
+    if (last !== undefined && !downstream.destroyed && downstream.writable) downstream.end(last);
+    else downstream.destroy();
+    this.upstream?.socket.destroy();
+    this.finalize();
+  }
+
+  private closeQuietly(why: string): void {
+    this.log.debug({ reason: why }, 'session closed');
+    this.upstream?.socket.destroy();
+    this.options.downstream.destroy();
+    this.finalize();
+  }
+
+  private finalize(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const downstream = this.options.downstream;
+    if (!downstream.destroyed) {
+      // A peer that never reads its last response must not hold the socket open forever.
+      const reaper = setTimeout(() => downstream.destroy(), LINGER_AFTER_CLOSE_MS);
+      reaper.unref();
+      downstream.once('close', () => clearTimeout(reaper));
+    }
+    this.emit('close');
+  }
+}
