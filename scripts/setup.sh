@@ -24,6 +24,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need swaks swaks            # real SMTP client
   [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)   # real ClamAV daemon (the tests start their own, with a database they build)
   [ -e /usr/share/clamav-testfiles/clam.exe ] || missing+=(clamav-testfiles)
+  [ -x /usr/sbin/dovecot ] && [ -e /usr/lib/dovecot/pop3 ] || missing+=(dovecot-pop3d)   # real POP3 upstream
+  need mpop mpop              # real POP3 client (Python's poplib is the other)
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with

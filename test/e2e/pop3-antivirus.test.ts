@@ -80,7 +80,8 @@ t.test('a real clamd: EICAR in a downloaded message is stripped, the clean one p
   t.ok(results.every((result) => result.ok));
   t.same(results[3]?.data, plain, 'the clean message, unchanged');
   const infected = results[4]?.data?.toString('latin1') ?? '';
-  t.match(infected, /mailmoat removed the attachment "eicar\.com\.txt" from this message: infected with Mailmoat\.Test\.EICAR/);
+  t.match(infected, /mailmoat removed the attachment "eicar\.com\.txt"/, 'the notice replaces the attachment');
+  t.match(infected, /X-Mailmoat-Finding: part 2: virus: eicar\.com\.txt: infected with\r\n Mailmoat\.Test\.EICAR/, 'the finding names the signature');
   t.notMatch(infected, /EICAR-STANDARD-ANTIVIRUS-TEST-FILE/, 'the virus is gone');
   t.same(proxy.retrievals.map((summary) => summary.verdict), ['pass', 'rewrite']);
 });
