@@ -198,7 +198,7 @@ class MaildropSession {
     if (this.state === 'authorization') return { ...ok('mailmoat demo maildrop signing off'), quit: true };
     this.mailbox.messages = this.live().map(([, message]) => message);
     this.release();
-    return { ...ok(`mailmoat demo maildrop signing off (${this.summary()} left)`), quit: true };
+    return { ...ok(`mailmoat demo maildrop signing off, ${this.summary()} left`), quit: true };
   }
 
   /** The messages not marked as deleted, with their numbers in this session. */

@@ -63,6 +63,18 @@ t.test('demo runs the samples through the proxy and exits 0', async (t) => {
   t.match(demo.stdout, /plain text note .* pass .* 250 .* as expected/);
   t.match(demo.stdout, /SMTP smuggling attempt .* 1 message, .* as expected/);
   t.match(demo.stdout, /eicar\.com\.txt \(the anti-virus test file\) .* rewrite .* replaced by a notice, as expected/, 'with clamd installed, the EICAR sample is caught by a managed clamd');
+
+  // The POP3 part: the same samples retrieved from the demo maildrop through the proxy.
+  const pop3 = demo.stdout.slice(demo.stdout.indexOf('\nPOP3:'));
+  t.match(pop3, /^#\s+sample\s+in the mailbox\s+verdict\s+what the client received$/m, 'the POP3 table follows the SMTP one');
+  const table = pop3.split('\n\n')[1] ?? '';
+  const rows = table.split('\n').filter((line) => /^\d+ /.test(line));
+  t.equal(rows.length, 8, 'one POP3 row per sample, the EICAR sample included');
+  for (const row of rows) t.match(row, / as expected$/, row);
+  t.match(pop3, /plain text note .* pass .* 297 bytes, identical, as expected/);
+  t.match(pop3, /invoice\.pdf\.exe \(a Windows program\) .* rewrite .* attachment replaced by a notice, as expected/);
+  t.match(pop3, /SMTP smuggling attempt .* pass .* identical, as expected/, 'the stored (normalised) smuggling sample comes back byte for byte');
+  t.match(pop3, /eicar\.com\.txt \(the anti-virus test file\) .* rewrite .* replaced by a notice, as expected/, 'the EICAR sample is caught on retrieval too');
 });
 
 t.test('start relays to a real smtp-sink, logs one JSON line per transaction, stops on SIGTERM', async (t) => {
