@@ -87,7 +87,7 @@ program
 program
   .command('demo')
   .description('send sample messages through the proxy to a recording sink and show what happened')
-  .option('--policy <file>', 'base policy (its listeners are replaced by the demo's SMTP and POP3 listeners)', DEFAULT_POLICY)
+  .option('--policy <file>', 'base policy (its listeners are replaced by the demo SMTP and POP3 listeners)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
     const ok = await runDemo(policy, process.stdout);
