@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The command line (commander): start the proxy, check a policy, run the demo.
+ * The command line (commander): start the proxy, check a policy, scan files,
+ * create the interception CA, run the demo.
  * Exit codes: 0 success, 1 failure (invalid policy, I/O, a listener that cannot
  * bind), 2 usage errors.
  */
@@ -17,6 +18,7 @@ const CHECK_TIMEOUT_MS = 5000;
 import { createLogger } from './observe/log.js';
 import { startProxy } from './main.js';
 import { runDemo } from './demo/demo.js';
+import { initCa } from './tls/ca.js';
 
 const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
@@ -82,6 +84,21 @@ program
     } finally {
       await inspector.close();
     }
+  });
+
+program
+  .command('ca')
+  .description('the CA whose leaf certificates mailmoat presents when it intercepts TLS')
+  .command('init')
+  .description('create DIR/ca.pem and DIR/ca.key (mode 0600); never overwrites an existing CA')
+  .requiredOption('--out <dir>', 'folder for ca.pem and ca.key')
+  .option('--name <common-name>', 'the CA certificate\'s common name', 'mailmoat interception CA')
+  .action(async (options: { out: string; name: string }) => {
+    const { certPath, keyPath } = await initCa(options.out, options.name);
+    process.stdout.write(
+      `created ${certPath} (give it to your mail clients and senders to trust) and ${keyPath} (keep it secret)\n` +
+        `policy: tls: { ca_cert: ${certPath}, ca_key: ${keyPath} }\n`,
+    );
   });
 
 program

@@ -7,6 +7,7 @@ import type { Policy } from './config/schema.js';
 import { Listener } from './accept/listener.js';
 import type { Inspector } from './inspect/api.js';
 import type { Logger } from './observe/log.js';
+import { createTlsSetup } from './tls/setup.js';
 
 export interface RunningProxy {
   listeners: readonly Listener[];
@@ -16,7 +17,8 @@ export interface RunningProxy {
 
 export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger): Promise<RunningProxy> {
   if (policy.listeners.length === 0) throw new Error('the policy has no listeners: add at least one under "listeners"');
-  const listeners = policy.listeners.map((listener) => new Listener({ listener, policy, inspector, logger }));
+  const tlsSetup = await createTlsSetup(policy);
+  const listeners = policy.listeners.map((listener) => new Listener({ listener, policy, inspector, logger, tlsSetup }));
   const addresses: AddressInfo[] = [];
   try {
     for (const listener of listeners) addresses.push(await listener.listen());

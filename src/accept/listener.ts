@@ -4,7 +4,8 @@
  * starts the listener's protocol session (SMTP or POP3) with its collaborators
  * handed in.
  * Sockets are half-open capable (a downstream may send QUIT and FIN together and
- * still read the reply).
+ * still read the reply). On an implicit-TLS listener (RFC 8314) the TLS handshake
+ * with the downstream comes first, and the upstream is dialled with TLS too.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -13,14 +14,17 @@ import { tmpdir } from 'node:os';
 import { parseHostPort, type HostPort, type ListenerPolicy, type Policy } from '../config/schema.js';
 import type { Inspector } from '../inspect/api.js';
 import type { Logger, RetrievalSummary, TransactionSummary } from '../observe/log.js';
-import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, type DirectionResolver } from '../policy/resolve.js';
+import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, type DirectionResolver } from '../policy/resolve.js';
 import { SmtpSession } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
-import { dialUpstream } from './upstream.js';
+import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
+import { dialUpstream, dialUpstreamTls } from './upstream.js';
 
 export interface ListenerEvents {
   transaction: [TransactionSummary];
   retrieval: [RetrievalSummary];
+  /** A session whose STARTTLS/STLS was passed through uninspected. */
+  passthrough: [];
 }
 
 export interface ListenerOptions {
@@ -28,6 +32,7 @@ export interface ListenerOptions {
   policy: Readonly<Policy>;
   inspector: Inspector;
   logger: Logger;
+  tlsSetup: TlsSetup;
 }
 
 export class Listener extends EventEmitter<ListenerEvents> {
@@ -42,6 +47,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
   /** Session ids: a random per-listener prefix and a counter (cheaper than random bytes per connection). */
   private readonly idPrefix = randomBytes(4).toString('hex');
   private sessionCount = 0;
+  private readonly starttls: 'passthrough' | 'strip' | 'intercept';
+  /** The name on our certificate when a client sends no SNI: tls_name, else the upstream's host. */
+  private readonly tlsName: string;
 
   constructor(private readonly options: ListenerOptions) {
     super();
@@ -52,6 +60,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.allowPop3Upstream = pop3UpstreamAllowList(options.policy.pop3);
     this.directions = directionResolver(options.policy.networks.internal);
     this.spoolDir = options.policy.spool.dir || tmpdir();
+    this.starttls = startTlsMode(options.listener, options.policy);
+    this.tlsName = options.listener.tls_name ?? upstream?.host ?? 'localhost';
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
@@ -81,11 +91,32 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private accept(socket: Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    if (this.options.listener.tls !== 'implicit') return this.startSession(socket);
+    socket.on('error', () => undefined);
+    const { policy, tlsSetup, logger } = this.options;
+    acceptTls(socket, tlsSetup, this.tlsName, policy.tls.handshake_seconds).then(
+      (secure) => this.startSession(secure),
+      (error: unknown) => {
+        logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, reason: (error as Error).message }, 'TLS handshake with the downstream failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  private startSession(socket: Socket): void {
     const id = `${this.idPrefix}-${(++this.sessionCount).toString(36)}`;
     const session = this.options.listener.protocol === 'pop3' ? this.pop3Session(socket, id) : this.smtpSession(socket, id);
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
+    session.on('passthrough', () => this.emit('passthrough'));
     session.start();
+  }
+
+  /** Dials the upstream, with TLS from the first byte on an implicit-TLS listener. */
+  private dial(address: HostPort): Promise<Socket> {
+    const { policy, tlsSetup, listener } = this.options;
+    if (listener.tls === 'implicit') return dialUpstreamTls(address, policy.timeouts.upstream_connect_seconds, tlsSetup, policy.tls.handshake_seconds);
+    return dialUpstream(address, policy.timeouts.upstream_connect_seconds);
   }
 
   private smtpSession(socket: Socket, id: string): SmtpSession {
@@ -98,7 +129,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       id,
       downstream: socket,
       downstreamLabel: `${remoteAddress}:${socket.remotePort ?? 0}`,
-      connectUpstream: () => dialUpstream(upstreamAddress, policy.timeouts.upstream_connect_seconds),
+      connectUpstream: () => this.dial(upstreamAddress),
       upstreamLabel: listener.upstream,
       direction,
       inspect: inspectsSmtp(policy.inspect.smtp, direction),
@@ -106,6 +137,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
       policy,
       spoolDir: this.spoolDir,
       logger,
+      starttls: this.starttls,
+      tls: listener.tls,
+      tlsSetup: this.options.tlsSetup,
+      tlsName: this.tlsName,
+      upstreamHost: upstreamAddress.host,
     });
     session.on('transaction', (summary) => this.emit('transaction', summary));
     return session;
@@ -120,12 +156,16 @@ export class Listener extends EventEmitter<ListenerEvents> {
       downstreamLabel: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
       upstream: this.upstreamAddress,
       allowUpstream: this.allowPop3Upstream,
-      dial: (address) => dialUpstream(address, policy.timeouts.upstream_connect_seconds),
+      dial: (address) => this.dial(address),
       inspect: policy.inspect.pop3,
       inspector,
       policy,
       spoolDir: this.spoolDir,
       logger,
+      starttls: this.starttls,
+      tls: this.options.listener.tls,
+      tlsSetup: this.options.tlsSetup,
+      tlsName: this.tlsName,
     });
     session.on('retrieval', (summary) => this.emit('retrieval', summary));
     return session;

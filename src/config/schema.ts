@@ -53,13 +53,20 @@ export const listenerSchema = z
     listen: hostPort,
     /** host:port of the real server, or (POP3) `from-username`: `USER alice#pop.example.com[:port]`. */
     upstream: z.union([hostPort, z.literal('from-username')]),
+    /** STARTTLS / STLS: relayed and spliced uninspected, refused, or answered by mailmoat. Default: intercept with a CA, else strip. */
+    starttls: z.enum(['passthrough', 'strip', 'intercept']).optional(),
+    /** implicit: TLS from the first byte on both legs (ports 465, 995; RFC 8314). */
+    tls: z.enum(['none', 'implicit']).default('none'),
+    /** The name on the certificate presented when the client sends no SNI (default: the upstream's host). */
+    tls_name: z.string().min(1).max(253).optional(),
   })
   .refine((listener) => listener.upstream !== 'from-username' || listener.protocol === 'pop3', {
     message: 'upstream: from-username is only for pop3 listeners',
     path: ['upstream'],
   });
 
-export const policySchema = z.strictObject({
+export const policySchema = z
+  .strictObject({
   listeners: z.array(listenerSchema).default([]),
   networks: z
     .strictObject({
@@ -123,6 +130,16 @@ export const policySchema = z.strictObject({
       bare_line_endings: z.enum(['normalize', 'reject']).default('normalize'),
     })
     .prefault({}),
+  tls: z
+    .strictObject({
+      ca_cert: z.string().default(''),
+      ca_key: z.string().default(''),
+      upstream_ca: z.string().default(''),
+      upstream_verify: z.boolean().default(true),
+      leaf_validity_hours: z.number().positive().max(24 * 398).default(24),
+      handshake_seconds: seconds(30),
+    })
+    .prefault({}),
   pop3: z
     .strictObject({
       /** Hosts (wildcards) a `USER name#host[:port]` login may reach; empty = the form is refused. */
@@ -171,7 +188,18 @@ export const policySchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
-});
+  })
+  .superRefine((policy, context) => {
+    const hasCa = policy.tls.ca_cert !== '' && policy.tls.ca_key !== '';
+    if ((policy.tls.ca_cert === '') !== (policy.tls.ca_key === '')) {
+      context.addIssue({ code: 'custom', path: ['tls'], message: 'tls.ca_cert and tls.ca_key go together (mailmoat ca init --out DIR makes both)' });
+    }
+    policy.listeners.forEach((listener, index) => {
+      if (!hasCa && (listener.starttls === 'intercept' || listener.tls === 'implicit')) {
+        context.addIssue({ code: 'custom', path: ['listeners', index], message: `${listener.tls === 'implicit' ? 'tls: implicit' : 'starttls: intercept'} needs tls.ca_cert and tls.ca_key` });
+      }
+    });
+  });
 
 export type Policy = z.infer<typeof policySchema>;
 export type ListenerPolicy = z.infer<typeof listenerSchema>;

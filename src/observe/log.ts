@@ -20,6 +20,8 @@ export interface TransactionSummary {
   downstream: string;
   upstream: string;
   direction: 'inbound' | 'outbound';
+  /** TLS on the downstream leg: none, implicit (port 465), or intercepted STARTTLS. */
+  tls: 'none' | 'implicit' | 'intercepted';
   inspected: boolean;
   helo: string;
   sender: string;
@@ -36,6 +38,8 @@ export interface RetrievalSummary {
   downstream: string;
   upstream: string;
   user: string;
+  /** TLS on the downstream leg: none, implicit (port 995), or intercepted STLS. */
+  tls: 'none' | 'implicit' | 'intercepted';
   command: string;
   /** The message number the client asked for. */
   message: string;

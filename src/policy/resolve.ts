@@ -7,7 +7,7 @@
  */
 import { BlockList, isIPv4 } from 'node:net';
 import type { Direction } from '../inspect/api.js';
-import type { Policy } from '../config/schema.js';
+import type { ListenerPolicy, Policy } from '../config/schema.js';
 import { wildcardPattern } from './wildcard.js';
 
 export interface DirectionResolver {
@@ -53,4 +53,13 @@ export function inspectsSmtp(setting: Policy['inspect']['smtp'], direction: Dire
 export function pop3UpstreamAllowList(pop3: Policy['pop3']): (host: string, port: number) => boolean {
   const hosts = pop3.upstream_hosts.map(wildcardPattern);
   return (host, port) => pop3.upstream_ports.includes(port) && hosts.some((pattern) => pattern.test(host));
+}
+
+/**
+ * What STARTTLS/STLS does on a listener: its own setting, else intercept when a CA is
+ * configured and strip when not. An implicit-TLS listener is TLS already: strip.
+ */
+export function startTlsMode(listener: ListenerPolicy, policy: Readonly<Policy>): 'passthrough' | 'strip' | 'intercept' {
+  if (listener.tls === 'implicit') return 'strip';
+  return listener.starttls ?? (policy.tls.ca_cert === '' ? 'strip' : 'intercept');
 }

@@ -23,6 +23,15 @@ export class SocketReader {
   private readonly lines: LineReader;
   private wake: (() => void) | undefined;
   private ended = false;
+  private readonly onData = (chunk: Buffer): void => {
+    this.lines.push(chunk);
+    this.socket.pause();
+    this.wake?.();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.wake?.();
+  };
 
   constructor(
     private readonly socket: Socket,
@@ -30,17 +39,16 @@ export class SocketReader {
   ) {
     this.lines = new LineReader(maxLineBytes);
     socket.pause();
-    socket.on('data', (chunk: Buffer) => {
-      this.lines.push(chunk);
-      socket.pause();
-      this.wake?.();
-    });
-    const end = (): void => {
-      this.ended = true;
-      this.wake?.();
-    };
-    socket.on('end', end);
-    socket.on('close', end);
+    socket.on('data', this.onData).on('end', this.onEnd).on('close', this.onEnd);
+  }
+
+  /**
+   * Stops reading this socket (before it is wrapped in TLS or spliced) and returns how
+   * many buffered bytes nobody read: they are dropped.
+   */
+  detach(): number {
+    this.socket.off('data', this.onData).off('end', this.onEnd).off('close', this.onEnd);
+    return this.lines.takeRest().length;
   }
 
   /** The next line (or an overflow notice); CLOSED when the peer is gone. */

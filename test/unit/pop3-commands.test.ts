@@ -46,9 +46,11 @@ t.test('status lines', async (t) => {
   ]);
 });
 
-t.test('CAPA: STLS and PIPELINING are withheld, unknown capabilities pass', async (t) => {
-  const kept = filterCapabilities(['TOP', 'UIDL', 'STLS', 'pipelining', 'SASL PLAIN LOGIN', 'RESP-CODES', 'X-FUTURE 1'].map(line));
-  t.same(kept.map((capability) => capability.toString('latin1')), ['TOP', 'UIDL', 'SASL PLAIN LOGIN', 'RESP-CODES', 'X-FUTURE 1']);
+t.test('CAPA: PIPELINING is withheld, STLS only when the listener offers it, unknown capabilities pass', async (t) => {
+  const capabilities = ['TOP', 'UIDL', 'STLS', 'pipelining', 'SASL PLAIN LOGIN', 'RESP-CODES', 'X-FUTURE 1'].map(line);
+  const text = (kept: Buffer[]): string[] => kept.map((capability) => capability.toString('latin1'));
+  t.same(text(filterCapabilities(capabilities, false)), ['TOP', 'UIDL', 'SASL PLAIN LOGIN', 'RESP-CODES', 'X-FUTURE 1']);
+  t.same(text(filterCapabilities(capabilities, true)), ['TOP', 'UIDL', 'STLS', 'SASL PLAIN LOGIN', 'RESP-CODES', 'X-FUTURE 1']);
 });
 
 t.test('USER name#host[:port]: the last # separates the host', async (t) => {

@@ -19,14 +19,15 @@ export function statusOf(line: Buffer): Status | undefined {
 }
 
 /**
- * Capabilities the proxy does not relay as advertised: STLS until a TLS policy applies,
- * PIPELINING because the proxy handles one command at a time (a client that pipelines
- * anyway is still served, in order). Every other capability passes.
+ * Capabilities the proxy does not relay as advertised: PIPELINING, because the proxy
+ * handles one command at a time (a client that pipelines anyway is still served, in
+ * order), and STLS unless the listener relays or intercepts it. Every other capability passes.
  */
-const WITHHELD = new Set(['STLS', 'PIPELINING']);
-
-export function filterCapabilities(lines: readonly Buffer[]): Buffer[] {
-  return lines.filter((line) => !WITHHELD.has(line.toString('latin1').split(' ')[0]?.toUpperCase() ?? ''));
+export function filterCapabilities(lines: readonly Buffer[], offerStls: boolean): Buffer[] {
+  return lines.filter((line) => {
+    const keyword = line.toString('latin1').split(' ')[0]?.toUpperCase() ?? '';
+    return keyword !== 'PIPELINING' && (keyword !== 'STLS' || offerStls);
+  });
 }
 
 /** What the proxy advertises itself before `USER name#host` has chosen an upstream. */
@@ -43,12 +44,18 @@ export const POP3_RESPONSES = {
   greeting: ok('mailmoat POP3 proxy ready, log in as USER name#host'),
   goodbye: ok('mailmoat POP3 proxy signing off'),
   capabilities: Buffer.from(`+OK Capability list follows\r\n${PROXY_CAPABILITIES.join('\r\n')}\r\n.\r\n`, 'latin1'),
+  capabilitiesWithStls: Buffer.from(`+OK Capability list follows\r\n${[...PROXY_CAPABILITIES, 'STLS'].join('\r\n')}\r\n.\r\n`, 'latin1'),
+  beginTls: ok('Begin TLS negotiation'),
+  tlsAlreadyActive: err('TLS already active'),
+  upstreamUntrusted: err('[SYS/TEMP] Upstream server certificate not trusted, try again later'),
+  upstreamTlsFailed: err('[SYS/TEMP] TLS with the upstream server failed, try again later'),
+  upstreamNoTls: err('[SYS/TEMP] Upstream server offers no TLS, try again later'),
   lineTooLong: err('Line too long'),
   unknownCommand: err('Unknown command'),
   invalidCommand: err('Invalid characters in command'),
   tooManyUnknown: err('Too many unrecognized commands, closing connection'),
   wrongState: err('Command not valid in this state'),
-  tlsNotAvailable: err('STLS is not available through this proxy'),
+  tlsNotAvailable: err('STLS is not available'),
   needProxyLogin: err('Log in with USER name#host first'),
   badProxyLogin: err('[AUTH] Expected USER name#host or USER name#host:port'),
   upstreamNotAllowed: err('[AUTH] That server is not reachable through this proxy'),

@@ -4,7 +4,9 @@
  *
  * RFC 1939 (AUTHORIZATION, TRANSACTION, UPDATE on QUIT; multi-line responses end
  * with CRLF "." CRLF and are dot-stuffed), RFC 2449 (CAPA, response codes),
- * RFC 5034 (AUTH continuation lines relayed, never logged).
+ * RFC 5034 (AUTH continuation lines relayed, never logged), RFC 2595 (STLS per
+ * the listener's policy: refused, relayed and spliced uninspected, or intercepted:
+ * both legs upgraded, plaintext sent behind the command discarded).
  *
  * Invariants:
  *  - One command at a time: the next downstream line is read only after the
@@ -33,6 +35,7 @@ import { writeAll } from '../../wire/socket-write.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
+import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
 const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
@@ -43,6 +46,7 @@ const POP3_PORT = 110;
 /** How long a closed session waits for the downstream to read its last response before destroying the socket. */
 const LINGER_AFTER_CLOSE_MS = 5000;
 const CRLF = Buffer.from('\r\n', 'latin1');
+const STLS_COMMAND = Buffer.from('STLS\r\n', 'latin1');
 /** The payload goes downstream in writes of about this size (one writev each). */
 const DOWNSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
 
@@ -62,10 +66,19 @@ export interface Pop3SessionOptions {
   policy: Readonly<Policy>;
   spoolDir: string;
   logger: Logger;
+  /** What STLS does on this listener. */
+  starttls: 'passthrough' | 'strip' | 'intercept';
+  /** 'implicit' when both legs are TLS from the first byte (the listener did the downstream handshake). */
+  tls: 'none' | 'implicit';
+  tlsSetup: TlsSetup;
+  /** The name on our certificate when the downstream sends no SNI. */
+  tlsName: string;
 }
 
 export interface Pop3SessionEvents {
   retrieval: [RetrievalSummary];
+  /** STLS was passed through: the rest of the session is spliced, uninspected. */
+  passthrough: [];
   close: [];
 }
 
@@ -82,6 +95,7 @@ class SessionEnd extends Error {
 interface UpstreamLeg {
   socket: Socket;
   reader: SocketReader;
+  host: string;
   label: string;
 }
 
@@ -90,7 +104,11 @@ type RetrievalOutcome = { verdict: RetrievalSummary['verdict']; reason?: string;
 export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private state: Pop3State = 'authorization';
   private upstream: UpstreamLeg | undefined;
-  private readonly downstreamReader: SocketReader;
+  /** The downstream connection: the accepted socket, or the TLS socket over it after STLS. */
+  private downstream: Socket;
+  private downstreamReader: SocketReader;
+  /** TLS on the downstream leg: none, implicit (port 995), or intercepted (after STLS). */
+  private tls: RetrievalSummary['tls'];
   private unknownCommands = 0;
   private user = '';
   private closed = false;
@@ -98,12 +116,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
 
   constructor(private readonly options: Pop3SessionOptions) {
     super();
+    this.downstream = options.downstream;
+    this.tls = options.tls;
     this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
     this.log = options.logger.child({ session: options.id });
   }
 
   start(): void {
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     downstream.setNoDelay(true);
     downstream.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
     this.log.debug({ downstream: this.options.downstreamLabel, protocol: 'pop3' }, 'session opened');
@@ -154,7 +174,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
     socket.setNoDelay(true);
     socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
-    this.upstream = { socket, reader: new SocketReader(socket, MAX_UPSTREAM_LINE_BYTES), label };
+    this.upstream = { socket, reader: new SocketReader(socket, MAX_UPSTREAM_LINE_BYTES), host: address.host, label };
     const greeting = await this.readUpstreamLine(this.options.policy.timeouts.greeting_seconds);
     if (statusOf(greeting) !== 'ok') {
       this.log.warn({ upstream: label, greeting: greeting.toString('latin1').slice(0, 200) }, 'upstream refused the session');
@@ -188,8 +208,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     if (this.upstream === undefined) return this.beforeUpstream(parsed);
     switch (parsed.spec.role) {
       case 'stls':
-        await this.sendDownstream([POP3_RESPONSES.tlsNotAvailable]);
-        return true;
+        return this.startTls(parsed);
       case 'user':
         if (this.options.upstream === undefined) return this.proxyLogin(parsed);
         this.user = parsed.argument;
@@ -222,7 +241,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private async beforeUpstream(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<boolean> {
     switch (command.spec.role) {
       case 'capa':
-        await this.sendDownstream([POP3_RESPONSES.capabilities]);
+        await this.sendDownstream([this.options.starttls === 'intercept' && this.tls === 'none' ? POP3_RESPONSES.capabilitiesWithStls : POP3_RESPONSES.capabilities]);
         return true;
       case 'user':
         return this.proxyLogin(command);
@@ -231,7 +250,13 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
         this.closeGracefully();
         return false;
       case 'stls':
-        await this.sendDownstream([POP3_RESPONSES.tlsNotAvailable]);
+        // No upstream yet: mailmoat answers STLS itself; the upstream leg gets TLS once USER names it.
+        if (this.options.starttls !== 'intercept' || this.tls !== 'none') {
+          await this.sendDownstream([this.tls === 'none' ? POP3_RESPONSES.tlsNotAvailable : POP3_RESPONSES.tlsAlreadyActive]);
+          return true;
+        }
+        await this.sendDownstream([POP3_RESPONSES.beginTls]);
+        await this.upgradeDownstream();
         return true;
       default:
         await this.sendDownstream([POP3_RESPONSES.needProxyLogin]);
@@ -256,6 +281,12 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     this.upstream?.socket.destroy();
     this.upstream = undefined;
     await this.connectUpstream({ host: login.host, port });
+    // A client that is already on TLS with us must not have its password sent in the clear.
+    if (this.tls === 'intercepted') {
+      const answer = await this.requestUpstream(STLS_COMMAND);
+      if (answer.status !== 'ok') throw new SessionEnd(POP3_RESPONSES.upstreamNoTls, 'the upstream refused STLS');
+      await this.upgradeUpstream();
+    }
     this.user = login.user;
     const wire = Buffer.from(`USER ${login.user}\r\n`, 'latin1');
     await this.relayWire(wire, false);
@@ -301,7 +332,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       }
     });
     const lines = Buffer.concat(content).toString('latin1').split('\r\n').filter((line) => line !== '').map((line) => Buffer.from(line, 'latin1'));
-    const kept = filterCapabilities(lines);
+    const kept = filterCapabilities(lines, this.tls === 'none' && this.options.starttls !== 'strip');
     await this.sendDownstream([status.line, CRLF, ...kept.flatMap((line) => [line, CRLF]), END_OF_DATA]);
   }
 
@@ -322,6 +353,92 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
     await this.sendDownstream([status.line, CRLF]);
     if (status.status === 'ok') this.enterTransaction();
+  }
+
+  // ---- STLS (RFC 2595) ---------------------------------------------------------------
+
+  /** STLS with an upstream: refused, relayed and spliced, or intercepted. False when the session is spliced. */
+  private async startTls(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<boolean> {
+    if (this.tls !== 'none') {
+      await this.sendDownstream([POP3_RESPONSES.tlsAlreadyActive]);
+      return true;
+    }
+    if (this.options.starttls === 'strip') {
+      await this.sendDownstream([POP3_RESPONSES.tlsNotAvailable]);
+      return true;
+    }
+    const answer = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
+    if (answer.status !== 'ok') {
+      await this.sendDownstream([answer.line, CRLF]);
+      return true;
+    }
+    if (this.options.starttls === 'passthrough') {
+      await this.sendDownstream([answer.line, CRLF]);
+      this.splice();
+      return false;
+    }
+    await this.upgradeUpstream();
+    await this.sendDownstream([POP3_RESPONSES.beginTls]);
+    await this.upgradeDownstream();
+    return true;
+  }
+
+  /** The upstream leg becomes a verified TLS client; a certificate that does not verify ends the session. */
+  private async upgradeUpstream(): Promise<void> {
+    const upstream = this.upstream;
+    if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    upstream.reader.detach();
+    try {
+      const secure = await connectTls(upstream.socket, upstream.host, this.options.tlsSetup, this.options.policy.tls.handshake_seconds);
+      secure.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
+      this.upstream = { ...upstream, socket: secure, reader: new SocketReader(secure, MAX_UPSTREAM_LINE_BYTES) };
+    } catch (error) {
+      if (error instanceof TlsVerifyError) {
+        this.log.warn({ upstream: upstream.label, reason: error.reason }, 'upstream certificate not trusted: session refused');
+        throw new SessionEnd(POP3_RESPONSES.upstreamUntrusted, 'upstream certificate not trusted');
+      }
+      throw new SessionEnd(POP3_RESPONSES.upstreamTlsFailed, `upstream TLS failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** The downstream leg becomes a TLS server with a leaf from our CA; plaintext sent behind STLS is dropped. */
+  private async upgradeDownstream(): Promise<void> {
+    const raw = this.downstream;
+    const injected = this.downstreamReader.detach() + discardBuffered(raw);
+    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STLS (CVE-2011-0411)');
+    let secure: Socket;
+    try {
+      secure = await acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds);
+    } catch (error) {
+      throw new SessionEnd(undefined, `downstream TLS handshake failed: ${(error as Error).message}`);
+    }
+    secure.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
+    this.downstream = secure;
+    this.downstreamReader = new SocketReader(secure, this.options.policy.limits.max_command_line_bytes);
+    this.tls = 'intercepted';
+    this.log.debug('STLS intercepted');
+  }
+
+  /** Passthrough: after the upstream's +OK the legs are joined; nothing after this is read or inspected. */
+  private splice(): void {
+    const downstream = this.downstream;
+    const upstream = this.upstream;
+    if (upstream === undefined) return;
+    const injected = this.downstreamReader.detach() + discardBuffered(downstream);
+    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STLS (CVE-2011-0411)');
+    upstream.reader.detach();
+    discardBuffered(upstream.socket);
+    this.closed = true;
+    this.log.info({ upstream: upstream.label }, 'STLS passed through: the rest of this session is not inspected');
+    this.emit('passthrough');
+    const idleMs = this.options.policy.pop3.idle_seconds * 1000;
+    for (const [from, to] of [[downstream, upstream.socket], [upstream.socket, downstream]] as const) {
+      from.on('error', () => to.destroy());
+      from.once('close', () => to.destroy());
+      from.setTimeout(idleMs, () => from.destroy());
+      from.pipe(to);
+    }
+    downstream.once('close', () => this.emit('close'));
   }
 
   // ---- RETR and TOP ----------------------------------------------------------------
@@ -345,7 +462,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       return report({ verdict: 'pass', size }, false);
     }
     const spool = new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes });
-    const keepalive = new RetrievalKeepalive(this.options.downstream, this.options.policy.pop3.keepalive_seconds);
+    const keepalive = new RetrievalKeepalive(this.downstream, this.options.policy.pop3.keepalive_seconds);
     try {
       const outcome = await this.captureAndAnswer(command, message, status.line, spool, keepalive);
       report(outcome, keepalive.committed);
@@ -445,6 +562,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       downstream: this.options.downstreamLabel,
       upstream: this.upstream?.label ?? '',
       user: this.user,
+      tls: this.tls,
       command: outcome.command,
       message: outcome.message,
       inspected: this.options.inspect,
@@ -523,7 +641,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private async sendDownstream(pieces: readonly Buffer[]): Promise<void> {
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     try {
       await writeAll(downstream, pieces);
     } catch {
@@ -541,14 +659,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** After QUIT was relayed: both legs end politely (the upstream already got QUIT). */
   private closeGracefully(): void {
     this.upstream?.socket.end();
-    this.options.downstream.end();
+    this.downstream.end();
     this.finalize();
   }
 
   /** The proxy ends the session: a last response (if any), and the upstream is cut without QUIT. */
   private close(last: Buffer | undefined): void {
     if (this.closed) return;
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     if (last !== undefined && !downstream.destroyed && downstream.writable) downstream.end(last);
     else downstream.destroy();
     this.upstream?.socket.destroy();
@@ -558,14 +676,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private closeQuietly(why: string): void {
     this.log.debug({ reason: why }, 'session closed');
     this.upstream?.socket.destroy();
-    this.options.downstream.destroy();
+    this.downstream.destroy();
     this.finalize();
   }
 
   private finalize(): void {
     if (this.closed) return;
     this.closed = true;
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     if (!downstream.destroyed) {
       // A peer that never reads its last response must not hold the socket open forever.
       const reaper = setTimeout(() => downstream.destroy(), LINGER_AFTER_CLOSE_MS);

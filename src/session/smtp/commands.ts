@@ -3,7 +3,7 @@
  *
  * RFC 5321 4.1 (commands), RFC 2920 3.1 (which commands end a pipelining group),
  * RFC 4954 (AUTH), RFC 3030 (BDAT: refused, CHUNKING is not offered),
- * RFC 3207 (STARTTLS: refused until a TLS policy applies). XCLIENT and XFORWARD
+ * RFC 3207 (STARTTLS: per the listener's starttls policy). XCLIENT and XFORWARD
  * are refused: relayed, they would let a downstream borrow the proxy's address.
  *
  * `phases` lists the session phases in which the verb is accepted; `endsGroup`
@@ -21,6 +21,8 @@ export type CommandAction =
   | { kind: 'forward' }
   /** DATA: answered by the proxy once earlier replies are in; the upstream gets DATA after inspection. */
   | { kind: 'data' }
+  /** STARTTLS: what happens depends on the listener's starttls policy (session.ts). */
+  | { kind: 'starttls' }
   | { kind: 'refuse'; reply: Reply }
   | { kind: 'close'; reply: Reply };
 
@@ -72,7 +74,7 @@ export const COMMANDS = {
   AUTH: forward(true, { waitsForReply: true, logArgument: false }),
   DATA: { phases: ['command'], action: { kind: 'data' }, endsGroup: true, waitsForReply: true, logArgument: true },
   BDAT: refuse(REPLIES.chunkingRefused),
-  STARTTLS: refuse(REPLIES.tlsNotAvailable),
+  STARTTLS: { phases: ['command'], action: { kind: 'starttls' }, endsGroup: true, waitsForReply: true, logArgument: true },
   XCLIENT: refuse(REPLIES.xclientRefused),
   XFORWARD: refuse(REPLIES.xclientRefused),
   TURN: refuse(REPLIES.notImplemented),

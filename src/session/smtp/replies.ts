@@ -4,7 +4,8 @@
  *
  * RFC 5321 4.2 (reply syntax: "ddd-text" continuation lines, "ddd text" last line),
  * RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING/BINARYMIME, removed),
- * RFC 3207 (STARTTLS, removed until a TLS policy applies).
+ * RFC 3207 (STARTTLS: offered only when the listener's policy relays or intercepts it
+ * and the upstream offers it).
  * Upstream text is not trusted: control characters are masked and lines capped.
  */
 import type { Reply } from '../../errors.js';
@@ -74,12 +75,16 @@ export function serializeReply(reply: Reply): Buffer {
  * Keeps the relayed EHLO keywords; SIZE is lowered to the proxy's own limit
  * (RFC 1870 4: "SIZE 0" or no value means no fixed limit upstream).
  */
-export function filterEhloReply(reply: Reply, maxMessageBytes: number): Reply {
+export function filterEhloReply(reply: Reply, maxMessageBytes: number, offerStartTls = false): Reply {
   if (reply.code !== 250 || reply.lines.length < 2) return reply;
   const [greeting, ...capabilities] = reply.lines;
   const kept: string[] = [];
   for (const capability of capabilities) {
     const keyword = (capability.split(/[ =]/, 1)[0] ?? '').toUpperCase();
+    if (keyword === 'STARTTLS' && offerStartTls) {
+      kept.push('STARTTLS');
+      continue;
+    }
     if (!RELAYED_EXTENSIONS.has(keyword)) continue;
     if (keyword === 'SIZE') {
       const upstreamLimit = Number(capability.slice(4).trim() || '0');

@@ -4,7 +4,10 @@
  *
  * RFC 5321 (commands, replies, DATA, timeouts 4.5.3.2), RFC 2920 (pipelining:
  * commands relayed in order, replies paired through a FIFO), RFC 1870 (SIZE),
- * RFC 4954 (AUTH continuation lines relayed, never logged).
+ * RFC 4954 (AUTH continuation lines relayed, never logged), RFC 3207 (STARTTLS
+ * per the listener's policy: refused, relayed and spliced uninspected, or
+ * intercepted: both legs upgraded, plaintext sent behind the command discarded,
+ * the session starts over with EHLO).
  *
  * Invariants:
  *  - State changes on the upstream's positive reply (a recipient exists once the
@@ -34,12 +37,14 @@ import { writeAll } from '../../wire/socket-write.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
+import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
 const DATA_COMMAND = Buffer.from('DATA\r\n', 'latin1');
 const RSET_COMMAND = Buffer.from('RSET\r\n', 'latin1');
 const NOOP_COMMAND = Buffer.from('NOOP\r\n', 'latin1');
+const STARTTLS_COMMAND = Buffer.from('STARTTLS\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 /** Bytes a downstream may pipeline behind its final dot before reading pauses until the final reply. */
 const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
@@ -62,11 +67,32 @@ export interface SmtpSessionOptions {
   policy: Readonly<Policy>;
   spoolDir: string;
   logger: Logger;
+  /** What STARTTLS does on this listener. */
+  starttls: StartTlsMode;
+  /** 'implicit' when both legs are TLS from the first byte (the listener did the downstream handshake). */
+  tls: 'none' | 'implicit';
+  tlsSetup: TlsSetup;
+  /** The name on our certificate when the downstream sends no SNI. */
+  tlsName: string;
+  /** The name the upstream's certificate must carry. */
+  upstreamHost: string;
 }
+
+export type StartTlsMode = 'passthrough' | 'strip' | 'intercept';
 
 export interface SmtpSessionEvents {
   transaction: [TransactionSummary];
+  /** STARTTLS was passed through: the rest of the session is spliced, uninspected. */
+  passthrough: [];
   close: [];
+}
+
+interface SocketHandlers {
+  data: (chunk: Buffer) => void;
+  end: () => void;
+  drain: () => void;
+  error: (error: Error) => void;
+  close: () => void;
 }
 
 type PauseReason = 'upstream-drain' | 'downstream-drain' | 'spool-drain' | 'busy';
@@ -109,22 +135,39 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly downstreamLabel: string;
+  /** The downstream connection: the accepted socket, or the TLS socket over it after STARTTLS. */
+  private downstream: Socket;
+  /** TLS on the downstream leg: none, implicit (from the listener), or intercepted (after STARTTLS). */
+  private tls: TransactionSummary['tls'];
+  /** Whether the upstream's last EHLO reply offered STARTTLS. */
+  private upstreamOffersStartTls = false;
+  private readonly downstreamHandlers: SocketHandlers = {
+    data: (chunk: Buffer) => this.guard(this.onDownstreamData, chunk),
+    end: () => this.guard(this.onDownstreamEnd),
+    drain: () => this.resume('downstream-drain'),
+    error: (error: Error) => this.log.debug({ err: error }, 'downstream socket error'),
+    close: () => this.guard(this.onDownstreamClose),
+  };
+  private readonly upstreamHandlers: SocketHandlers = {
+    data: (chunk: Buffer) => this.guard(this.onUpstreamData, chunk),
+    drain: () => this.resume('upstream-drain'),
+    error: (error: Error) => this.log.debug({ err: error }, 'upstream socket error'),
+    end: () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost),
+    close: () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost),
+  };
 
   constructor(private readonly options: SmtpSessionOptions) {
     super();
     this.commandLines = new LineReader(options.policy.limits.max_command_line_bytes);
     this.downstreamLabel = options.downstreamLabel;
     this.log = options.logger.child({ session: options.id });
+    this.downstream = options.downstream;
+    this.tls = options.tls;
   }
 
   start(): void {
-    const downstream = this.options.downstream;
-    downstream.setNoDelay(true);
-    downstream.on('data', (chunk: Buffer) => this.guard(this.onDownstreamData, chunk));
-    downstream.on('end', () => this.guard(this.onDownstreamEnd));
-    downstream.on('drain', () => this.resume('downstream-drain'));
-    downstream.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
-    downstream.on('close', () => this.guard(this.onDownstreamClose));
+    this.downstream.setNoDelay(true);
+    bind(this.downstream, this.downstreamHandlers);
     this.log.debug({ downstream: this.downstreamLabel, direction: this.options.direction }, 'session opened');
     this.options.connectUpstream().then(
       (socket) => this.guard(this.onUpstreamConnected, socket),
@@ -156,11 +199,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.upstream = socket;
     this.upstreamAlive = true;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.guard(this.onUpstreamData, chunk));
-    socket.on('drain', () => this.resume('upstream-drain'));
-    socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
-    socket.on('end', () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost));
-    socket.on('close', () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost));
+    bind(socket, this.upstreamHandlers);
     this.phase = 'greeting';
     this.expectUpstream('greeting', (greeting) => {
       // A 421 greeting (RFC 5321 3.1) means the upstream is closing: relay it and close too.
@@ -344,6 +383,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         this.readPaused = true;
         this.slots.add({ compute: () => this.answerData(), after: (answer) => this.afterDataAnswer(answer) });
         return this.flushReplies();
+      case 'starttls':
+        return this.startTls(command);
       case 'forward':
         return this.forwardCommand(command);
     }
@@ -394,7 +435,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'EHLO':
         if (!positive) return upstreamReply;
         this.resetTransaction(command.argument);
-        return filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes);
+        this.upstreamOffersStartTls = offersStartTls(upstreamReply);
+        return filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes, this.offersStartTls());
       case 'HELO':
         if (positive) this.resetTransaction(command.argument);
         return upstreamReply;
@@ -430,7 +472,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private flushReplies(): void {
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     this.slots.flush((next) => {
       if (downstream.destroyed || !downstream.writable) return;
       if (!downstream.write(serializeReply(next))) this.pause('downstream-drain');
@@ -448,6 +490,128 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.phase = 'command';
     this.armIdleTimer();
     this.processLines();
+  }
+
+  // ---- STARTTLS (RFC 3207) -----------------------------------------------------------
+
+  /** Whether the EHLO reply relayed downstream offers STARTTLS. */
+  private offersStartTls(): boolean {
+    if (this.tls !== 'none') return false;
+    return this.options.starttls !== 'strip' && this.upstreamOffersStartTls;
+  }
+
+  private startTls(command: ParsedCommand): void {
+    if (this.tls !== 'none') return this.answerLocally(REPLIES.tlsAlreadyActive);
+    if (!this.offersStartTls()) return this.answerLocally(REPLIES.tlsNotAvailable);
+    this.readPaused = true;
+    const slot = this.slots.add({});
+    if (this.options.starttls === 'passthrough') {
+      // Relayed; on the upstream's 220 the two legs are spliced and the TLS bytes flow through unread.
+      slot.after = (answer) => (answer.code === 220 ? this.splice() : this.resumeReading());
+      this.expectUpstream('command', (upstreamReply) => {
+        slot.reply = upstreamReply;
+        this.flushReplies();
+      });
+      this.writeUpstream(command.wire);
+      return;
+    }
+    this.upgradeUpstream().then(
+      (refusal) => {
+        if (this.phase === 'closed') return;
+        slot.reply = refusal ?? REPLIES.readyToStartTls;
+        slot.after = refusal === undefined ? () => this.upgradeDownstream() : () => this.resumeReading();
+        this.flushReplies();
+      },
+      (error: unknown) => {
+        if (error instanceof TlsVerifyError) {
+          this.log.warn({ upstream: this.options.upstreamLabel, reason: error.reason }, 'upstream certificate not trusted: session refused');
+          return this.closeWith(REPLIES.upstreamUntrusted);
+        }
+        this.log.warn({ upstream: this.options.upstreamLabel, reason: (error as Error).message }, 'upstream TLS failed');
+        this.closeWith(error instanceof ProxyError ? error.reply : REPLIES.upstreamTlsFailed);
+      },
+    );
+  }
+
+  /**
+   * Intercept, upstream leg first: STARTTLS there, then a verified TLS client handshake.
+   * Resolves with the reply for the downstream when the upstream refused STARTTLS.
+   */
+  private async upgradeUpstream(): Promise<Reply | undefined> {
+    const answer = await this.requestUpstream(STARTTLS_COMMAND, 'command');
+    if (answer.code !== 220) return REPLIES.tlsNotAvailable;
+    const raw = this.upstream;
+    if (raw === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLost);
+    unbind(raw, this.upstreamHandlers);
+    // Bytes the upstream sent behind its 220 are not part of the TLS session.
+    this.upstreamLines.takeRest();
+    const secure = await connectTls(raw, this.options.upstreamHost, this.options.tlsSetup, this.options.policy.tls.handshake_seconds);
+    if (this.phase === 'closed') {
+      secure.destroy();
+      return undefined;
+    }
+    this.upstream = secure;
+    bind(secure, this.upstreamHandlers);
+    this.upstreamOffersStartTls = false;
+    return undefined;
+  }
+
+  /** Intercept, downstream leg: after our 220, a TLS server handshake with a leaf from our CA. */
+  private upgradeDownstream(): void {
+    const raw = this.downstream;
+    const injected = this.commandLines.takeRest().length + discardBuffered(raw);
+    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
+    unbind(raw, this.downstreamHandlers);
+    this.clearTimer('idle');
+    acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds).then(
+      (secure) => this.guard(this.onDownstreamSecure, secure),
+      (error: unknown) => {
+        this.log.info({ reason: (error as Error).message }, 'downstream TLS handshake failed');
+        this.closeQuietly();
+      },
+    );
+  }
+
+  private onDownstreamSecure(secure: Socket): void {
+    if (this.phase === 'closed') {
+      secure.destroy();
+      return;
+    }
+    this.downstream = secure;
+    this.tls = 'intercepted';
+    bind(secure, this.downstreamHandlers);
+    if (this.paused.size > 0) secure.pause();
+    // RFC 3207 4.2: everything learnt before TLS is forgotten; the client starts over with EHLO.
+    this.resetTransaction('');
+    this.log.debug({ protocol: (secure as Socket & { getProtocol?: () => string | null }).getProtocol?.() ?? '' }, 'STARTTLS intercepted');
+    this.resumeReading();
+  }
+
+  /** Passthrough: after the upstream's 220 the legs are joined; nothing after this is read or inspected. */
+  private splice(): void {
+    const downstream = this.downstream;
+    const upstream = this.upstream;
+    if (upstream === undefined || !this.upstreamAlive) return this.closeWith(REPLIES.upstreamLost);
+    const injected = this.commandLines.takeRest().length + discardBuffered(downstream);
+    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
+    this.upstreamLines.takeRest();
+    discardBuffered(upstream);
+    unbind(downstream, this.downstreamHandlers);
+    unbind(upstream, this.upstreamHandlers);
+    this.phase = 'closed';
+    this.clearTimer('idle');
+    this.clearTimer('reply');
+    this.stopKeepalive();
+    this.log.info({ upstream: this.options.upstreamLabel }, 'STARTTLS passed through: the rest of this session is not inspected');
+    this.emit('passthrough');
+    const idleMs = this.options.policy.timeouts.command_seconds * 1000;
+    for (const [from, to] of [[downstream, upstream], [upstream, downstream]] as const) {
+      from.on('error', () => to.destroy());
+      from.once('close', () => to.destroy());
+      from.setTimeout(idleMs, () => from.destroy());
+      from.pipe(to);
+    }
+    downstream.once('close', () => this.emit('close'));
   }
 
   // ---- DATA --------------------------------------------------------------------
@@ -646,6 +810,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       downstream: this.downstreamLabel,
       upstream: this.options.upstreamLabel,
       direction: this.options.direction,
+      tls: this.tls,
       inspected: this.options.inspect,
       helo: this.transaction.helo,
       sender: this.transaction.sender ?? '',
@@ -736,12 +901,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private pause(reason: PauseReason): void {
     this.paused.add(reason);
-    this.options.downstream.pause();
+    this.downstream.pause();
   }
 
   private resume(reason: PauseReason): void {
     if (!this.paused.delete(reason) || this.paused.size > 0 || this.phase === 'closed') return;
-    this.options.downstream.resume();
+    this.downstream.resume();
   }
 
   private corkUpstream(): void {
@@ -770,14 +935,14 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const upstream = this.upstream;
     if (upstream !== undefined && this.upstreamAlive && !this.quitting) upstream.end('QUIT\r\n');
     else upstream?.end();
-    this.options.downstream.end();
+    this.downstream.end();
     this.finalize();
   }
 
   /** Sends a last reply (421 and the like) and closes both legs. */
   private closeWith(last: Reply): void {
     if (this.phase === 'closed') return;
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(last));
     this.log.info({ reply: `${last.code} ${last.lines.join(' ')}` }, 'session closed by the proxy');
     this.abortTransaction('session closed by the proxy');
@@ -788,7 +953,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private closeQuietly(): void {
     if (this.phase === 'closed') return;
     this.closeUpstream();
-    this.options.downstream.destroy();
+    this.downstream.destroy();
     this.finalize();
   }
 
@@ -806,7 +971,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.clearTimer('reply');
     this.stopKeepalive();
     this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
-    const downstream = this.options.downstream;
+    const downstream = this.downstream;
     if (!downstream.destroyed) {
       // A peer that never reads its last reply must not hold the socket open forever.
       const reaper = setTimeout(() => downstream.destroy(), LINGER_AFTER_CLOSE_MS);
@@ -816,3 +981,14 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.emit('close');
   }
 }
+
+/** Our handlers on a socket; unbound before the socket is wrapped in TLS or spliced. */
+function bind(socket: Socket, handlers: SocketHandlers): void {
+  socket.on('data', handlers.data).on('end', handlers.end).on('drain', handlers.drain).on('error', handlers.error).on('close', handlers.close);
+}
+
+function unbind(socket: Socket, handlers: SocketHandlers): void {
+  socket.off('data', handlers.data).off('end', handlers.end).off('drain', handlers.drain).off('error', handlers.error).off('close', handlers.close);
+}
+
+const offersStartTls = (ehlo: Reply): boolean => ehlo.lines.slice(1).some((line) => line.trim().toUpperCase() === 'STARTTLS');
