@@ -19,10 +19,22 @@ export interface PoplibResult {
   /** The retrieved lines joined with CRLF (RETR, TOP, LIST, UIDL). */
   data?: Buffer;
   capabilities?: string[];
+  /** For stls and an implicit-TLS greeting: the common name of the certificate's issuer. */
+  issuer?: string;
 }
 
-export async function poplibSession(port: number, steps: PoplibStep[], timeoutSeconds = 30): Promise<PoplibResult[]> {
-  const { stdout } = await run('python3', [SCRIPT, '127.0.0.1', String(port), String(timeoutSeconds), JSON.stringify(steps)], { maxBuffer: 512 * 1024 * 1024 });
+export interface PoplibConnection {
+  /** Implicit TLS (POP3_SSL). */
+  ssl?: boolean;
+  /** The CA that TLS verifies against. */
+  cafile?: string;
+  /** The name verified and sent as SNI (default 127.0.0.1: no SNI, an IP check). */
+  serverHostname?: string;
+}
+
+export async function poplibSession(port: number, steps: PoplibStep[], timeoutSeconds = 30, connection: PoplibConnection = {}): Promise<PoplibResult[]> {
+  const options = { ...(connection.ssl ? { ssl: true } : {}), ...(connection.cafile ? { cafile: connection.cafile } : {}), ...(connection.serverHostname ? { server_hostname: connection.serverHostname } : {}) };
+  const { stdout } = await run('python3', [SCRIPT, '127.0.0.1', String(port), String(timeoutSeconds), JSON.stringify(steps), JSON.stringify(options)], { maxBuffer: 512 * 1024 * 1024 });
   const parsed = JSON.parse(stdout) as { results: (Omit<PoplibResult, 'data'> & { data?: string | null })[] };
   return parsed.results.map(({ data, ...rest }) => ({ ...rest, ...(typeof data === 'string' ? { data: Buffer.from(data, 'base64') } : {}) }));
 }

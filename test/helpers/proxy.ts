@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import type { Test } from 'tap';
 import { validatePolicy } from '../../src/config/load.js';
-import type { Policy } from '../../src/config/schema.js';
+import type { ListenerPolicy, Policy } from '../../src/config/schema.js';
 import type { Inspector } from '../../src/inspect/api.js';
 
 /** Protocol tests exercise the relay itself: an inspector that passes every message. */
@@ -21,6 +21,8 @@ export interface TestProxy {
   transactions: TransactionSummary[];
   retrievals: RetrievalSummary[];
   activeSessions(): number;
+  /** How many sessions had STARTTLS/STLS passed through uninspected. */
+  passthroughs(): number;
 }
 
 type Overrides = { [K in keyof Policy]?: Partial<Policy[K]> };
@@ -34,11 +36,14 @@ export function startTestPop3Proxy(t: Test, upstream: number | 'from-username', 
   return startListener(t, 'pop3', upstream === 'from-username' ? upstream : `127.0.0.1:${upstream}`, overrides, inspector);
 }
 
-async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector): Promise<TestProxy> {
+/** The listener's TLS settings (listeners[].starttls, tls, tls_name). */
+export type ListenerTls = Partial<Pick<ListenerPolicy, 'starttls' | 'tls' | 'tls_name'>>;
+
+export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector, tls: ListenerTls = {}): Promise<TestProxy> {
   const policy = validatePolicy(
     {
       ...overrides,
-      listeners: [{ protocol, listen: '127.0.0.1:0', upstream }],
+      listeners: [{ protocol, listen: '127.0.0.1:0', upstream, ...tls }],
       log: { level: 'debug' },
     },
     'test',
@@ -61,6 +66,8 @@ async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: strin
   listener.on('transaction', (summary) => transactions.push(summary));
   const retrievals: RetrievalSummary[] = [];
   listener.on('retrieval', (summary) => retrievals.push(summary));
+  let passthroughs = 0;
+  listener.on('passthrough', () => passthroughs++);
   t.teardown(() => proxy.close());
-  return { port: proxy.addresses[0]?.port ?? 0, logs, rawLogs, transactions, retrievals, activeSessions: () => listener.activeSessions };
+  return { port: proxy.addresses[0]?.port ?? 0, logs, rawLogs, transactions, retrievals, activeSessions: () => listener.activeSessions, passthroughs: () => passthroughs };
 }

@@ -392,6 +392,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       const secure = await connectTls(upstream.socket, upstream.host, this.options.tlsSetup, this.options.policy.tls.handshake_seconds);
       secure.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
       this.upstream = { ...upstream, socket: secure, reader: new SocketReader(secure, MAX_UPSTREAM_LINE_BYTES) };
+      this.log.debug({ upstream: upstream.label, protocol: secure.getProtocol(), authorized: secure.authorized }, 'upstream TLS established');
     } catch (error) {
       if (error instanceof TlsVerifyError) {
         this.log.warn({ upstream: upstream.label, reason: error.reason }, 'upstream certificate not trusted: session refused');

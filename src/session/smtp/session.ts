@@ -25,6 +25,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { REPLIES, ProxyError, reply as makeReply, type Reply } from '../../errors.js';
 import type { Direction, Inspector, MessageSource, Verdict } from '../../inspect/api.js';
@@ -553,6 +554,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.upstream = secure;
     bind(secure, this.upstreamHandlers);
     this.upstreamOffersStartTls = false;
+    this.log.debug({ upstream: this.options.upstreamLabel, protocol: secure.getProtocol(), authorized: secure.authorized }, 'upstream TLS established');
     return undefined;
   }
 
@@ -572,7 +574,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     );
   }
 
-  private onDownstreamSecure(secure: Socket): void {
+  private onDownstreamSecure(secure: TLSSocket): void {
     if (this.phase === 'closed') {
       secure.destroy();
       return;
@@ -583,7 +585,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.paused.size > 0) secure.pause();
     // RFC 3207 4.2: everything learnt before TLS is forgotten; the client starts over with EHLO.
     this.resetTransaction('');
-    this.log.debug({ protocol: (secure as Socket & { getProtocol?: () => string | null }).getProtocol?.() ?? '' }, 'STARTTLS intercepted');
+    this.log.debug({ protocol: secure.getProtocol() }, 'STARTTLS intercepted');
     this.resumeReading();
   }
 
