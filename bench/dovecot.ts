@@ -8,6 +8,14 @@
  * half a second, without Dovecot's growing per-IP penalty. As root, Dovecot uses
  * its packaged `dovecot` and `dovenull` users and the mail belongs to
  * nobody:nogroup; as another user, every Dovecot process runs as that user.
+ *
+ * With the `tls` option (a certificate and key, e.g. from bench/test-pki.ts),
+ * Dovecot also speaks TLS (TLS 1.2 or later): STLS is offered on the plain port,
+ * and an implicit-TLS pop3s listener runs on a second free port. Plaintext auth
+ * stays allowed before STLS. Dovecot's config process reads the certificate and
+ * key (`ssl_cert = <file`) as the user that started Dovecot, so the key may be
+ * 0600; the login processes get their contents from it. Without the option, TLS
+ * is off (`ssl = no`) and there is no pop3s listener.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,9 +37,23 @@ export interface DovecotUser {
   messages: Buffer[];
 }
 
+export interface DovecotTls {
+  /** PEM certificate (chain) Dovecot presents. */
+  certFile: string;
+  /** Its private key (unencrypted PEM). */
+  keyFile: string;
+}
+
+export interface DovecotOptions {
+  /** Offer STLS on the plain port and listen for implicit TLS (pop3s) on a second one. */
+  tls?: DovecotTls;
+}
+
 export interface RunningDovecot {
-  /** Plain POP3 port on 127.0.0.1. */
+  /** Plain POP3 port on 127.0.0.1 (STLS offered when started with `tls`). */
   port: number;
+  /** Implicit-TLS POP3 port on 127.0.0.1, when started with `tls`. */
+  pop3sPort?: number;
   /** Its temporary folder. */
   dir: string;
   /** Number of messages currently in the user's Maildir (cur + new), to check DELE+QUIT effects. */
@@ -40,8 +62,10 @@ export interface RunningDovecot {
   stop(): Promise<void>;
 }
 
-export async function startDovecot(users: DovecotUser[]): Promise<RunningDovecot> {
+export async function startDovecot(users: DovecotUser[], options: DovecotOptions = {}): Promise<RunningDovecot> {
   if (!existsSync(DOVECOT)) throw new Error('dovecot is not installed: apt-get install dovecot-pop3d');
+  const { tls } = options;
+  for (const file of tls ? [tls.certFile, tls.keyFile] : []) if (!existsSync(file)) throw new Error(`no such file: ${file}`);
   for (const user of users) {
     if (!/^[A-Za-z0-9._-]+$/.test(user.name)) throw new Error(`unusable Dovecot user name: ${user.name}`);
     if (/[:\r\n]/.test(user.password)) throw new Error(`a passwd-file password cannot hold ':' or line breaks (user ${user.name})`);
@@ -60,8 +84,9 @@ export async function startDovecot(users: DovecotUser[]): Promise<RunningDovecot
   await writeFile(join(dir, 'passwd'), users.map((user) => `${user.name}:{PLAIN}${user.password}::::::\n`).join(''));
 
   const port = await freePort();
+  const pop3sPort = tls ? await freePort() : undefined;
   const config = join(dir, 'dovecot.conf');
-  await writeFile(config, dovecotConf({ dir, port, mailUid, mailGid, asRoot }));
+  await writeFile(config, dovecotConf({ dir, port, mailUid, mailGid, asRoot, tls, pop3sPort }));
   const logFile = join(dir, 'dovecot.log');
   // Its own process group, so stop() also reaches children the master left behind.
   const child = spawn(DOVECOT, ['-F', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -106,6 +131,7 @@ export async function startDovecot(users: DovecotUser[]): Promise<RunningDovecot
 
   return {
     port,
+    ...(pop3sPort === undefined ? {} : { pop3sPort }),
     dir,
     async messageCount(user: string): Promise<number> {
       const counts = await Promise.all(['cur', 'new'].map(async (sub) => (await readdir(join(maildir(user), sub))).filter((name) => !name.startsWith('.')).length));
@@ -121,9 +147,11 @@ interface ConfOptions {
   mailUid: number;
   mailGid: number;
   asRoot: boolean;
+  tls: DovecotTls | undefined;
+  pop3sPort: number | undefined;
 }
 
-function dovecotConf({ dir, port, mailUid, mailGid, asRoot }: ConfOptions): string {
+function dovecotConf({ dir, port, mailUid, mailGid, asRoot, tls, pop3sPort }: ConfOptions): string {
   const me = userInfo().username;
   // Not root: every service runs as this user, and no service chroots (that needs root).
   const unprivileged = asRoot
@@ -141,7 +169,8 @@ function dovecotConf({ dir, port, mailUid, mailGid, asRoot }: ConfOptions): stri
     `log_path = ${join(dir, 'dovecot.log')}`,
     'protocols = pop3',
     'listen = 127.0.0.1',
-    'ssl = no',
+    ...(tls ? ['ssl = yes', `ssl_cert = <${tls.certFile}`, `ssl_key = <${tls.keyFile}`, 'ssl_min_protocol = TLSv1.2'] : ['ssl = no']),
+    // Also with TLS: USER/PASS and AUTH before STLS stay allowed.
     'disable_plaintext_auth = no',
     'auth_mechanisms = plain login',
     // Wrong passwords fail fast (Dovecot still answers them in ~0.5 s): no 2 s failure delay, and
@@ -170,7 +199,7 @@ function dovecotConf({ dir, port, mailUid, mailGid, asRoot }: ConfOptions): stri
     `    port = ${port}`,
     '  }',
     '  inet_listener pop3s {',
-    '    port = 0',
+    ...(tls && pop3sPort !== undefined ? ['    address = 127.0.0.1', `    port = ${pop3sPort}`, '    ssl = yes'] : ['    port = 0']),
     '  }',
     '}',
     ...unprivileged,

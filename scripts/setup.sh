@@ -26,6 +26,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   [ -e /usr/share/clamav-testfiles/clam.exe ] || missing+=(clamav-testfiles)
   [ -x /usr/sbin/dovecot ] && [ -e /usr/lib/dovecot/pop3 ] || missing+=(dovecot-pop3d)   # real POP3 upstream
   need mpop mpop              # real POP3 client (Python's poplib is the other)
+  perl -MIO::Socket::SSL -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libio-socket-ssl-perl libnet-ssleay-perl)   # swaks --tls
+  [ -x /usr/bin/openssl ] || missing+=(openssl)   # the tests' upstream certificates
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with

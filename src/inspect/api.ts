@@ -26,12 +26,20 @@ export interface InspectionContext {
   partial?: boolean;
 }
 
+/** What was found in one part (the quarantine record and the alerts carry these). */
+export interface FindingSummary {
+  part: string;
+  filename: string;
+  kind: string;
+  reason: string;
+}
+
 export type Verdict =
   | { action: 'pass' }
   /** Forward `message` instead of the original (only parts with findings differ); the session disposes it. */
-  | { action: 'rewrite'; message: MessageSource & { dispose(): Promise<void> }; summary: string }
-  | { action: 'tempfail'; reason: string }
-  | { action: 'reject'; reason: string };
+  | { action: 'rewrite'; message: MessageSource & { dispose(): Promise<void> }; summary: string; findings: readonly FindingSummary[] }
+  | { action: 'tempfail'; reason: string; findings?: readonly FindingSummary[] }
+  | { action: 'reject'; reason: string; findings?: readonly FindingSummary[] };
 
 export interface Inspector {
   inspect(message: MessageSource, context: InspectionContext): Promise<Verdict>;

@@ -156,7 +156,8 @@ export class MailInspector implements Inspector {
     } catch (error) {
       // The structure itself cannot be walked: no part can be stripped, so the message is not passed unread.
       const reason = `message structure could not be inspected (${(error as Error).message})`;
-      return { verdict: { action: 'tempfail', reason }, findings: [{ part: '1', filename: '', kind: 'unscannable', unscannable: 'limits', reason }] };
+      const findings: Finding[] = [{ part: '1', filename: '', kind: 'unscannable', unscannable: 'limits', reason }];
+      return { verdict: { action: 'tempfail', reason, findings }, findings };
     }
     const scanned = scans === undefined ? undefined : await scans.results();
     const findings: Finding[] = [];
@@ -199,7 +200,7 @@ export class MailInspector implements Inspector {
     switch (worst.action) {
       case 'tempfail':
       case 'reject':
-        return { verdict: { action: worst.action, reason: `message could not be inspected: ${worst.reason}` }, findings };
+        return { verdict: { action: worst.action, reason: `message could not be inspected: ${worst.reason}`, findings }, findings };
       case 'pass':
         if (warnings === 0 && ambiguous.length === 0) return { verdict: { action: 'pass' }, findings };
         break;
@@ -231,7 +232,7 @@ export class MailInspector implements Inspector {
       await output.dispose();
       throw error;
     }
-    return { verdict: { action: 'rewrite', message: output, summary }, findings };
+    return { verdict: { action: 'rewrite', message: output, summary, findings }, findings };
   }
 
   /** Executables are stripped; an unscannable part gets its reason's policy action; the worst wins. */

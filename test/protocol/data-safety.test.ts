@@ -119,7 +119,7 @@ t.test('inspector verdicts: tempfail 451, reject 554, a crash 451; the upstream 
 t.test('a rewrite verdict forwards the rewritten message', async (t) => {
   const replacement = Buffer.from('Subject: rewritten\r\n\r\n.starts with a dot\r\n');
   const inspector: Inspector = {
-    inspect: async () => ({ action: 'rewrite', summary: 'test', message: { size: replacement.length, open: async function* () { yield replacement; }, dispose: async () => undefined } }),
+    inspect: async () => ({ action: 'rewrite', summary: 'test', findings: [], message: { size: replacement.length, open: async function* () { yield replacement; }, dispose: async () => undefined } }),
   };
   const upstream = await ScriptedUpstream.start(t);
   const proxy = await startTestProxy(t, upstream.port, {}, inspector);
