@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The command line (commander): start the proxy, check a policy, scan files,
- * create the interception CA, run the demo.
+ * create the interception CA, look after the quarantine, run the demo.
  * Exit codes: 0 success, 1 failure (invalid policy, I/O, a listener that cannot
  * bind), 2 usage errors.
  */
@@ -19,6 +19,12 @@ import { createLogger } from './observe/log.js';
 import { startProxy } from './main.js';
 import { runDemo } from './demo/demo.js';
 import { initCa } from './tls/ca.js';
+import { QuarantineStore, type QuarantineRecord } from './quarantine/store.js';
+import { releaseEnvelope, releaseMessage } from './quarantine/release.js';
+import { durationMs, parseHostPort, type HostPort, type Policy } from './config/schema.js';
+import { upstreamRoots } from './tls/upgrade.js';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 
 const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
@@ -100,6 +106,87 @@ program
         `policy: tls: { ca_cert: ${certPath}, ca_key: ${keyPath} }\n`,
     );
   });
+
+const quarantine = program.command('quarantine').description('the originals of rewritten, tempfailed and rejected messages (quarantine.dir)');
+
+const quarantineStore = async (policyFile: string): Promise<{ policy: Readonly<Policy>; store: QuarantineStore }> => {
+  const policy = await loadPolicyFile(policyFile);
+  return { policy, store: new QuarantineStore(policy.quarantine.dir) };
+};
+
+const summaryLine = (record: QuarantineRecord): string =>
+  [record.id, record.protocol, record.action, record.sender || '-', record.recipients.join(',') || record.user || '-', `${record.size} B`, record.findings.map((finding) => `${finding.kind}:${finding.filename || '(no name)'}`).join(' ')].join('  ');
+
+quarantine
+  .command('list')
+  .description('one line per entry, oldest first: id, protocol, action, sender, recipients, size, findings')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .option('--json', 'one JSON record per line')
+  .action(async (options: { policy: string; json?: boolean }) => {
+    const { store } = await quarantineStore(options.policy);
+    for (const record of await store.list()) process.stdout.write(`${options.json === true ? JSON.stringify(record) : summaryLine(record)}\n`);
+  });
+
+quarantine
+  .command('show')
+  .description('the record of an entry and the header of its original message')
+  .argument('<id>')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .action(async (id: string, options: { policy: string }) => {
+    const { store } = await quarantineStore(options.policy);
+    const record = await store.show(id);
+    const original = (await store.original(id)).toString('latin1');
+    const headerEnd = original.search(/\r?\n\r?\n/);
+    process.stdout.write(`${JSON.stringify(record, null, 2)}\n\n${headerEnd === -1 ? original : original.slice(0, headerEnd)}\n`);
+  });
+
+quarantine
+  .command('release')
+  .description('re-submit the original, unmodified, by SMTP to the upstream with its original envelope (or --to)')
+  .argument('<id>')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .option('--to <address...>', 'deliver to these recipients instead of the original ones')
+  .option('--via <host:port>', 'the SMTP server to submit to (default: the upstream of the first SMTP listener)')
+  .action(async (id: string, options: { policy: string; to?: string[]; via?: string }) => {
+    const { policy, store } = await quarantineStore(options.policy);
+    const record = await store.show(id);
+    const upstream = releaseUpstream(policy, options.via);
+    const extraRoots = policy.tls.upstream_ca === '' ? '' : await readFile(policy.tls.upstream_ca, 'utf8');
+    const envelope = releaseEnvelope(record, options.to ?? []);
+    const reply = await releaseMessage({ upstream, roots: upstreamRoots(extraRoots), heloName: hostname() }, envelope, await store.original(id));
+    process.stdout.write(`released ${id} to ${envelope.to.join(', ')} via ${upstream.host}:${upstream.port}: ${reply}\n`);
+  });
+
+quarantine
+  .command('delete')
+  .description('remove an entry')
+  .argument('<id>')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .action(async (id: string, options: { policy: string }) => {
+    const { store } = await quarantineStore(options.policy);
+    await store.delete(id);
+    process.stdout.write(`deleted ${id}\n`);
+  });
+
+quarantine
+  .command('purge')
+  .description('remove entries older than a duration (the proxy applies quarantine.keep_for by itself, hourly)')
+  .requiredOption('--older-than <duration>', 'for example 30d, 12h')
+  .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
+  .action(async (options: { policy: string; olderThan: string }) => {
+    const age = durationMs(options.olderThan);
+    if (age === undefined) throw new Error(`--older-than: expected a duration such as 30d or 12h, not ${options.olderThan}`);
+    const { store } = await quarantineStore(options.policy);
+    process.stdout.write(`removed ${await store.purge(age)} entries older than ${options.olderThan}\n`);
+  });
+
+/** Where a release goes: --via, else the fixed upstream of the policy's first SMTP listener. */
+function releaseUpstream(policy: Readonly<Policy>, via: string | undefined): HostPort {
+  const text = via ?? policy.listeners.find((listener) => listener.protocol === 'smtp' && listener.upstream !== 'from-username')?.upstream;
+  const address = text === undefined ? undefined : parseHostPort(text);
+  if (address === undefined) throw new Error(via === undefined ? 'the policy has no SMTP listener with a fixed upstream: give --via host:port' : `--via: expected host:port, not ${via}`);
+  return address;
+}
 
 program
   .command('demo')

@@ -44,6 +44,7 @@ export const REPLIES = {
   bareLineEnding: reply(550, '5.6.0 Message refused: bare CR or LF line endings'),
   inspectionFailed: reply(451, '4.3.0 Message could not be inspected, try again later'),
   spoolFailed: reply(451, '4.3.0 Local storage error, try again later'),
+  quarantineFailed: reply(451, '4.3.0 Quarantine storage error, try again later'),
   internalError: reply(421, '4.3.0 Internal proxy error, closing connection'),
   brokenSession: reply(421, '4.4.2 Upstream connection lost, closing connection'),
   goodbye: reply(221, '2.0.0 Bye'),

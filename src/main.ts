@@ -1,6 +1,7 @@
 /**
- * Boot: start one listener per policy entry with the collaborators handed in,
- * and stop them all on request. The CLI and the demo both start the proxy here.
+ * Boot: start one listener per policy entry with the collaborators handed in
+ * (TLS setup, quarantine), apply the quarantine's retention hourly, and stop them
+ * all on request. The CLI and the demo both start the proxy here.
  */
 import type { AddressInfo } from 'node:net';
 import type { Policy } from './config/schema.js';
@@ -8,6 +9,11 @@ import { Listener } from './accept/listener.js';
 import type { Inspector } from './inspect/api.js';
 import type { Logger } from './observe/log.js';
 import { createTlsSetup } from './tls/setup.js';
+import { QuarantineStore } from './quarantine/store.js';
+import { durationMs } from './config/schema.js';
+
+/** How often quarantine.keep_for is applied. */
+const QUARANTINE_PURGE_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface RunningProxy {
   listeners: readonly Listener[];
@@ -18,7 +24,8 @@ export interface RunningProxy {
 export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger): Promise<RunningProxy> {
   if (policy.listeners.length === 0) throw new Error('the policy has no listeners: add at least one under "listeners"');
   const tlsSetup = await createTlsSetup(policy);
-  const listeners = policy.listeners.map((listener) => new Listener({ listener, policy, inspector, logger, tlsSetup }));
+  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
+  const listeners = policy.listeners.map((listener) => new Listener({ listener, policy, inspector, logger, tlsSetup, quarantine }));
   const addresses: AddressInfo[] = [];
   try {
     for (const listener of listeners) addresses.push(await listener.listen());
@@ -26,11 +33,29 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
     await Promise.all(listeners.map((listener) => listener.close()));
     throw error;
   }
+  const purge = quarantine === undefined ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
   return {
     listeners,
     addresses,
     close: async () => {
+      if (purge !== undefined) clearInterval(purge);
       await Promise.all(listeners.map((listener) => listener.close()));
     },
   };
+}
+
+/** Applies quarantine.keep_for now and every hour. */
+function startQuarantinePurge(store: QuarantineStore, keepForMs: number, logger: Logger): NodeJS.Timeout {
+  const run = (): void => {
+    store.purge(keepForMs).then(
+      (removed) => {
+        if (removed > 0) logger.info({ removed, dir: store.dir }, 'quarantine entries past keep_for removed');
+      },
+      (error: unknown) => logger.warn({ err: error, dir: store.dir }, 'quarantine purge failed'),
+    );
+  };
+  run();
+  const timer = setInterval(run, QUARANTINE_PURGE_INTERVAL_MS);
+  timer.unref();
+  return timer;
 }

@@ -18,6 +18,7 @@ import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, t
 import { SmtpSession } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
+import type { QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
 
 export interface ListenerEvents {
@@ -33,6 +34,7 @@ export interface ListenerOptions {
   inspector: Inspector;
   logger: Logger;
   tlsSetup: TlsSetup;
+  quarantine: QuarantineStore | undefined;
 }
 
 export class Listener extends EventEmitter<ListenerEvents> {
@@ -142,6 +144,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       tlsSetup: this.options.tlsSetup,
       tlsName: this.tlsName,
       upstreamHost: upstreamAddress.host,
+      quarantine: this.options.quarantine,
     });
     session.on('transaction', (summary) => this.emit('transaction', summary));
     return session;
@@ -166,6 +169,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       tls: this.options.listener.tls,
       tlsSetup: this.options.tlsSetup,
       tlsName: this.tlsName,
+      quarantine: this.options.quarantine,
     });
     session.on('retrieval', (summary) => this.emit('retrieval', summary));
     return session;

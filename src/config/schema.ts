@@ -44,6 +44,22 @@ const cidr = z.string().refine(
 /** What happens to a part that cannot be inspected: strip it, pass it (with a warning header), or refuse the message. */
 const unscannableAction = z.enum(['strip', 'pass', 'tempfail', 'reject']).default('strip');
 
+/** A duration such as 30d, 12h, 90m or 45s. */
+const DURATION = /^(\d{1,6})([smhd])$/;
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+export function durationMs(text: string): number | undefined {
+  const match = DURATION.exec(text);
+  if (match === null) return undefined;
+  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .refine((text) => durationMs(text) !== undefined, { message: 'expected a duration such as 30d, 12h, 90m or 45s' })
+    .default(fallback);
+
 const seconds = (fallback: number) => z.number().positive().max(86_400).default(fallback);
 const bytes = (fallback: number) => z.number().int().positive().default(fallback);
 
@@ -138,6 +154,13 @@ export const policySchema = z
       upstream_verify: z.boolean().default(true),
       leaf_validity_hours: z.number().positive().max(24 * 398).default(24),
       handshake_seconds: seconds(30),
+    })
+    .prefault({}),
+  quarantine: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      dir: z.string().min(1).default('/var/lib/mailmoat/quarantine'),
+      keep_for: duration('30d'),
     })
     .prefault({}),
   pop3: z

@@ -24,6 +24,7 @@ import { Maildrop } from './maildrop.js';
 import { sendOnce } from './client.js';
 import { Pop3Client, type Retrieval } from './pop3-client.js';
 import { demoSamples, eicarSample, eicarSignature } from './samples.js';
+import { QuarantineStore } from '../quarantine/store.js';
 
 /**
  * With clamd installed, the demo runs a managed clamd on a signature database it
@@ -51,9 +52,13 @@ export async function runDemo(base: Readonly<Policy>, out: Writable): Promise<bo
     const maildrop = new Maildrop(samples.map((sample) => sample.content));
     const maildropAddress = await maildrop.listen();
     cleanups.push(() => maildrop.close());
+    // The demo's quarantine lives in a temporary folder, removed at the end.
+    const quarantineDir = await mkdtemp(join(tmpdir(), 'mailmoat-demo-quarantine-'));
+    cleanups.push(() => rm(quarantineDir, { recursive: true, force: true }));
     const policy = validatePolicy(
       {
         ...structuredClone(base),
+        quarantine: { ...base.quarantine, dir: quarantineDir },
         ...(antivirus === undefined ? {} : { antivirus: antivirus.antivirus }),
         listeners: [
           { protocol: 'smtp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${sinkAddress.port}` },
@@ -75,6 +80,11 @@ export async function runDemo(base: Readonly<Policy>, out: Writable): Promise<bo
 
     const sent = await smtpPart(proxy, samples, sink, out);
     const retrieved = await pop3Part(proxy, samples, out);
+    const kept = await new QuarantineStore(quarantineDir).list();
+    out.write(
+      `\nQuarantine: ${kept.length} originals of rewritten messages were kept (one per rewrite above, SMTP and POP3);\n` +
+        'with the default policy they stay 30 days in /var/lib/mailmoat/quarantine: mailmoat quarantine list | show | release.\n',
+    );
     return sent && retrieved;
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();

@@ -29,6 +29,8 @@ export interface TransactionSummary {
   size: number;
   verdict: 'pass' | 'rewrite' | 'tempfail' | 'reject' | 'refused' | 'aborted';
   reason?: string;
+  /** The quarantine entry holding the original (rewritten, tempfailed or rejected messages). */
+  quarantine?: string;
   upstreamReply: string;
   durationMs: number;
 }
@@ -47,6 +49,8 @@ export interface RetrievalSummary {
   size: number;
   verdict: 'pass' | 'rewrite' | 'tempfail' | 'reject' | 'refused' | 'aborted';
   reason?: string;
+  /** The quarantine entry holding the original (rewritten or refused retrievals). */
+  quarantine?: string;
   /** Whether the keepalive committed the response before the verdict (pop3.keepalive_seconds). */
   keptAlive: boolean;
   durationMs: number;

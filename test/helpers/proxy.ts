@@ -4,6 +4,9 @@
  * captured as parsed JSON lines so tests can assert on them.
  */
 import { Writable } from 'node:stream';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Test } from 'tap';
 import { validatePolicy } from '../../src/config/load.js';
 import type { ListenerPolicy, Policy } from '../../src/config/schema.js';
@@ -23,6 +26,7 @@ export interface TestProxy {
   activeSessions(): number;
   /** How many sessions had STARTTLS/STLS passed through uninspected. */
   passthroughs(): number;
+  quarantineDir: string;
 }
 
 type Overrides = { [K in keyof Policy]?: Partial<Policy[K]> };
@@ -40,9 +44,13 @@ export function startTestPop3Proxy(t: Test, upstream: number | 'from-username', 
 export type ListenerTls = Partial<Pick<ListenerPolicy, 'starttls' | 'tls' | 'tls_name'>>;
 
 export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector, tls: ListenerTls = {}): Promise<TestProxy> {
+  // Each test proxy has its own quarantine folder (the default one is a system path).
+  const quarantineDir = overrides.quarantine?.dir ?? (await mkdtemp(join(tmpdir(), 'mailmoat-quarantine-')));
+  if (overrides.quarantine?.dir === undefined) t.teardown(() => rm(quarantineDir, { recursive: true, force: true }));
   const policy = validatePolicy(
     {
       ...overrides,
+      quarantine: { ...overrides.quarantine, dir: quarantineDir },
       listeners: [{ protocol, listen: '127.0.0.1:0', upstream, ...tls }],
       log: { level: 'debug' },
     },
@@ -69,5 +77,5 @@ export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream
   let passthroughs = 0;
   listener.on('passthrough', () => passthroughs++);
   t.teardown(() => proxy.close());
-  return { port: proxy.addresses[0]?.port ?? 0, logs, rawLogs, transactions, retrievals, activeSessions: () => listener.activeSessions, passthroughs: () => passthroughs };
+  return { port: proxy.addresses[0]?.port ?? 0, logs, rawLogs, transactions, retrievals, activeSessions: () => listener.activeSessions, passthroughs: () => passthroughs, quarantineDir };
 }

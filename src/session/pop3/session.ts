@@ -35,6 +35,7 @@ import { writeAll } from '../../wire/socket-write.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
+import type { QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
@@ -73,6 +74,8 @@ export interface Pop3SessionOptions {
   tlsSetup: TlsSetup;
   /** The name on our certificate when the downstream sends no SNI. */
   tlsName: string;
+  /** Where originals of rewritten and refused retrievals go; undefined when quarantine.enabled is false. */
+  quarantine: QuarantineStore | undefined;
 }
 
 export interface Pop3SessionEvents {
@@ -99,7 +102,7 @@ interface UpstreamLeg {
   label: string;
 }
 
-type RetrievalOutcome = { verdict: RetrievalSummary['verdict']; reason?: string; size: number };
+type RetrievalOutcome = { verdict: RetrievalSummary['verdict']; reason?: string; size: number; quarantine?: string };
 
 export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private state: Pop3State = 'authorization';
@@ -514,6 +517,15 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       this.log.error({ err: error }, 'inspector failed');
       return this.refuse(keepalive, notInspected(message, 'inspector failed'), { verdict: 'tempfail', reason: 'inspector failed', size });
     }
+    let quarantine: { quarantine?: string } = {};
+    if (verdict.action !== 'pass') {
+      const stored = await this.quarantine(spool, verdict, `${command.verb} ${message}`);
+      if (stored === undefined) {
+        if (verdict.action === 'rewrite') await verdict.message.dispose();
+        return this.refuse(keepalive, notInspected(message, 'quarantine storage error'), { verdict: 'tempfail', reason: 'quarantine write failed', size });
+      }
+      if (stored !== '') quarantine = { quarantine: stored };
+    }
     keepalive.stop();
     switch (verdict.action) {
       case 'pass':
@@ -525,11 +537,37 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
         } finally {
           await verdict.message.dispose();
         }
-        return { verdict: 'rewrite', reason: verdict.summary, size };
+        return { verdict: 'rewrite', reason: verdict.summary, size, ...quarantine };
       case 'tempfail':
-        return this.refuse(keepalive, notInspected(message, verdict.reason), { verdict: 'tempfail', reason: verdict.reason, size });
+        return this.refuse(keepalive, notInspected(message, verdict.reason), { verdict: 'tempfail', reason: verdict.reason, size, ...quarantine });
       case 'reject':
-        return this.refuse(keepalive, refusedByPolicy(message, verdict.reason), { verdict: 'reject', reason: verdict.reason, size });
+        return this.refuse(keepalive, refusedByPolicy(message, verdict.reason), { verdict: 'reject', reason: verdict.reason, size, ...quarantine });
+    }
+  }
+
+  /**
+   * Keeps the original of a retrieval that is rewritten or refused. Resolves with the entry's
+   * id ('' when the quarantine is off), or undefined when it could not be stored.
+   */
+  private async quarantine(spool: Spool, verdict: Exclude<Verdict, { action: 'pass' }>, retrieval: string): Promise<string | undefined> {
+    const store = this.options.quarantine;
+    if (store === undefined) return '';
+    try {
+      const record = await store.store(spool, {
+        session: this.options.id,
+        protocol: 'pop3',
+        direction: 'inbound',
+        sender: '',
+        recipients: this.user.includes('@') ? [this.user] : [],
+        user: `${this.user} (${retrieval})`,
+        action: verdict.action,
+        reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
+        findings: [...(verdict.findings ?? [])],
+      });
+      return record.id;
+    } catch (error) {
+      this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the retrieval is refused');
+      return undefined;
     }
   }
 
@@ -570,6 +608,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       size: outcome.size,
       verdict: outcome.verdict,
       ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+      ...(outcome.quarantine === undefined ? {} : { quarantine: outcome.quarantine }),
       keptAlive: outcome.keptAlive,
       durationMs: Math.round(performance.now() - outcome.startedAt),
     };

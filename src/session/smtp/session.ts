@@ -38,6 +38,7 @@ import { writeAll } from '../../wire/socket-write.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
+import type { QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
@@ -77,6 +78,8 @@ export interface SmtpSessionOptions {
   tlsName: string;
   /** The name the upstream's certificate must carry. */
   upstreamHost: string;
+  /** Where originals of rewritten and refused messages go; undefined when quarantine.enabled is false. */
+  quarantine: QuarantineStore | undefined;
 }
 
 export type StartTlsMode = 'passthrough' | 'strip' | 'intercept';
@@ -110,6 +113,8 @@ interface Capture {
   size: number;
   tooBig: boolean;
   startedAt: number;
+  /** The quarantine entry holding the original, once it is stored. */
+  quarantined?: string;
 }
 
 export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
@@ -702,6 +707,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       this.log.error({ err: error }, 'inspector failed');
       return this.refuse(REPLIES.inspectionFailed, 'tempfail', 'inspector failed');
     }
+    if (verdict.action !== 'pass' && !(await this.quarantine(capture, verdict))) {
+      if (verdict.action === 'rewrite') await verdict.message.dispose();
+      return this.refuse(REPLIES.quarantineFailed, 'tempfail', 'quarantine write failed');
+    }
     switch (verdict.action) {
       case 'pass':
         return this.forwardMessage(capture.spool, 'pass');
@@ -715,6 +724,29 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         return this.refuse(makeReply(451, `4.7.1 ${verdict.reason}`), 'tempfail', verdict.reason);
       case 'reject':
         return this.refuse(makeReply(554, `5.7.1 ${verdict.reason}`), 'reject', verdict.reason);
+    }
+  }
+
+  /** Keeps the original of a message that is rewritten or refused; false when that failed (the message is then tempfailed). */
+  private async quarantine(capture: Capture, verdict: Exclude<Verdict, { action: 'pass' }>): Promise<boolean> {
+    const store = this.options.quarantine;
+    if (store === undefined) return true;
+    try {
+      const record = await store.store(capture.spool, {
+        session: this.options.id,
+        protocol: 'smtp',
+        direction: this.options.direction,
+        sender: this.transaction.sender ?? '',
+        recipients: [...this.transaction.recipients],
+        action: verdict.action,
+        reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
+        findings: [...(verdict.findings ?? [])],
+      });
+      capture.quarantined = record.id;
+      return true;
+    } catch (error) {
+      this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the message is tempfailed');
+      return false;
     }
   }
 
@@ -820,6 +852,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       size: capture.size,
       verdict,
       ...(reason === undefined ? {} : { reason }),
+      ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }),
       upstreamReply,
       durationMs: Math.round(performance.now() - capture.startedAt),
     };

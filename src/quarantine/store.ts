@@ -1,0 +1,166 @@
+/**
+ * The quarantine: the original bytes of every message mailmoat rewrote, refused or
+ * tempfailed, with a metadata record, so an administrator can look at it and
+ * release it (Mailtraq's quarantine mailbox and resubmit, MailScanner's quarantine).
+ *
+ * Each entry is two files in `quarantine.dir`: ID.eml (the message exactly as it
+ * arrived, unstuffed) and ID.json (the record). Both are written atomically: to a
+ * temporary name, fsync'ed, renamed, and the folder fsync'ed; the record is written
+ * last, so an entry without its record (a crash in between) is never listed and
+ * is removed by the next purge. IDs sort by time.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { MessageSource } from '../inspect/api.js';
+
+export interface QuarantineFinding {
+  part: string;
+  filename: string;
+  kind: string;
+  reason: string;
+}
+
+export interface QuarantineRecord {
+  id: string;
+  /** ISO 8601, when the message was quarantined. */
+  time: string;
+  session: string;
+  protocol: 'smtp' | 'pop3';
+  direction: 'inbound' | 'outbound';
+  /** SMTP: the envelope as the upstream accepted it. POP3: no sender; the recipient is the login name when it is an address. */
+  sender: string;
+  recipients: string[];
+  /** POP3: the login name and the message number. */
+  user?: string;
+  size: number;
+  /** What mailmoat did: rewrite (delivered with parts replaced), tempfail or reject. */
+  action: 'rewrite' | 'tempfail' | 'reject';
+  reason: string;
+  findings: QuarantineFinding[];
+}
+
+export type NewRecord = Omit<QuarantineRecord, 'id' | 'time' | 'size'>;
+
+/** Entry IDs are made here and nowhere else: a time stamp and 8 random hex digits. */
+const ID_PATTERN = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
+
+export class QuarantineStore {
+  constructor(
+    readonly dir: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Stores the original and its record; resolves with the record once both are on disk. */
+  async store(message: MessageSource, fields: NewRecord): Promise<QuarantineRecord> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const time = this.now();
+    const id = `${time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(4).toString('hex')}`;
+    const size = await this.writeAtomically(`${id}.eml`, message.open());
+    const record: QuarantineRecord = { id, time: time.toISOString(), size, ...fields };
+    await this.writeAtomically(`${id}.json`, [Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8')]);
+    return record;
+  }
+
+  /** Every complete entry, oldest first. */
+  async list(): Promise<QuarantineRecord[]> {
+    const names = await this.names();
+    const records: QuarantineRecord[] = [];
+    for (const name of names) {
+      if (!name.endsWith('.json')) continue;
+      const record = await this.show(name.slice(0, -5)).catch(() => undefined);
+      if (record !== undefined) records.push(record);
+    }
+    return records;
+  }
+
+  async show(id: string): Promise<QuarantineRecord> {
+    return JSON.parse(await this.read(id, 'json').then((bytes) => bytes.toString('utf8'))) as QuarantineRecord;
+  }
+
+  /** The original message bytes of an entry. */
+  async original(id: string): Promise<Buffer> {
+    return this.read(id, 'eml');
+  }
+
+  async delete(id: string): Promise<void> {
+    const record = this.path(id, 'json');
+    await this.read(id, 'json');
+    await rm(record, { force: true });
+    await rm(this.path(id, 'eml'), { force: true });
+  }
+
+  /** Removes entries older than `maxAgeMs` (and leftovers of interrupted writes); returns how many entries went. */
+  async purge(maxAgeMs: number): Promise<number> {
+    const limit = this.now().getTime() - maxAgeMs;
+    let removed = 0;
+    const names = await this.names();
+    const ids = new Set(names.filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -5)));
+    for (const name of names) {
+      const path = join(this.dir, name);
+      if (name.startsWith('.tmp-')) {
+        if ((await stat(path)).mtimeMs < limit) await rm(path, { force: true });
+        continue;
+      }
+      const id = name.replace(/\.(eml|json)$/, '');
+      if (!ID_PATTERN.test(id)) continue;
+      const orphan = name.endsWith('.eml') && !ids.has(id);
+      if ((await stat(path)).mtimeMs >= limit && !orphan) continue;
+      await rm(path, { force: true });
+      if (name.endsWith('.json')) removed++;
+    }
+    return removed;
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  private async read(id: string, extension: 'eml' | 'json'): Promise<Buffer> {
+    try {
+      return await readFile(this.path(id, extension));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`no quarantine entry ${id} in ${this.dir}`);
+      throw error;
+    }
+  }
+
+  private path(id: string, extension: 'eml' | 'json'): string {
+    if (!ID_PATTERN.test(id)) throw new Error(`not a quarantine id: ${id}`);
+    return join(this.dir, `${id}.${extension}`);
+  }
+
+  /** Writes `name` through a temporary file: write, fsync, rename, fsync the folder. Returns the bytes written. */
+  private async writeAtomically(name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<number> {
+    const temporary = join(this.dir, `.tmp-${name}`);
+    let written = 0;
+    try {
+      const handle = await open(temporary, 'wx', 0o600);
+      try {
+        for await (const chunk of chunks) {
+          await handle.write(chunk);
+          written += chunk.length;
+        }
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temporary, join(this.dir, name));
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+    const folder = await open(this.dir, 'r');
+    try {
+      await folder.sync();
+    } finally {
+      await folder.close();
+    }
+    return written;
+  }
+}
