@@ -1,7 +1,8 @@
 # mailmoat as a container, for example as a sidecar in front of an SMTP server.
 #   docker build -t mailmoat .
 #   docker run -d --name mailmoat -p 25:2525 \
-#     -v /etc/mailmoat/policy.yaml:/etc/mailmoat/policy.yaml:ro mailmoat
+#     -v /etc/mailmoat/policy.yaml:/etc/mailmoat/policy.yaml:ro \
+#     -v mailmoat-quarantine:/var/lib/mailmoat/quarantine mailmoat
 # The policy's listener must listen on 0.0.0.0:2525 (an unprivileged port: the
 # container runs as a non-root user) and name the real server as upstream.
 
@@ -20,7 +21,10 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY policies ./policies
 COPY policies/default.yaml /etc/mailmoat/policy.yaml
-RUN ln -s /app/dist/src/cli.js /usr/local/bin/mailmoat && chmod +x /app/dist/src/cli.js
+RUN ln -s /app/dist/src/cli.js /usr/local/bin/mailmoat && chmod +x /app/dist/src/cli.js \
+ && install -d -o node -g node -m 0700 /var/lib/mailmoat/quarantine
+# The quarantine (quarantine.dir) should outlive the container: mount a volume there.
+VOLUME /var/lib/mailmoat/quarantine
 USER node
 EXPOSE 2525
 HEALTHCHECK --interval=30s --timeout=10s CMD ["mailmoat", "check", "--policy", "/etc/mailmoat/policy.yaml"]
