@@ -20,8 +20,9 @@ import { startProxy } from './main.js';
 import { runDemo } from './demo/demo.js';
 import { initCa } from './tls/ca.js';
 import { QuarantineStore, type QuarantineRecord } from './quarantine/store.js';
-import { releaseEnvelope, releaseMessage } from './quarantine/release.js';
-import { durationMs, parseHostPort, type HostPort, type Policy } from './config/schema.js';
+import { releaseEnvelope, submitMessage } from './quarantine/release.js';
+import { durationMs, type Policy } from './config/schema.js';
+import { submissionUpstream } from './policy/resolve.js';
 import { upstreamRoots } from './tls/upgrade.js';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -150,10 +151,11 @@ quarantine
   .action(async (id: string, options: { policy: string; to?: string[]; via?: string }) => {
     const { policy, store } = await quarantineStore(options.policy);
     const record = await store.show(id);
-    const upstream = releaseUpstream(policy, options.via);
+    const upstream = submissionUpstream(policy, options.via);
+    if (upstream === undefined) throw new Error(options.via === undefined ? 'the policy has no SMTP listener with a fixed upstream: give --via host:port' : `--via: expected host:port, not ${options.via}`);
     const extraRoots = policy.tls.upstream_ca === '' ? '' : await readFile(policy.tls.upstream_ca, 'utf8');
     const envelope = releaseEnvelope(record, options.to ?? []);
-    const reply = await releaseMessage({ upstream, roots: upstreamRoots(extraRoots), heloName: hostname() }, envelope, await store.original(id));
+    const reply = await submitMessage({ upstream, roots: upstreamRoots(extraRoots), heloName: hostname() }, envelope, await store.original(id));
     process.stdout.write(`released ${id} to ${envelope.to.join(', ')} via ${upstream.host}:${upstream.port}: ${reply}\n`);
   });
 
@@ -179,14 +181,6 @@ quarantine
     const { store } = await quarantineStore(options.policy);
     process.stdout.write(`removed ${await store.purge(age)} entries older than ${options.olderThan}\n`);
   });
-
-/** Where a release goes: --via, else the fixed upstream of the policy's first SMTP listener. */
-function releaseUpstream(policy: Readonly<Policy>, via: string | undefined): HostPort {
-  const text = via ?? policy.listeners.find((listener) => listener.protocol === 'smtp' && listener.upstream !== 'from-username')?.upstream;
-  const address = text === undefined ? undefined : parseHostPort(text);
-  if (address === undefined) throw new Error(via === undefined ? 'the policy has no SMTP listener with a fixed upstream: give --via host:port' : `--via: expected host:port, not ${via}`);
-  return address;
-}
 
 program
   .command('demo')

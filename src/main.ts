@@ -1,7 +1,7 @@
 /**
  * Boot: start one listener per policy entry with the collaborators handed in
- * (TLS setup, quarantine), apply the quarantine's retention hourly, and stop them
- * all on request. The CLI and the demo both start the proxy here.
+ * (TLS setup, quarantine, alerts), apply the quarantine's retention hourly, and
+ * stop them all on request (pending alerts are sent first). The CLI and the demo both start the proxy here.
  */
 import type { AddressInfo } from 'node:net';
 import type { Policy } from './config/schema.js';
@@ -11,6 +11,9 @@ import type { Logger } from './observe/log.js';
 import { createTlsSetup } from './tls/setup.js';
 import { QuarantineStore } from './quarantine/store.js';
 import { durationMs } from './config/schema.js';
+import { AlertNotifier } from './alerts/notify.js';
+import { submissionUpstream } from './policy/resolve.js';
+import { hostname } from 'node:os';
 
 /** How often quarantine.keep_for is applied. */
 const QUARANTINE_PURGE_INTERVAL_MS = 60 * 60 * 1000;
@@ -34,14 +37,31 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
     throw error;
   }
   const purge = quarantine === undefined ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
+  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger);
+  if (alerts !== undefined) for (const listener of listeners) listener.on('flagged', (message) => alerts.report(message));
   return {
     listeners,
     addresses,
     close: async () => {
       if (purge !== undefined) clearInterval(purge);
       await Promise.all(listeners.map((listener) => listener.close()));
+      await alerts?.flush();
     },
   };
+}
+
+/** The alert notifier, when alerts.to names someone or parties are to be notified. */
+function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger): AlertNotifier | undefined {
+  const { alerts } = policy;
+  if (alerts.to.length === 0 && !alerts.notify_recipients && !alerts.notify_sender) return undefined;
+  const upstream = submissionUpstream(policy, alerts.via);
+  if (upstream === undefined) throw new Error('alerts need an SMTP server to submit to: set alerts.via, or add an SMTP listener with a fixed upstream');
+  const from = alerts.from === '' ? `mailmoat@${hostname()}` : alerts.from;
+  return new AlertNotifier(
+    { to: alerts.to, from, batchSeconds: alerts.batch_seconds, maxPerHour: alerts.max_per_hour, notifyRecipients: alerts.notify_recipients, notifySender: alerts.notify_sender },
+    { upstream, roots, heloName: hostname() },
+    logger,
+  );
 }
 
 /** Applies quarantine.keep_for now and every hour. */

@@ -18,7 +18,7 @@ import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, t
 import { SmtpSession } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
-import type { QuarantineStore } from '../quarantine/store.js';
+import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
 
 export interface ListenerEvents {
@@ -26,6 +26,8 @@ export interface ListenerEvents {
   retrieval: [RetrievalSummary];
   /** A session whose STARTTLS/STLS was passed through uninspected. */
   passthrough: [];
+  /** A message or retrieval that was rewritten or refused. */
+  flagged: [FlaggedMessage];
 }
 
 export interface ListenerOptions {
@@ -111,6 +113,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('passthrough', () => this.emit('passthrough'));
+    session.on('flagged', (message) => this.emit('flagged', message));
     session.start();
   }
 

@@ -156,6 +156,19 @@ export const policySchema = z
       handshake_seconds: seconds(30),
     })
     .prefault({}),
+  alerts: z
+    .strictObject({
+      to: z.array(z.string().email()).default([]),
+      /** "" = mailmoat@<this host's name>. */
+      from: z.union([z.literal(''), z.string().email()]).default(''),
+      /** host:port the notices are submitted to; "" = the upstream of the first SMTP listener. */
+      via: z.union([z.literal(''), hostPort]).default(''),
+      batch_seconds: seconds(60),
+      max_per_hour: z.number().int().positive().default(20),
+      notify_recipients: z.boolean().default(false),
+      notify_sender: z.boolean().default(false),
+    })
+    .prefault({}),
   quarantine: z
     .strictObject({
       enabled: z.boolean().default(true),

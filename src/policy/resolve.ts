@@ -7,7 +7,7 @@
  */
 import { BlockList, isIPv4 } from 'node:net';
 import type { Direction } from '../inspect/api.js';
-import type { ListenerPolicy, Policy } from '../config/schema.js';
+import { parseHostPort, type HostPort, type ListenerPolicy, type Policy } from '../config/schema.js';
 import { wildcardPattern } from './wildcard.js';
 
 export interface DirectionResolver {
@@ -62,4 +62,13 @@ export function pop3UpstreamAllowList(pop3: Policy['pop3']): (host: string, port
 export function startTlsMode(listener: ListenerPolicy, policy: Readonly<Policy>): 'passthrough' | 'strip' | 'intercept' {
   if (listener.tls === 'implicit') return 'strip';
   return listener.starttls ?? (policy.tls.ca_cert === '' ? 'strip' : 'intercept');
+}
+
+/**
+ * Where mailmoat submits mail of its own (released originals, alerts): `via` when given,
+ * else the fixed upstream of the policy's first SMTP listener; undefined when there is none.
+ */
+export function submissionUpstream(policy: Readonly<Policy>, via = ''): HostPort | undefined {
+  const text = via !== '' ? via : policy.listeners.find((listener) => listener.protocol === 'smtp' && listener.upstream !== 'from-username')?.upstream;
+  return text === undefined ? undefined : parseHostPort(text);
 }

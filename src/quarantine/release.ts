@@ -5,7 +5,7 @@
  * configured upstream, with the original envelope or to the address an
  * administrator gives (Mailtraq's "resubmit").
  */
-import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { HostPort } from '../config/schema.js';
 import type { QuarantineRecord } from './store.js';
 
@@ -29,8 +29,8 @@ export function releaseEnvelope(record: QuarantineRecord, to: readonly string[])
   return { from: bare(record.sender), to: recipients };
 }
 
-/** Sends the message; resolves with the upstream's reply to the end of data. */
-export function releaseMessage(target: ReleaseTarget, envelope: { from: string; to: string[] }, message: Buffer): Promise<string> {
+/** Submits a message by SMTP (releases and alerts); resolves with the upstream's reply to the end of data. */
+export function submitMessage(target: ReleaseTarget, envelope: { from: string; to: string[] }, message: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const connection = new SMTPConnection({
       host: target.upstream.host,

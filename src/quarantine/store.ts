@@ -42,6 +42,9 @@ export interface QuarantineRecord {
 
 export type NewRecord = Omit<QuarantineRecord, 'id' | 'time' | 'size'>;
 
+/** A message with findings, as sessions report it (for alerts and metrics): the record's fields and its quarantine id. */
+export type FlaggedMessage = NewRecord & { time: string; quarantine?: string };
+
 /** Entry IDs are made here and nowhere else: a time stamp and 8 random hex digits. */
 const ID_PATTERN = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
 

@@ -67,7 +67,8 @@ t.test('strip -> list -> show -> release: the upstream receives the original byt
   const release = await mailmoat(['quarantine', 'release', id, '--policy', policy]);
   t.equal(release.code, 0, release.stderr);
   t.match(release.stdout, new RegExp(`released ${id} to bob@example.net, carol@example.net via 127\\.0\\.0\\.1:${sink.port}: 250`));
-  const [, released] = await sink.messages(2);
+  // smtp-sink names its dumps by the second, so several in one second are not in order: find them by content.
+  const released = (await sink.messages(2)).find((message) => !message.body.includes('mailmoat removed'));
   // smtp-sink ends each dump with one more LF and writes every line ending as LF.
   t.equal(released?.body.replace(/\n$/, ''), asDumped(sample.content), 'the released message is the original, byte for byte');
   t.same(released?.rcptArgs.map((args) => args.replace(/^TO:/i, '')), ['<bob@example.net>', '<carol@example.net>'], 'with its original envelope');
@@ -75,7 +76,7 @@ t.test('strip -> list -> show -> release: the upstream receives the original byt
 
   const elsewhere = await mailmoat(['quarantine', 'release', id, '--policy', policy, '--to', 'admin@example.net']);
   t.equal(elsewhere.code, 0, elsewhere.stderr);
-  const [, , third] = await sink.messages(3);
+  const third = (await sink.messages(3)).find((message) => message.rcptArgs.some((args) => args.includes('admin@example.net')));
   t.same(third?.rcptArgs.map((args) => args.replace(/^TO:/i, '')), ['<admin@example.net>'], '--to replaces the recipients');
 
   t.equal((await mailmoat(['quarantine', 'purge', '--older-than', '1d', '--policy', policy])).stdout, 'removed 0 entries older than 1d\n');

@@ -35,7 +35,7 @@ import { writeAll } from '../../wire/socket-write.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
-import type { QuarantineStore } from '../../quarantine/store.js';
+import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
@@ -82,6 +82,8 @@ export interface Pop3SessionEvents {
   retrieval: [RetrievalSummary];
   /** STLS was passed through: the rest of the session is spliced, uninspected. */
   passthrough: [];
+  /** A retrieval was rewritten or refused (after its original was quarantined). */
+  flagged: [FlaggedMessage];
   close: [];
 }
 
@@ -546,29 +548,34 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   /**
-   * Keeps the original of a retrieval that is rewritten or refused. Resolves with the entry's
-   * id ('' when the quarantine is off), or undefined when it could not be stored.
+   * Keeps the original of a retrieval that is rewritten or refused, and reports it (alerts,
+   * metrics). Resolves with the entry's id ('' when the quarantine is off), or undefined when
+   * the original could not be stored.
    */
   private async quarantine(spool: Spool, verdict: Exclude<Verdict, { action: 'pass' }>, retrieval: string): Promise<string | undefined> {
+    const fields: NewRecord = {
+      session: this.options.id,
+      protocol: 'pop3',
+      direction: 'inbound',
+      sender: '',
+      recipients: this.user.includes('@') ? [this.user] : [],
+      user: `${this.user} (${retrieval})`,
+      action: verdict.action,
+      reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
+      findings: [...(verdict.findings ?? [])],
+    };
     const store = this.options.quarantine;
-    if (store === undefined) return '';
-    try {
-      const record = await store.store(spool, {
-        session: this.options.id,
-        protocol: 'pop3',
-        direction: 'inbound',
-        sender: '',
-        recipients: this.user.includes('@') ? [this.user] : [],
-        user: `${this.user} (${retrieval})`,
-        action: verdict.action,
-        reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
-        findings: [...(verdict.findings ?? [])],
-      });
-      return record.id;
-    } catch (error) {
-      this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the retrieval is refused');
-      return undefined;
+    let id = '';
+    if (store !== undefined) {
+      try {
+        id = (await store.store(spool, fields)).id;
+      } catch (error) {
+        this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the retrieval is refused');
+        return undefined;
+      }
     }
+    this.emit('flagged', { ...fields, time: new Date().toISOString(), ...(id === '' ? {} : { quarantine: id }) });
+    return id;
   }
 
   /** A retrieval the proxy will not hand over: -ERR, or, once "+OK" was committed, the cut (no final dot). */

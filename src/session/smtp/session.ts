@@ -38,7 +38,7 @@ import { writeAll } from '../../wire/socket-write.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
-import type { QuarantineStore } from '../../quarantine/store.js';
+import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
@@ -88,6 +88,8 @@ export interface SmtpSessionEvents {
   transaction: [TransactionSummary];
   /** STARTTLS was passed through: the rest of the session is spliced, uninspected. */
   passthrough: [];
+  /** A message was rewritten or refused (after its original was quarantined). */
+  flagged: [FlaggedMessage];
   close: [];
 }
 
@@ -727,27 +729,32 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     }
   }
 
-  /** Keeps the original of a message that is rewritten or refused; false when that failed (the message is then tempfailed). */
+  /**
+   * Keeps the original of a message that is rewritten or refused, and reports it (alerts,
+   * metrics); false when the original could not be stored (the message is then tempfailed).
+   */
   private async quarantine(capture: Capture, verdict: Exclude<Verdict, { action: 'pass' }>): Promise<boolean> {
+    const fields: NewRecord = {
+      session: this.options.id,
+      protocol: 'smtp',
+      direction: this.options.direction,
+      sender: this.transaction.sender ?? '',
+      recipients: [...this.transaction.recipients],
+      action: verdict.action,
+      reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
+      findings: [...(verdict.findings ?? [])],
+    };
     const store = this.options.quarantine;
-    if (store === undefined) return true;
-    try {
-      const record = await store.store(capture.spool, {
-        session: this.options.id,
-        protocol: 'smtp',
-        direction: this.options.direction,
-        sender: this.transaction.sender ?? '',
-        recipients: [...this.transaction.recipients],
-        action: verdict.action,
-        reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
-        findings: [...(verdict.findings ?? [])],
-      });
-      capture.quarantined = record.id;
-      return true;
-    } catch (error) {
-      this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the message is tempfailed');
-      return false;
+    if (store !== undefined) {
+      try {
+        capture.quarantined = (await store.store(capture.spool, fields)).id;
+      } catch (error) {
+        this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the message is tempfailed');
+        return false;
+      }
     }
+    this.emit('flagged', { ...fields, time: new Date().toISOString(), ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }) });
+    return true;
   }
 
   private async runInspector(capture: Capture): Promise<Verdict> {
