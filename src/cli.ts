@@ -38,19 +38,51 @@ const program = new Command()
 
 program
   .command('start')
-  .description('run the proxy with the listeners of a policy file')
+  .description('run the proxy with the listeners of a policy file (SIGHUP reloads it, SIGTERM drains and stops)')
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
     const logger = createLogger(policy.log.level);
-    const inspector = await createMailInspector(policy, { onEvent: (event, detail) => logger.warn({ detail }, event) });
+    const onEvent = (event: string, detail: string): void => logger.warn({ detail }, event);
+    let inspector = await createMailInspector(policy, { onEvent });
     const proxy = await startProxy(policy, inspector, logger);
+    let reloading = Promise.resolve();
+    const reload = async (): Promise<void> => {
+      let next: Readonly<Policy>;
+      let nextInspector: Awaited<ReturnType<typeof createMailInspector>>;
+      try {
+        next = await loadPolicyFile(options.policy);
+        nextInspector = await createMailInspector(next, { onEvent });
+      } catch (error) {
+        logger.error({ policy: options.policy, reason: (error as Error).message }, 'policy reload failed: the running policy is kept');
+        return;
+      }
+      try {
+        const { retired } = await proxy.reload(next, nextInspector);
+        const previous = inspector;
+        inspector = nextInspector;
+        retired.then(() => previous.close()).catch((error: unknown) => logger.warn({ err: error }, 'closing the previous inspector failed'));
+        logger.info({ policy: options.policy }, 'policy reloaded: new sessions use it');
+      } catch (error) {
+        await nextInspector.close();
+        logger.error({ policy: options.policy, reason: (error as Error).message }, 'policy reload failed: the running policy is kept');
+      }
+    };
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(reload);
+    });
     const stop = (signal: string): void => {
-      logger.info({ signal }, 'stopping');
-      Promise.all([proxy.close(), inspector.close()]).then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      logger.info({ signal, drainSeconds: policy.timeouts.drain_seconds }, 'draining: no new sessions, running ones may finish');
+      proxy
+        .drain()
+        .then(() => inspector.close())
+        .then(
+          () => {
+            logger.info('stopped');
+            process.exit(0);
+          },
+          () => process.exit(1),
+        );
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -46,6 +46,7 @@ export const REPLIES = {
   spoolFailed: reply(451, '4.3.0 Local storage error, try again later'),
   quarantineFailed: reply(451, '4.3.0 Quarantine storage error, try again later'),
   internalError: reply(421, '4.3.0 Internal proxy error, closing connection'),
+  shuttingDown: reply(421, '4.3.2 Service shutting down, try again later'),
   brokenSession: reply(421, '4.4.2 Upstream connection lost, closing connection'),
   goodbye: reply(221, '2.0.0 Bye'),
 } as const satisfies Record<string, Reply>;

@@ -1,7 +1,8 @@
 /**
  * Boot: start one listener per policy entry with the collaborators handed in
- * (TLS setup, quarantine, alerts), apply the quarantine's retention hourly, and
- * stop them all on request (pending alerts are sent first). The CLI and the demo both start the proxy here.
+ * (TLS setup, quarantine, alerts), apply the quarantine's retention hourly; reload
+ * a policy for new sessions (SIGHUP), drain (SIGTERM) or close. The CLI and the demo
+ * both start the proxy here.
  */
 import type { AddressInfo } from 'node:net';
 import type { Policy } from './config/schema.js';
@@ -9,6 +10,7 @@ import { Listener } from './accept/listener.js';
 import type { Inspector } from './inspect/api.js';
 import type { Logger } from './observe/log.js';
 import { createTlsSetup } from './tls/setup.js';
+import type { TlsSetup } from './tls/upgrade.js';
 import { QuarantineStore } from './quarantine/store.js';
 import { durationMs } from './config/schema.js';
 import { AlertNotifier } from './alerts/notify.js';
@@ -21,31 +23,82 @@ const QUARANTINE_PURGE_INTERVAL_MS = 60 * 60 * 1000;
 export interface RunningProxy {
   listeners: readonly Listener[];
   addresses: readonly AddressInfo[];
+  /** Closes everything at once (tests, the demo). */
   close(): Promise<void>;
+  /**
+   * SIGHUP: new sessions use `policy` and `inspector`; running ones finish with the old.
+   * Rejects (and changes nothing) when the policy's listeners differ in number, protocol,
+   * listen address or TLS mode: those need a restart. Resolves with a promise that settles
+   * once no session uses the old inspector (the caller closes it then).
+   */
+  reload(policy: Readonly<Policy>, inspector: Inspector): Promise<{ retired: Promise<void> }>;
+  /** SIGTERM: stop accepting, let sessions finish up to `timeouts.drain_seconds`, then 421 / -ERR. */
+  drain(): Promise<void>;
 }
+
+/** The side collaborators of one policy: TLS, quarantine (and its purge), alerts. */
+interface Collaborators {
+  tlsSetup: TlsSetup;
+  quarantine: QuarantineStore | undefined;
+  alerts: AlertNotifier | undefined;
+  purge: NodeJS.Timeout | undefined;
+}
+
+async function createCollaborators(policy: Readonly<Policy>, logger: Logger): Promise<Collaborators> {
+  const tlsSetup = await createTlsSetup(policy);
+  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
+  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger);
+  const purge = quarantine === undefined ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
+  return { tlsSetup, quarantine, alerts, purge };
+}
+
+async function retire(collaborators: Collaborators): Promise<void> {
+  if (collaborators.purge !== undefined) clearInterval(collaborators.purge);
+  await collaborators.alerts?.flush();
+}
+
+/** The listener settings a reload cannot change (the socket is bound, the TLS mode shapes the sessions). */
+const bindingOf = (listener: Policy['listeners'][number]): string => `${listener.protocol} ${listener.listen} ${listener.tls}`;
 
 export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger): Promise<RunningProxy> {
   if (policy.listeners.length === 0) throw new Error('the policy has no listeners: add at least one under "listeners"');
-  const tlsSetup = await createTlsSetup(policy);
-  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
-  const listeners = policy.listeners.map((listener) => new Listener({ listener, policy, inspector, logger, tlsSetup, quarantine }));
+  let current = { policy, collaborators: await createCollaborators(policy, logger) };
+  const listenerOptions = (index: number, active: typeof current, activeInspector: Inspector) => {
+    const listener = active.policy.listeners[index];
+    if (listener === undefined) throw new Error(`no listener ${index}`);
+    const { tlsSetup, quarantine } = active.collaborators;
+    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine };
+  };
+  const listeners = policy.listeners.map((_, index) => new Listener(listenerOptions(index, current, inspector)));
   const addresses: AddressInfo[] = [];
   try {
     for (const listener of listeners) addresses.push(await listener.listen());
   } catch (error) {
     await Promise.all(listeners.map((listener) => listener.close()));
+    await retire(current.collaborators);
     throw error;
   }
-  const purge = quarantine === undefined ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
-  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger);
-  if (alerts !== undefined) for (const listener of listeners) listener.on('flagged', (message) => alerts.report(message));
+  // Flagged messages go to whichever alert notifier is current.
+  for (const listener of listeners) listener.on('flagged', (message) => current.collaborators.alerts?.report(message));
   return {
     listeners,
     addresses,
     close: async () => {
-      if (purge !== undefined) clearInterval(purge);
       await Promise.all(listeners.map((listener) => listener.close()));
-      await alerts?.flush();
+      await retire(current.collaborators);
+    },
+    reload: async (next, nextInspector) => {
+      const before = current.policy.listeners.map(bindingOf).join('\n');
+      const after = next.listeners.map(bindingOf).join('\n');
+      if (before !== after) throw new Error('listeners changed in number, protocol, listen address or tls: restart mailmoat to apply them');
+      const previous = current;
+      current = { policy: next, collaborators: await createCollaborators(next, logger) };
+      const retired = Promise.all(listeners.map((listener, index) => listener.update(listenerOptions(index, current, nextInspector)))).then(() => retire(previous.collaborators));
+      return { retired };
+    },
+    drain: async () => {
+      await Promise.all(listeners.map((listener) => listener.drain(current.policy.timeouts.drain_seconds)));
+      await retire(current.collaborators);
     },
   };
 }

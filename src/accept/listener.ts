@@ -39,34 +39,90 @@ export interface ListenerOptions {
   quarantine: QuarantineStore | undefined;
 }
 
+/** What a listener derives from its policy, once per policy (at start and on each reload). */
+interface Derived {
+  directions: DirectionResolver;
+  /** The fixed upstream; undefined for a POP3 listener with `upstream: from-username`. */
+  upstreamAddress: HostPort | undefined;
+  allowPop3Upstream: (host: string, port: number) => boolean;
+  spoolDir: string;
+  starttls: 'passthrough' | 'strip' | 'intercept';
+  /** The name on our certificate when a client sends no SNI: tls_name, else the upstream's host. */
+  tlsName: string;
+}
+
+function derive(options: ListenerOptions): Derived {
+  const fromUsername = options.listener.upstream === 'from-username';
+  const upstream = fromUsername ? undefined : parseHostPort(options.listener.upstream);
+  if (!fromUsername && upstream === undefined) throw new Error(`invalid upstream address ${options.listener.upstream}`);
+  return {
+    directions: directionResolver(options.policy.networks.internal),
+    upstreamAddress: upstream,
+    allowPop3Upstream: pop3UpstreamAllowList(options.policy.pop3),
+    spoolDir: options.policy.spool.dir || tmpdir(),
+    starttls: startTlsMode(options.listener, options.policy),
+    tlsName: options.listener.tls_name ?? upstream?.host ?? 'localhost',
+  };
+}
+
+type Session = SmtpSession | Pop3Session;
+
+/** After the drain deadline, how long closing sessions get to send their last reply before their sockets go. */
+const LAST_WORD_MS = 1000;
+
 export class Listener extends EventEmitter<ListenerEvents> {
   private readonly server: Server;
-  private readonly sessions = new Set<SmtpSession | Pop3Session>();
+  private readonly sessions = new Set<Session>();
   private readonly sockets = new Set<Socket>();
-  private readonly directions: DirectionResolver;
-  /** The fixed upstream; undefined for a POP3 listener with `upstream: from-username`. */
-  private readonly upstreamAddress: HostPort | undefined;
-  private readonly allowPop3Upstream: (host: string, port: number) => boolean;
-  private readonly spoolDir: string;
   /** Session ids: a random per-listener prefix and a counter (cheaper than random bytes per connection). */
   private readonly idPrefix = randomBytes(4).toString('hex');
   private sessionCount = 0;
-  private readonly starttls: 'passthrough' | 'strip' | 'intercept';
-  /** The name on our certificate when a client sends no SNI: tls_name, else the upstream's host. */
-  private readonly tlsName: string;
+  private options: ListenerOptions;
+  private derived: Derived;
 
-  constructor(private readonly options: ListenerOptions) {
+  constructor(options: ListenerOptions) {
     super();
-    const fromUsername = options.listener.upstream === 'from-username';
-    const upstream = fromUsername ? undefined : parseHostPort(options.listener.upstream);
-    if (!fromUsername && upstream === undefined) throw new Error(`invalid upstream address ${options.listener.upstream}`);
-    this.upstreamAddress = upstream;
-    this.allowPop3Upstream = pop3UpstreamAllowList(options.policy.pop3);
-    this.directions = directionResolver(options.policy.networks.internal);
-    this.spoolDir = options.policy.spool.dir || tmpdir();
-    this.starttls = startTlsMode(options.listener, options.policy);
-    this.tlsName = options.listener.tls_name ?? upstream?.host ?? 'localhost';
+    this.options = options;
+    this.derived = derive(options);
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  /**
+   * A reloaded policy and its collaborators, for the sessions that start from now on;
+   * running sessions finish with what they started with. Resolves once every session
+   * that was running at the update has closed (then the old collaborators may go).
+   */
+  update(options: ListenerOptions): Promise<void> {
+    this.derived = derive(options);
+    this.options = options;
+    return this.closedAll([...this.sessions]);
+  }
+
+  /**
+   * Drain (SIGTERM): stop accepting, let each session finish what it is doing (an SMTP
+   * transaction, a POP3 command) and close it politely; after `deadlineSeconds` the rest
+   * are closed with 421 / -ERR. Resolves when no session is left.
+   */
+  async drain(deadlineSeconds: number): Promise<void> {
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const sessions = [...this.sessions];
+    for (const session of sessions) session.shutdown();
+    const deadline = setTimeout(() => {
+      for (const session of this.sessions) session.terminate();
+      // Spliced (TLS passthrough) sessions have no protocol left to close politely.
+      setTimeout(() => {
+        for (const socket of this.sockets) socket.destroy();
+      }, LAST_WORD_MS).unref();
+    }, deadlineSeconds * 1000);
+    deadline.unref();
+    await this.closedAll(sessions);
+    clearTimeout(deadline);
+    for (const socket of this.sockets) socket.destroy();
+    await stopped;
+  }
+
+  private closedAll(sessions: readonly Session[]): Promise<void> {
+    return Promise.all(sessions.map((session) => (this.sessions.has(session) ? new Promise<void>((resolve) => session.once('close', () => resolve())) : undefined))).then(() => undefined);
   }
 
   async listen(): Promise<AddressInfo> {
@@ -98,7 +154,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     if (this.options.listener.tls !== 'implicit') return this.startSession(socket);
     socket.on('error', () => undefined);
     const { policy, tlsSetup, logger } = this.options;
-    acceptTls(socket, tlsSetup, this.tlsName, policy.tls.handshake_seconds).then(
+    acceptTls(socket, tlsSetup, this.derived.tlsName, policy.tls.handshake_seconds).then(
       (secure) => this.startSession(secure),
       (error: unknown) => {
         logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, reason: (error as Error).message }, 'TLS handshake with the downstream failed');
@@ -126,10 +182,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   private smtpSession(socket: Socket, id: string): SmtpSession {
     const { policy, listener, logger, inspector } = this.options;
-    const upstreamAddress = this.upstreamAddress;
+    const { upstreamAddress, directions, spoolDir, starttls, tlsName } = this.derived;
     if (upstreamAddress === undefined) throw new Error('an SMTP listener needs a fixed upstream');
     const remoteAddress = socket.remoteAddress ?? '';
-    const direction = this.directions.directionOf(remoteAddress);
+    const direction = directions.directionOf(remoteAddress);
     const session = new SmtpSession({
       id,
       downstream: socket,
@@ -140,12 +196,12 @@ export class Listener extends EventEmitter<ListenerEvents> {
       inspect: inspectsSmtp(policy.inspect.smtp, direction),
       inspector,
       policy,
-      spoolDir: this.spoolDir,
+      spoolDir,
       logger,
-      starttls: this.starttls,
+      starttls,
       tls: listener.tls,
       tlsSetup: this.options.tlsSetup,
-      tlsName: this.tlsName,
+      tlsName,
       upstreamHost: upstreamAddress.host,
       quarantine: this.options.quarantine,
     });
@@ -156,22 +212,23 @@ export class Listener extends EventEmitter<ListenerEvents> {
   /** POP3 retrievals are inspected whatever the direction (`inspect.pop3`): the mail comes from the server. */
   private pop3Session(socket: Socket, id: string): Pop3Session {
     const { policy, logger, inspector } = this.options;
+    const { upstreamAddress, allowPop3Upstream, spoolDir, starttls, tlsName } = this.derived;
     const session = new Pop3Session({
       id,
       downstream: socket,
       downstreamLabel: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
-      upstream: this.upstreamAddress,
-      allowUpstream: this.allowPop3Upstream,
+      upstream: upstreamAddress,
+      allowUpstream: allowPop3Upstream,
       dial: (address) => this.dial(address),
       inspect: policy.inspect.pop3,
       inspector,
       policy,
-      spoolDir: this.spoolDir,
+      spoolDir,
       logger,
-      starttls: this.starttls,
+      starttls,
       tls: this.options.listener.tls,
       tlsSetup: this.options.tlsSetup,
-      tlsName: this.tlsName,
+      tlsName,
       quarantine: this.options.quarantine,
     });
     session.on('retrieval', (summary) => this.emit('retrieval', summary));

@@ -211,6 +211,8 @@ export const policySchema = z
       upstream_reply_seconds: seconds(300),
       final_reply_seconds: seconds(600),
       upstream_keepalive_seconds: seconds(60),
+      /** SIGTERM: how long sessions may finish before they are closed with 421 / -ERR. */
+      drain_seconds: seconds(30),
     })
     .prefault({}),
   spool: z

@@ -30,6 +30,7 @@ import type { Inspector, MessageSource, Verdict } from '../../inspect/api.js';
 import type { Logger, RetrievalSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
 import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
+import type { LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
 import { writeAll } from '../../wire/socket-write.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
@@ -117,6 +118,10 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private unknownCommands = 0;
   private user = '';
   private closed = false;
+  /** A command is being answered (drain waits for it). */
+  private busy = false;
+  /** Set by shutdown(): the session closes after the command in progress. */
+  private draining = false;
   private readonly log: Logger;
 
   constructor(private readonly options: Pop3SessionOptions) {
@@ -125,6 +130,18 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     this.tls = options.tls;
     this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
     this.log = options.logger.child({ session: options.id });
+  }
+
+  /** Drain: an idle session is closed now, a busy one after the command in progress; the upstream gets no QUIT. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.draining = true;
+    if (!this.busy) this.close(POP3_RESPONSES.shuttingDown);
+  }
+
+  /** The drain deadline passed: closed whatever it is doing (an unfinished RETR is never taken for a whole message). */
+  terminate(): void {
+    this.close(POP3_RESPONSES.shuttingDown);
   }
 
   start(): void {
@@ -142,7 +159,9 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private async run(): Promise<void> {
     try {
       await this.greet();
-      while (!this.closed && (await this.step()));
+      while (!this.closed && (await this.step())) {
+        if (this.draining) this.close(POP3_RESPONSES.shuttingDown);
+      }
       if (!this.closed) this.closeQuietly('downstream closed the connection');
     } catch (error) {
       if (error instanceof SessionEnd) {
@@ -194,6 +213,15 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private async step(): Promise<boolean> {
     const event = await this.readDownstreamLine();
     if (event === CLOSED) return false;
+    this.busy = true;
+    try {
+      return await this.answer(event);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async answer(event: LineEvent): Promise<boolean> {
     if (event.kind === 'overflow') {
       await this.countUnknown();
       await this.sendDownstream([POP3_RESPONSES.lineTooLong]);

@@ -149,6 +149,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private tls: TransactionSummary['tls'];
   /** Whether the upstream's last EHLO reply offered STARTTLS. */
   private upstreamOffersStartTls = false;
+  /** Set by shutdown(): the session closes after the transaction in progress. */
+  private draining = false;
   private readonly downstreamHandlers: SocketHandlers = {
     data: (chunk: Buffer) => this.guard(this.onDownstreamData, chunk),
     end: () => this.guard(this.onDownstreamEnd),
@@ -171,6 +173,19 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log = options.logger.child({ session: options.id });
     this.downstream = options.downstream;
     this.tls = options.tls;
+  }
+
+  /** Drain: an idle session is closed with 421 now, one in a transaction right after its final reply. */
+  shutdown(): void {
+    if (this.phase === 'closed') return;
+    this.draining = true;
+    if (this.phase === 'data' || this.phase === 'inspecting' || this.phase === 'forwarding') return;
+    this.closeWith(REPLIES.shuttingDown);
+  }
+
+  /** The drain deadline passed: closed with 421 whatever it is doing (a message in DATA is not delivered: the sender retries). */
+  terminate(): void {
+    this.closeWith(REPLIES.shuttingDown);
   }
 
   start(): void {
@@ -827,7 +842,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.resetTransaction(this.transaction.helo);
     if (this.phase === 'closed') return;
     this.phase = this.upstreamAlive ? 'command' : 'broken';
-    this.slots.add({ reply: final, after: () => this.resumeReading() });
+    this.slots.add({ reply: final, after: () => (this.draining ? this.closeWith(REPLIES.shuttingDown) : this.resumeReading()) });
     this.flushReplies();
     this.resume('busy');
   }
