@@ -15,8 +15,10 @@ import { ClamdClient, describeClamdAddress } from './inspect/clamd.js';
 
 /** How long `check` waits for clamd's PING and VERSION replies. */
 const CHECK_TIMEOUT_MS = 5000;
-import { createLogger } from './observe/log.js';
-import { startProxy } from './main.js';
+import { serve } from './cluster/serve.js';
+import { supervise } from './cluster/supervisor.js';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { runDemo } from './demo/demo.js';
 import { initCa } from './tls/ca.js';
 import { QuarantineStore, type QuarantineRecord } from './quarantine/store.js';
@@ -42,50 +44,13 @@ program
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
-    const logger = createLogger(policy.log.level);
-    const onEvent = (event: string, detail: string): void => logger.warn({ detail }, event);
-    let inspector = await createMailInspector(policy, { onEvent });
-    const proxy = await startProxy(policy, inspector, logger);
-    let reloading = Promise.resolve();
-    const reload = async (): Promise<void> => {
-      let next: Readonly<Policy>;
-      let nextInspector: Awaited<ReturnType<typeof createMailInspector>>;
-      try {
-        next = await loadPolicyFile(options.policy);
-        nextInspector = await createMailInspector(next, { onEvent });
-      } catch (error) {
-        logger.error({ policy: options.policy, reason: (error as Error).message }, 'policy reload failed: the running policy is kept');
-        return;
-      }
-      try {
-        const { retired } = await proxy.reload(next, nextInspector);
-        const previous = inspector;
-        inspector = nextInspector;
-        retired.then(() => previous.close()).catch((error: unknown) => logger.warn({ err: error }, 'closing the previous inspector failed'));
-        logger.info({ policy: options.policy }, 'policy reloaded: new sessions use it');
-      } catch (error) {
-        await nextInspector.close();
-        logger.error({ policy: options.policy, reason: (error as Error).message }, 'policy reload failed: the running policy is kept');
-      }
-    };
-    process.on('SIGHUP', () => {
-      reloading = reloading.then(reload);
-    });
-    const stop = (signal: string): void => {
-      logger.info({ signal, drainSeconds: policy.timeouts.drain_seconds }, 'draining: no new sessions, running ones may finish');
-      proxy
-        .drain()
-        .then(() => inspector.close())
-        .then(
-          () => {
-            logger.info('stopped');
-            process.exit(0);
-          },
-          () => process.exit(1),
-        );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // node:cluster forks this same command: a forked process is a worker.
+    if (cluster.isWorker) return serve(options.policy, policy, 'worker');
+    const workers = policy.workers === 0 ? availableParallelism() : policy.workers;
+    // One worker without recycling needs no supervisor; recycling does (the replacement starts first).
+    const recycles = policy.recycle_after.sessions > 0 || policy.recycle_after.hours > 0;
+    if (workers <= 1 && !recycles) return serve(options.policy, policy, 'single');
+    return supervise(options.policy, policy, workers);
   });
 
 program

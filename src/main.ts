@@ -11,7 +11,7 @@ import type { Inspector } from './inspect/api.js';
 import type { Logger } from './observe/log.js';
 import { createTlsSetup } from './tls/setup.js';
 import type { TlsSetup } from './tls/upgrade.js';
-import { QuarantineStore } from './quarantine/store.js';
+import { QuarantineStore, type FlaggedMessage } from './quarantine/store.js';
 import { durationMs } from './config/schema.js';
 import { AlertNotifier } from './alerts/notify.js';
 import { submissionUpstream } from './policy/resolve.js';
@@ -44,12 +44,21 @@ interface Collaborators {
   purge: NodeJS.Timeout | undefined;
 }
 
-async function createCollaborators(policy: Readonly<Policy>, logger: Logger): Promise<Collaborators> {
+/**
+ * `housekeeping: false` (a cluster worker): no alerts and no quarantine purge here, the
+ * supervisor runs them once for all workers.
+ */
+async function createCollaborators(policy: Readonly<Policy>, logger: Logger, housekeeping: boolean): Promise<Collaborators> {
   const tlsSetup = await createTlsSetup(policy);
   const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
-  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger);
-  const purge = quarantine === undefined ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
+  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger) : undefined;
+  const purge = quarantine === undefined || !housekeeping ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
   return { tlsSetup, quarantine, alerts, purge };
+}
+
+export interface ProxyOptions {
+  /** A cluster worker hands flagged messages to the supervisor (which sends the alerts) instead of alerting itself. */
+  onFlagged?: (message: FlaggedMessage) => void;
 }
 
 async function retire(collaborators: Collaborators): Promise<void> {
@@ -60,9 +69,10 @@ async function retire(collaborators: Collaborators): Promise<void> {
 /** The listener settings a reload cannot change (the socket is bound, the TLS mode shapes the sessions). */
 const bindingOf = (listener: Policy['listeners'][number]): string => `${listener.protocol} ${listener.listen} ${listener.tls}`;
 
-export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger): Promise<RunningProxy> {
+export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger, options: ProxyOptions = {}): Promise<RunningProxy> {
   if (policy.listeners.length === 0) throw new Error('the policy has no listeners: add at least one under "listeners"');
-  let current = { policy, collaborators: await createCollaborators(policy, logger) };
+  const housekeeping = options.onFlagged === undefined;
+  let current = { policy, collaborators: await createCollaborators(policy, logger, housekeeping) };
   const listenerOptions = (index: number, active: typeof current, activeInspector: Inspector) => {
     const listener = active.policy.listeners[index];
     if (listener === undefined) throw new Error(`no listener ${index}`);
@@ -78,8 +88,9 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
     await retire(current.collaborators);
     throw error;
   }
-  // Flagged messages go to whichever alert notifier is current.
-  for (const listener of listeners) listener.on('flagged', (message) => current.collaborators.alerts?.report(message));
+  // Flagged messages go to whichever alert notifier is current (or to the supervisor).
+  const onFlagged = options.onFlagged ?? ((message: FlaggedMessage) => current.collaborators.alerts?.report(message));
+  for (const listener of listeners) listener.on('flagged', onFlagged);
   return {
     listeners,
     addresses,
@@ -92,7 +103,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
       const after = next.listeners.map(bindingOf).join('\n');
       if (before !== after) throw new Error('listeners changed in number, protocol, listen address or tls: restart mailmoat to apply them');
       const previous = current;
-      current = { policy: next, collaborators: await createCollaborators(next, logger) };
+      current = { policy: next, collaborators: await createCollaborators(next, logger, housekeeping) };
       const retired = Promise.all(listeners.map((listener, index) => listener.update(listenerOptions(index, current, nextInspector)))).then(() => retire(previous.collaborators));
       return { retired };
     },
@@ -104,7 +115,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
 }
 
 /** The alert notifier, when alerts.to names someone or parties are to be notified. */
-function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger): AlertNotifier | undefined {
+export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger): AlertNotifier | undefined {
   const { alerts } = policy;
   if (alerts.to.length === 0 && !alerts.notify_recipients && !alerts.notify_sender) return undefined;
   const upstream = submissionUpstream(policy, alerts.via);
@@ -118,7 +129,7 @@ function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger
 }
 
 /** Applies quarantine.keep_for now and every hour. */
-function startQuarantinePurge(store: QuarantineStore, keepForMs: number, logger: Logger): NodeJS.Timeout {
+export function startQuarantinePurge(store: QuarantineStore, keepForMs: number, logger: Logger): NodeJS.Timeout {
   const run = (): void => {
     store.purge(keepForMs).then(
       (removed) => {

@@ -28,6 +28,8 @@ export interface ListenerEvents {
   passthrough: [];
   /** A message or retrieval that was rewritten or refused. */
   flagged: [FlaggedMessage];
+  /** A session started (workers count them for recycle_after). */
+  session: [];
 }
 
 export interface ListenerOptions {
@@ -79,6 +81,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private sessionCount = 0;
   private options: ListenerOptions;
   private derived: Derived;
+  /** Set by drain(): a connection that still arrives (a cluster worker may get one late) is closed at once. */
+  private draining = false;
 
   constructor(options: ListenerOptions) {
     super();
@@ -104,6 +108,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
    * are closed with 421 / -ERR. Resolves when no session is left.
    */
   async drain(deadlineSeconds: number): Promise<void> {
+    this.draining = true;
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const sessions = [...this.sessions];
     for (const session of sessions) session.shutdown();
@@ -149,6 +154,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   private accept(socket: Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     if (this.options.listener.tls !== 'implicit') return this.startSession(socket);
@@ -170,6 +179,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     session.once('close', () => this.sessions.delete(session));
     session.on('passthrough', () => this.emit('passthrough'));
     session.on('flagged', (message) => this.emit('flagged', message));
+    this.emit('session');
     session.start();
   }
 

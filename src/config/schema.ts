@@ -221,6 +221,16 @@ export const policySchema = z
       memory_threshold_bytes: bytes(1024 * 1024),
     })
     .prefault({}),
+  /** Serving processes (node:cluster); 0 = one per core; 1 = no cluster. */
+  workers: z.number().int().min(0).max(64).default(0),
+  recycle_after: z
+    .strictObject({
+      /** A worker is replaced after this many sessions (0 = never), */
+      sessions: z.number().int().min(0).default(0),
+      /** or after this many hours (0 = never); its sessions finish first. */
+      hours: z.number().min(0).max(24 * 365).default(0),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

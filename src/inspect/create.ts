@@ -10,12 +10,14 @@ import { Spool } from '../capture/spool.js';
 import { DEFAULT_EXECUTABLE_LIST } from '../package-root.js';
 import { parseExecutableList } from './filename.js';
 import { MailInspector } from './inspector.js';
-import { ClamdClient, ClamdFailover, parseClamdAddress } from './clamd.js';
+import { ClamdClient, ClamdFailover, parseClamdAddress, type ClamdAddress } from './clamd.js';
 import { ManagedClamd } from './managed-clamd.js';
 
 export interface CreateOptions {
   /** Where clamd is, for `antivirus.clamd: managed` (default /usr/sbin/clamd). */
   clamdPath?: string;
+  /** `antivirus.clamd: managed` in a cluster worker: the supervisor's managed clamd, used instead of starting one. */
+  sharedManagedClamd?: ClamdAddress;
   onEvent?: (event: string, detail: string) => void;
 }
 
@@ -29,11 +31,16 @@ export async function createMailInspector(policy: Readonly<Policy>, options: Cre
     throw new Error(`cannot read the executable list ${listPath}: ${(error as Error).message}`);
   }
   const managed =
-    policy.antivirus.clamd === 'managed'
+    policy.antivirus.clamd === 'managed' && options.sharedManagedClamd === undefined
       ? new ManagedClamd({ databaseDir: policy.antivirus.managed.database_dir, streamMaxBytes: policy.antivirus.max_scan_bytes, ...(options.clamdPath === undefined ? {} : { clamdPath: options.clamdPath }), ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }) })
       : undefined;
   const setting = policy.antivirus.clamd;
-  const addresses = managed !== undefined ? [await managed.start()] : (Array.isArray(setting) ? setting : [setting]).flatMap((text) => parseClamdAddress(text) ?? []);
+  const addresses =
+    managed !== undefined
+      ? [await managed.start()]
+      : setting === 'managed' && options.sharedManagedClamd !== undefined
+        ? [options.sharedManagedClamd]
+        : (Array.isArray(setting) ? setting : [setting]).flatMap((text) => parseClamdAddress(text) ?? []);
   const timeoutMs = policy.antivirus.scan_timeout_seconds * 1000;
   const scanner =
     addresses.length === 0

@@ -1,0 +1,123 @@
+/**
+ * One serving process: loads the policy, builds the inspector, starts the proxy,
+ * and handles reload (a valid policy applies to new sessions; an invalid one is
+ * logged and the running one kept) and drain (no new sessions, running ones
+ * finish up to timeouts.drain_seconds, then exit 0).
+ *
+ * Alone (`workers: 1`) it answers SIGHUP and SIGTERM/SIGINT itself. As a cluster
+ * worker it takes the same orders from the supervisor over IPC (and still drains
+ * on SIGTERM, which a service manager may send to the whole group); it reports
+ * when it listens, the messages it flagged (the supervisor sends the alerts), and
+ * asks to be recycled after `recycle_after` sessions or hours.
+ */
+import cluster from 'node:cluster';
+import { loadPolicyFile } from '../config/load.js';
+import type { Policy } from '../config/schema.js';
+import { createMailInspector } from '../inspect/create.js';
+import type { MailInspector } from '../inspect/inspector.js';
+import { createLogger, type Logger } from '../observe/log.js';
+import { startProxy } from '../main.js';
+import type { FlaggedMessage } from '../quarantine/store.js';
+import { parseClamdAddress } from '../inspect/clamd.js';
+
+/** After timeouts.drain_seconds, how long a draining process may take to close before it exits anyway. */
+const DRAIN_GRACE_SECONDS = 10;
+
+/** The supervisor's managed clamd, handed to workers in their environment (antivirus.clamd: managed). */
+export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
+
+/** Messages between the supervisor and its workers. */
+export type ToWorker = { type: 'reload' } | { type: 'drain' };
+export type FromWorker = { type: 'listening' } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string };
+
+export async function serve(policyFile: string, policy: Readonly<Policy>, role: 'single' | 'worker'): Promise<void> {
+  const base = createLogger(policy.log.level);
+  const logger: Logger = role === 'worker' ? base.child({ worker: cluster.worker?.id ?? 0, pid: process.pid }) : base;
+  const onEvent = (event: string, detail: string): void => logger.warn({ detail }, event);
+  const shared = role === 'worker' ? parseClamdAddress(process.env[SHARED_CLAMD_ENV] ?? '') : undefined;
+  const inspectorOptions = { onEvent, ...(shared === undefined ? {} : { sharedManagedClamd: shared }) };
+  let inspector: MailInspector = await createMailInspector(policy, inspectorOptions);
+  const send = (message: FromWorker): void => {
+    if (role === 'worker') process.send?.(message);
+  };
+  const proxy = await startProxy(policy, inspector, logger, role === 'worker' ? { onFlagged: (message) => send({ type: 'flagged', message }) } : {});
+  send({ type: 'listening' });
+
+  let reloading = Promise.resolve();
+  const reload = async (): Promise<void> => {
+    let next: Readonly<Policy>;
+    let nextInspector: MailInspector;
+    try {
+      next = await loadPolicyFile(policyFile);
+      nextInspector = await createMailInspector(next, inspectorOptions);
+    } catch (error) {
+      logger.error({ policy: policyFile, reason: (error as Error).message }, 'policy reload failed: the running policy is kept');
+      return;
+    }
+    try {
+      const { retired } = await proxy.reload(next, nextInspector);
+      const previous = inspector;
+      inspector = nextInspector;
+      retired.then(() => previous.close()).catch((error: unknown) => logger.warn({ err: error }, 'closing the previous inspector failed'));
+      logger.info({ policy: policyFile }, 'policy reloaded: new sessions use it');
+    } catch (error) {
+      await nextInspector.close();
+      logger.error({ policy: policyFile, reason: (error as Error).message }, 'policy reload failed: the running policy is kept');
+    }
+  };
+
+  let draining = false;
+  const drain = (why: string): void => {
+    if (draining) return;
+    draining = true;
+    logger.info({ signal: why, drainSeconds: policy.timeouts.drain_seconds }, 'draining: no new sessions, running ones may finish');
+    // The drain ends every session at its deadline; this is the last resort if something still holds on.
+    setTimeout(() => process.exit(1), (policy.timeouts.drain_seconds + DRAIN_GRACE_SECONDS) * 1000).unref();
+    proxy
+      .drain()
+      .then(() => inspector.close())
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
+  };
+
+  process.on('SIGTERM', () => drain('SIGTERM'));
+  process.on('SIGINT', () => drain('SIGINT'));
+  if (role === 'single') {
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(reload);
+    });
+    return;
+  }
+  // A worker: the supervisor relays SIGHUP; a SIGHUP sent to the whole group is the same order.
+  process.on('SIGHUP', () => undefined);
+  process.on('message', (message: ToWorker) => {
+    if (message.type === 'reload') reloading = reloading.then(reload);
+    if (message.type === 'drain') drain('supervisor');
+  });
+  watchRecycling(proxy.listeners, policy, (reason) => send({ type: 'recycle', reason }));
+}
+
+/** Asks for a replacement once, after recycle_after.sessions sessions or recycle_after.hours hours (MailScanner's restarts). */
+function watchRecycling(listeners: readonly { on(event: 'session', listener: () => void): unknown }[], policy: Readonly<Policy>, ask: (reason: string) => void): void {
+  const { sessions, hours } = policy.recycle_after;
+  let asked = false;
+  const once = (reason: string): void => {
+    if (asked) return;
+    asked = true;
+    ask(reason);
+  };
+  if (sessions > 0) {
+    let count = 0;
+    for (const listener of listeners) {
+      listener.on('session', () => {
+        if (++count >= sessions) once(`${count} sessions`);
+      });
+    }
+  }
+  if (hours > 0) setTimeout(() => once(`${hours} hours`), hours * 3_600_000).unref();
+}

@@ -1,0 +1,141 @@
+/**
+ * The cluster supervisor (node:cluster primary): forks `workers` serving processes
+ * that share the listening sockets, replaces a worker that dies, recycles a worker
+ * that asks for it (a replacement is started and listening before the old one is
+ * told to drain, so no session is dropped), relays SIGHUP as a reload to every
+ * worker (after checking the policy itself), and on SIGTERM/SIGINT drains every
+ * worker and exits when they have. It also runs what must happen once: the alerts
+ * (workers send it their flagged messages) and the quarantine's retention.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { loadPolicyFile } from '../config/load.js';
+import type { Policy } from '../config/schema.js';
+import { durationMs } from '../config/schema.js';
+import { createLogger, type Logger } from '../observe/log.js';
+import { createAlerts, startQuarantinePurge } from '../main.js';
+import { QuarantineStore } from '../quarantine/store.js';
+import { createTlsSetup } from '../tls/setup.js';
+import type { AlertNotifier } from '../alerts/notify.js';
+import { SHARED_CLAMD_ENV, type FromWorker, type ToWorker } from './serve.js';
+import { ManagedClamd } from '../inspect/managed-clamd.js';
+import { describeClamdAddress } from '../inspect/clamd.js';
+
+/** A worker that dies sooner than this after it started is replaced only after RESPAWN_DELAY_MS (no fork loop). */
+const EARLY_DEATH_MS = 5000;
+const RESPAWN_DELAY_MS = 1000;
+
+export async function supervise(policyFile: string, policy: Readonly<Policy>, count: number): Promise<void> {
+  const logger = createLogger(policy.log.level).child({ role: 'supervisor', pid: process.pid });
+  let housekeeping = await startHousekeeping(policy, logger);
+  // antivirus.clamd: managed runs one clamd here for every worker (a clamd holds the signatures in memory).
+  const clamd =
+    policy.antivirus.clamd === 'managed'
+      ? new ManagedClamd({ databaseDir: policy.antivirus.managed.database_dir, streamMaxBytes: policy.antivirus.max_scan_bytes, onEvent: (event, detail) => logger.warn({ detail }, event) })
+      : undefined;
+  const sharedClamd = clamd === undefined ? {} : { [SHARED_CLAMD_ENV]: describeClamdAddress(await clamd.start()) };
+  const live = new Set<Worker>();
+  /** Workers that said they listen: only they can act on a message (a starting one gets its orders when it is ready). */
+  const ready = new Set<Worker>();
+  /** Workers we told to stop (drain, recycle): their exit is expected. */
+  const leaving = new Set<Worker>();
+  const startedAt = new Map<Worker, number>();
+  let stopping = false;
+
+  const fork = (): Worker => {
+    const worker = cluster.fork(sharedClamd);
+    live.add(worker);
+    startedAt.set(worker, Date.now());
+    worker.on('message', (message: FromWorker) => onMessage(worker, message));
+    return worker;
+  };
+  const tell = (worker: Worker, message: ToWorker): void => {
+    if (worker.isConnected()) worker.send(message);
+  };
+
+  const onMessage = (worker: Worker, message: FromWorker): void => {
+    switch (message.type) {
+      case 'listening':
+        ready.add(worker);
+        logger.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening');
+        if (stopping) tell(worker, { type: 'drain' });
+        return;
+      case 'flagged':
+        housekeeping.alerts?.report(message.message);
+        return;
+      case 'recycle': {
+        if (stopping || leaving.has(worker)) return;
+        logger.info({ worker: worker.id, reason: message.reason }, 'recycling a worker: its replacement starts first');
+        const replacement = fork();
+        replacement.on('message', (reply: FromWorker) => {
+          if (reply.type !== 'listening') return;
+          leaving.add(worker);
+          tell(worker, { type: 'drain' });
+        });
+        return;
+      }
+    }
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    live.delete(worker);
+    ready.delete(worker);
+    const expected = leaving.delete(worker) || stopping;
+    const lived = Date.now() - (startedAt.get(worker) ?? 0);
+    startedAt.delete(worker);
+    if (expected) {
+      logger.info({ worker: worker.id, code }, 'worker stopped');
+    } else {
+      logger.error({ worker: worker.id, code, signal }, 'worker exited unexpectedly: a replacement is started');
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, lived < EARLY_DEATH_MS ? RESPAWN_DELAY_MS : 0);
+    }
+    if (stopping && live.size === 0) {
+      void Promise.all([housekeeping.stop(), clamd?.stop()]).then(() => {
+        logger.info('stopped');
+        process.exit(0);
+      });
+    }
+  });
+
+  for (let index = 0; index < count; index++) fork();
+  logger.info({ workers: count }, 'supervising workers');
+
+  process.on('SIGHUP', () => {
+    loadPolicyFile(policyFile).then(
+      async (next) => {
+        await housekeeping.stop();
+        housekeeping = await startHousekeeping(next, logger);
+        for (const worker of ready) if (!leaving.has(worker)) tell(worker, { type: 'reload' });
+      },
+      (error: unknown) => logger.error({ policy: policyFile, reason: (error as Error).message }, 'policy reload failed: the running policy is kept'),
+    );
+  });
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining every worker');
+    for (const worker of ready) tell(worker, { type: 'drain' });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+interface Housekeeping {
+  alerts: AlertNotifier | undefined;
+  stop(): Promise<void>;
+}
+
+/** Alerts and the quarantine's retention, once for all workers. */
+async function startHousekeeping(policy: Readonly<Policy>, logger: Logger): Promise<Housekeeping> {
+  const tlsSetup = await createTlsSetup(policy);
+  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger);
+  const purge = policy.quarantine.enabled ? startQuarantinePurge(new QuarantineStore(policy.quarantine.dir), durationMs(policy.quarantine.keep_for) ?? 0, logger) : undefined;
+  return {
+    alerts,
+    stop: async () => {
+      if (purge !== undefined) clearInterval(purge);
+      await alerts?.flush();
+    },
+  };
+}
