@@ -20,6 +20,10 @@ import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
+import { AdmissionControl } from './admission.js';
+import { REPLIES } from '../errors.js';
+import { serializeReply } from '../session/smtp/replies.js';
+import { POP3_RESPONSES } from '../session/pop3/responses.js';
 
 export interface ListenerEvents {
   transaction: [TransactionSummary];
@@ -30,6 +34,8 @@ export interface ListenerEvents {
   flagged: [FlaggedMessage];
   /** A session started (workers count them for recycle_after). */
   session: [];
+  /** A connection was refused by a limit (its policy key). */
+  limit: [string];
 }
 
 export interface ListenerOptions {
@@ -69,6 +75,9 @@ function derive(options: ListenerOptions): Derived {
 
 type Session = SmtpSession | Pop3Session;
 
+/** How long a refused connection may take to read its 421 before it is closed. */
+const REFUSAL_LINGER_MS = 2000;
+
 /** After the drain deadline, how long closing sessions get to send their last reply before their sockets go. */
 const LAST_WORD_MS = 1000;
 
@@ -83,6 +92,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private derived: Derived;
   /** Set by drain(): a connection that still arrives (a cluster worker may get one late) is closed at once. */
   private draining = false;
+  private readonly admission = new AdmissionControl(() => ({
+    maxSessions: this.options.policy.limits.max_sessions,
+    maxSessionsPerAddress: this.options.policy.limits.max_sessions_per_address,
+    maxConnectionsPerAddressPerMinute: this.options.policy.limits.max_connections_per_address_per_minute,
+  }));
 
   constructor(options: ListenerOptions) {
     super();
@@ -158,6 +172,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
       socket.destroy();
       return;
     }
+    const admission = this.admission.admit(socket.remoteAddress ?? '');
+    if (!admission.admitted) return this.refuse(socket, admission.limit);
+    socket.once('close', admission.release);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     if (this.options.listener.tls !== 'implicit') return this.startSession(socket);
@@ -170,6 +187,20 @@ export class Listener extends EventEmitter<ListenerEvents> {
         socket.destroy();
       },
     );
+  }
+
+  /** Over a limit: told to come back later (in plaintext only: an implicit-TLS client gets the connection closed). */
+  private refuse(socket: Socket, limit: string): void {
+    const { listener, logger } = this.options;
+    logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, limit }, 'connection refused by a limit');
+    this.emit('limit', limit);
+    socket.on('error', () => undefined);
+    if (listener.tls === 'implicit') {
+      socket.destroy();
+      return;
+    }
+    socket.end(listener.protocol === 'pop3' ? POP3_RESPONSES.tooManySessions : serializeReply(REPLIES.tooManySessions));
+    setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 
   private startSession(socket: Socket): void {

@@ -190,6 +190,15 @@ export const policySchema = z
     .strictObject({
       max_command_line_bytes: bytes(4096),
       max_unknown_commands: z.number().int().positive().default(10),
+      /** Concurrent sessions per listener (per worker), then 421 4.7.0. */
+      max_sessions: z.number().int().positive().default(1000),
+      max_sessions_per_address: z.number().int().positive().default(20),
+      /** New connections from one address within a minute, then 421 4.7.0. */
+      max_connections_per_address_per_minute: z.number().int().positive().default(120),
+      /** Inside DATA, a sender slower than this (averaged over 30 s) is cut off with 421 4.4.2 (slowloris). */
+      min_data_bytes_per_second: z.number().int().min(0).default(256),
+      /** Header lines of a message: more is refused (SMTP 554 5.6.0) or warned about (POP3). Mailtraq's 150. */
+      max_header_lines: z.number().int().positive().default(150),
       max_message_bytes: bytes(50 * 1024 * 1024),
       max_mime_parts: z.number().int().positive().default(500),
       max_mime_depth: z.number().int().positive().default(20),

@@ -66,6 +66,7 @@ export const POP3_RESPONSES = {
   idleTimeout: err('Autologout: idle for too long'),
   internalError: err('[SYS/TEMP] Internal proxy error, closing connection'),
   shuttingDown: err('[SYS/TEMP] mailmoat is shutting down, try again later'),
+  tooManySessions: err('[SYS/TEMP] Too many connections, try again later'),
 } as const satisfies Record<string, Buffer>;
 
 /** A retrieval the proxy refuses; the message stays on the server (no DELE can follow a failed RETR). */

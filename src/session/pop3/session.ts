@@ -29,6 +29,7 @@ import type { HostPort, Policy } from '../../config/schema.js';
 import type { Inspector, MessageSource, Verdict } from '../../inspect/api.js';
 import type { Logger, RetrievalSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
+import { countHeaderLines } from '../../capture/header-lines.js';
 import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
 import type { LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
@@ -556,14 +557,21 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       }
       if (stored !== '') quarantine = { quarantine: stored };
     }
+    // A POP3 proxy cannot refuse a message with too many header lines: it is delivered with a warning on top.
+    const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
+    const headerLines = await countHeaderLines(spool, maxHeaderBytes);
+    const warning = headerLines > maxHeaderLines ? [Buffer.from(`X-Mailmoat-Warning: more than ${maxHeaderLines} header lines (limits.max_header_lines)\r\n`, 'latin1')] : [];
+    const extra = warning.reduce((sum, line) => sum + line.length, 0);
     keepalive.stop();
     switch (verdict.action) {
-      case 'pass':
-        await this.sendMessage(keepalive.committed ? [] : [statusLine, CRLF], spool);
-        return { verdict: 'pass', size };
+      case 'pass': {
+        const status = warning.length === 0 ? [statusLine, CRLF] : [ok(`${spool.size + extra} octets`)];
+        await this.sendMessage([...(keepalive.committed ? [] : status), ...warning], spool);
+        return { verdict: 'pass', size, ...(warning.length === 0 ? {} : { reason: 'too many header lines: delivered with a warning' }) };
+      }
       case 'rewrite':
         try {
-          await this.sendMessage(keepalive.committed ? [] : [ok(`${verdict.message.size} octets`)], verdict.message);
+          await this.sendMessage([...(keepalive.committed ? [] : [ok(`${verdict.message.size + extra} octets`)]), ...warning], verdict.message);
         } finally {
           await verdict.message.dispose();
         }

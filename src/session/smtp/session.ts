@@ -32,6 +32,7 @@ import type { Direction, Inspector, MessageSource, Verdict } from '../../inspect
 import type { Policy } from '../../config/schema.js';
 import type { Logger, TransactionSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
+import { countHeaderLines } from '../../capture/header-lines.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
 import { writeAll } from '../../wire/socket-write.js';
@@ -52,6 +53,8 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
 /** How long a closed session waits for the downstream to read its last reply before destroying the socket. */
 const LINGER_AFTER_CLOSE_MS = 5000;
+/** The window over which limits.min_data_bytes_per_second is measured. */
+const RATE_WINDOW_MS = 30_000;
 /** The payload goes upstream in writes of about this size (one writev each). */
 const UPSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
 
@@ -117,6 +120,8 @@ interface Capture {
   startedAt: number;
   /** The quarantine entry holding the original, once it is stored. */
   quarantined?: string;
+  /** Bytes received in the current rate window (limits.min_data_bytes_per_second). */
+  windowBytes: number;
 }
 
 export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
@@ -141,6 +146,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private idleTimerSeconds = 0;
   private replyTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  private rateTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly downstreamLabel: string;
   /** The downstream connection: the accepted socket, or the TLS socket over it after STARTTLS. */
@@ -656,8 +662,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       size: 0,
       tooBig: false,
       startedAt: performance.now(),
+      windowBytes: 0,
     };
     this.startKeepalive();
+    this.startRateCheck();
     this.armIdleTimer();
     const buffered = this.commandLines.takeRest();
     if (buffered.length > 0) this.feedData(buffered);
@@ -670,6 +678,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private feedData(chunk: Buffer): void {
     const capture = this.capture;
     if (capture === undefined) return;
+    capture.windowBytes += chunk.length;
     const decoded = capture.decoder.decode(chunk);
     // One spool write per socket read: the decoder's line slices are joined here, not written one by one.
     const content = decoded.content.length === 1 ? (decoded.content[0] as Buffer) : Buffer.concat(decoded.content);
@@ -686,6 +695,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (!decoded.ended) return;
     this.commandLines.push(decoded.rest);
     this.phase = 'inspecting';
+    this.stopRateCheck();
     this.clearTimer('idle');
     this.completeTransaction(capture).catch((error: unknown) => {
       this.log.error({ err: error }, 'transaction failed');
@@ -717,6 +727,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (capture.decoder.bareLineEndings > 0 && this.options.policy.smtp.bare_line_endings === 'reject') {
       return this.refuse(REPLIES.bareLineEnding, 'refused', 'bare CR or LF line endings');
     }
+    const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
+    const headerLines = await countHeaderLines(capture.spool, maxHeaderBytes);
+    if (headerLines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
     let verdict: Verdict;
     try {
       verdict = await this.runInspector(capture);
@@ -853,6 +866,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (capture === undefined) return;
     this.capture = undefined;
     this.stopKeepalive();
+    this.stopRateCheck();
     this.upstreamAlive = false;
     this.upstream?.destroy();
     this.report(capture, 'aborted', reason, '');
@@ -942,6 +956,31 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.keepaliveTimer.unref();
   }
 
+  /**
+   * Slowloris: inside DATA, a sender that delivers less than limits.min_data_bytes_per_second
+   * over a window is cut off (421 4.4.2; the upstream never sees a final dot).
+   */
+  private startRateCheck(): void {
+    this.stopRateCheck();
+    const minimum = this.options.policy.limits.min_data_bytes_per_second;
+    if (minimum === 0) return;
+    this.rateTimer = setInterval(() => {
+      const capture = this.capture;
+      if (capture === undefined || this.phase !== 'data') return this.stopRateCheck();
+      const received = capture.windowBytes;
+      capture.windowBytes = 0;
+      if (received >= (minimum * RATE_WINDOW_MS) / 1000) return;
+      this.log.info({ bytesPerSecond: Math.round((received * 1000) / RATE_WINDOW_MS), minimum }, 'DATA arriving too slowly: cut off');
+      this.closeWith(REPLIES.dataTooSlow);
+    }, RATE_WINDOW_MS);
+    this.rateTimer.unref();
+  }
+
+  private stopRateCheck(): void {
+    if (this.rateTimer !== undefined) clearInterval(this.rateTimer);
+    this.rateTimer = undefined;
+  }
+
   private stopKeepalive(): void {
     if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
     this.keepaliveTimer = undefined;
@@ -1027,6 +1066,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.clearTimer('idle');
     this.clearTimer('reply');
     this.stopKeepalive();
+    this.stopRateCheck();
     this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
     const downstream = this.downstream;
     if (!downstream.destroyed) {

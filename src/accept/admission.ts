@@ -1,0 +1,67 @@
+/**
+ * Connection admission for one listener: at most `max_sessions` at once, at most
+ * `max_sessions_per_address` from one downstream address, and at most
+ * `max_connections_per_address_per_minute` new ones per address per minute (a
+ * sliding minute). Over a limit the downstream is told to come back later
+ * (421 4.7.0 / -ERR [SYS/TEMP], RFC 5321 3.8) before anything else happens, so
+ * one client cannot take every session from the others.
+ */
+const MINUTE_MS = 60_000;
+/** Addresses remembered for the per-minute rate before old ones are pruned. */
+const PRUNE_ABOVE_ADDRESSES = 10_000;
+
+export interface AdmissionLimits {
+  maxSessions: number;
+  maxSessionsPerAddress: number;
+  maxConnectionsPerAddressPerMinute: number;
+}
+
+export type Admission = { admitted: true; release: () => void } | { admitted: false; limit: string };
+
+export class AdmissionControl {
+  private total = 0;
+  private readonly perAddress = new Map<string, number>();
+  private readonly recent = new Map<string, number[]>();
+
+  /** `limits` is read at each connection, so a reloaded policy applies at once. */
+  constructor(
+    private readonly limits: () => AdmissionLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  admit(address: string): Admission {
+    const now = this.now();
+    const limits = this.limits();
+    if (this.recent.size > PRUNE_ABOVE_ADDRESSES) this.prune();
+    const times = (this.recent.get(address) ?? []).filter((time) => now - time < MINUTE_MS);
+    if (times.length >= limits.maxConnectionsPerAddressPerMinute) {
+      this.recent.set(address, times);
+      return { admitted: false, limit: 'max_connections_per_address_per_minute' };
+    }
+    times.push(now);
+    this.recent.set(address, times);
+    if (this.total >= limits.maxSessions) return { admitted: false, limit: 'max_sessions' };
+    const current = this.perAddress.get(address) ?? 0;
+    if (current >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
+    this.total++;
+    this.perAddress.set(address, current + 1);
+    let released = false;
+    return {
+      admitted: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.total--;
+        const left = (this.perAddress.get(address) ?? 1) - 1;
+        if (left === 0) this.perAddress.delete(address);
+        else this.perAddress.set(address, left);
+      },
+    };
+  }
+
+  /** Forgets addresses whose last connection is over a minute old (bounded memory). */
+  private prune(): void {
+    const now = this.now();
+    for (const [address, times] of this.recent) if (times.every((time) => now - time >= MINUTE_MS)) this.recent.delete(address);
+  }
+}
