@@ -44,6 +44,7 @@ export const REPLIES = {
   noValidRecipients: reply(554, '5.5.1 Error: no valid recipients'),
   startData: reply(354, 'End data with <CR><LF>.<CR><LF>'),
   messageTooBig: reply(552, '5.3.4 Message size exceeds fixed limit'),
+  largeMessageRemembered: reply(552, '5.3.4 Message size exceeds fixed limit; this message was cut off before and is not accepted again'),
   bareLineEnding: reply(550, '5.6.0 Message refused: bare CR or LF line endings'),
   inspectionFailed: reply(451, '4.3.0 Message could not be inspected, try again later'),
   spoolFailed: reply(451, '4.3.0 Local storage error, try again later'),

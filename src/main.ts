@@ -11,6 +11,9 @@ import type { Inspector } from './inspect/api.js';
 import type { Logger } from './observe/log.js';
 import { createTlsSetup } from './tls/setup.js';
 import type { TlsSetup } from './tls/upgrade.js';
+import type { LargeMessageSafety } from './session/smtp/session.js';
+import { LargeMessageMemory } from './capture/large-messages.js';
+import { wildcardPattern } from './policy/wildcard.js';
 import { QuarantineStore, type FlaggedMessage } from './quarantine/store.js';
 import { durationMs } from './config/schema.js';
 import { AlertNotifier } from './alerts/notify.js';
@@ -40,6 +43,7 @@ export interface RunningProxy {
 interface Collaborators {
   tlsSetup: TlsSetup;
   quarantine: QuarantineStore | undefined;
+  largeMessages: LargeMessageSafety | undefined;
   alerts: AlertNotifier | undefined;
   purge: NodeJS.Timeout | undefined;
 }
@@ -53,7 +57,19 @@ async function createCollaborators(policy: Readonly<Policy>, logger: Logger, hou
   const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
   const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger) : undefined;
   const purge = quarantine === undefined || !housekeeping ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
-  return { tlsSetup, quarantine, alerts, purge };
+  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy) };
+}
+
+/** limits.large_message, when abort_over is set. */
+function largeMessageSafety(policy: Readonly<Policy>): LargeMessageSafety | undefined {
+  const settings = policy.limits.large_message;
+  if (settings.abort_over === 0) return undefined;
+  const exceptions = settings.exceptions.map(wildcardPattern);
+  return {
+    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0),
+    abortOverBytes: settings.abort_over,
+    exempt: (sender) => exceptions.some((pattern) => pattern.test(sender.replace(/^<|>$/g, ''))),
+  };
 }
 
 export interface ProxyOptions {
@@ -76,8 +92,8 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
   const listenerOptions = (index: number, active: typeof current, activeInspector: Inspector) => {
     const listener = active.policy.listeners[index];
     if (listener === undefined) throw new Error(`no listener ${index}`);
-    const { tlsSetup, quarantine } = active.collaborators;
-    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine };
+    const { tlsSetup, quarantine, largeMessages } = active.collaborators;
+    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine, largeMessages };
   };
   const listeners = policy.listeners.map((_, index) => new Listener(listenerOptions(index, current, inspector)));
   const addresses: AddressInfo[] = [];

@@ -15,7 +15,7 @@ import { parseHostPort, type HostPort, type ListenerPolicy, type Policy } from '
 import type { Inspector } from '../inspect/api.js';
 import type { Logger, RetrievalSummary, TransactionSummary } from '../observe/log.js';
 import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, type DirectionResolver } from '../policy/resolve.js';
-import { SmtpSession } from '../session/smtp/session.js';
+import { SmtpSession, type LargeMessageSafety } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
@@ -45,6 +45,7 @@ export interface ListenerOptions {
   logger: Logger;
   tlsSetup: TlsSetup;
   quarantine: QuarantineStore | undefined;
+  largeMessages: LargeMessageSafety | undefined;
 }
 
 /** What a listener derives from its policy, once per policy (at start and on each reload). */
@@ -245,6 +246,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       tlsName,
       upstreamHost: upstreamAddress.host,
       quarantine: this.options.quarantine,
+      largeMessages: this.options.largeMessages,
     });
     session.on('transaction', (summary) => this.emit('transaction', summary));
     return session;

@@ -199,6 +199,17 @@ export const policySchema = z
       min_data_bytes_per_second: z.number().int().min(0).default(256),
       /** Header lines of a message: more is refused (SMTP 554 5.6.0) or warned about (POP3). Mailtraq's 150. */
       max_header_lines: z.number().int().positive().default(150),
+      /** Large Message Safety (Mailtraq): cut off, remember, refuse the same transaction again. */
+      large_message: z
+        .strictObject({
+          /** Bytes; 0 = off. */
+          abort_over: z.number().int().min(0).default(0),
+          remember_for: duration('24h'),
+          /** Envelope senders (wildcards) never cut off. */
+          exceptions: z.array(z.string().min(1)).default([]),
+          state_file: z.string().min(1).default('/var/lib/mailmoat/large-messages.json'),
+        })
+        .prefault({}),
       max_message_bytes: bytes(50 * 1024 * 1024),
       max_mime_parts: z.number().int().positive().default(500),
       max_mime_depth: z.number().int().positive().default(20),

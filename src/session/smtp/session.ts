@@ -33,6 +33,7 @@ import type { Policy } from '../../config/schema.js';
 import type { Logger, TransactionSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
 import { countHeaderLines } from '../../capture/header-lines.js';
+import type { LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
 import { writeAll } from '../../wire/socket-write.js';
@@ -83,6 +84,15 @@ export interface SmtpSessionOptions {
   upstreamHost: string;
   /** Where originals of rewritten and refused messages go; undefined when quarantine.enabled is false. */
   quarantine: QuarantineStore | undefined;
+  /** Large Message Safety, when limits.large_message.abort_over is set. */
+  largeMessages: LargeMessageSafety | undefined;
+}
+
+export interface LargeMessageSafety {
+  memory: LargeMessageMemory;
+  abortOverBytes: number;
+  /** Whether an envelope sender is exempt (limits.large_message.exceptions). */
+  exempt(sender: string): boolean;
 }
 
 export type StartTlsMode = 'passthrough' | 'strip' | 'intercept';
@@ -650,6 +660,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private answerData(): Reply {
     if (this.transaction.sender === undefined) return REPLIES.needMail;
     if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
+    if (this.options.largeMessages?.memory.has(this.largeMessageKey()) === true) {
+      this.log.info({ sender: this.transaction.sender }, 'large message offered again: refused');
+      return REPLIES.largeMessageRemembered;
+    }
     return REPLIES.startData;
   }
 
@@ -684,6 +698,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const content = decoded.content.length === 1 ? (decoded.content[0] as Buffer) : Buffer.concat(decoded.content);
     capture.size += content.length;
     if (capture.size > this.options.policy.limits.max_message_bytes) capture.tooBig = true;
+    const safety = this.options.largeMessages;
+    if (safety !== undefined && capture.size > safety.abortOverBytes && !safety.exempt(this.transaction.sender ?? '')) return this.cutLargeMessage(safety, capture.size);
     const mustDrain = !capture.tooBig && !capture.spool.write(content);
     if (mustDrain) {
       this.pause('spool-drain');
@@ -858,6 +874,22 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.slots.add({ reply: final, after: () => (this.draining ? this.closeWith(REPLIES.shuttingDown) : this.resumeReading()) });
     this.flushReplies();
     this.resume('busy');
+  }
+
+  /**
+   * Large Message Safety: the downstream connection is cut at once, the upstream transaction is
+   * abandoned (its connection closed, never a final dot), and the key is remembered.
+   */
+  private cutLargeMessage(safety: LargeMessageSafety, size: number): void {
+    const key = this.largeMessageKey();
+    this.log.warn({ sender: this.transaction.sender, recipients: this.transaction.recipients.length, size, abortOver: safety.abortOverBytes }, 'large message cut off and remembered');
+    safety.memory.remember(key).catch((error: unknown) => this.log.error({ err: error, file: safety.memory.file }, 'large message key could not be saved'));
+    this.abortTransaction(`large message safety: over ${safety.abortOverBytes} bytes`);
+    this.closeQuietly();
+  }
+
+  private largeMessageKey() {
+    return { helo: this.transaction.helo, sender: this.transaction.sender ?? '', recipients: this.transaction.recipients };
   }
 
   /** Drops a transaction that cannot complete; closing the upstream before its final dot delivers nothing. */

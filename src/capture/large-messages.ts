@@ -1,0 +1,95 @@
+/**
+ * Large Message Safety (Mailtraq): a message that grows past
+ * `limits.large_message.abort_over` is cut off at once, and its key (the HELO, MAIL
+ * FROM and RCPT TO arguments) is remembered for `remember_for`, so that the same
+ * transaction offered again is refused permanently at DATA (552 5.3.4) instead of
+ * being read, megabyte after megabyte, on every retry.
+ *
+ * The keys live in a small JSON file (SHA-256 of the key, and when it expires),
+ * written atomically (temporary file, rename), so they survive a restart; other
+ * processes (cluster workers) see a change at their next lookup, which re-reads the
+ * file when its modification time moved.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** Remembered keys kept at most; the ones expiring first go. */
+const MAX_REMEMBERED_KEYS = 100_000;
+
+export interface TransactionKey {
+  helo: string;
+  sender: string;
+  recipients: readonly string[];
+}
+
+export function keyOf(transaction: TransactionKey): string {
+  const text = [transaction.helo.toLowerCase(), transaction.sender.toLowerCase(), ...[...transaction.recipients].map((recipient) => recipient.toLowerCase()).sort()].join('\n');
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+export class LargeMessageMemory {
+  private keys = new Map<string, number>();
+  private seenMtimeMs = -1;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly file: string,
+    private readonly rememberForMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.refresh();
+  }
+
+  /** Whether this transaction was cut off before and is still remembered. */
+  has(transaction: TransactionKey): boolean {
+    this.refresh();
+    const until = this.keys.get(keyOf(transaction));
+    return until !== undefined && until > this.now();
+  }
+
+  /** Remembers a transaction that was cut off; resolves once the file is written. */
+  remember(transaction: TransactionKey): Promise<void> {
+    this.refresh();
+    const now = this.now();
+    for (const [key, until] of this.keys) if (until <= now) this.keys.delete(key);
+    this.keys.set(keyOf(transaction), now + this.rememberForMs);
+    if (this.keys.size > MAX_REMEMBERED_KEYS) {
+      const sorted = [...this.keys].sort((a, b) => a[1] - b[1]);
+      this.keys = new Map(sorted.slice(sorted.length - MAX_REMEMBERED_KEYS));
+    }
+    const snapshot = JSON.stringify(Object.fromEntries(this.keys));
+    this.writing = this.writing.then(() => this.write(snapshot));
+    return this.writing;
+  }
+
+  private async write(text: string): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+    const temporary = `${this.file}.tmp-${process.pid}`;
+    await writeFile(temporary, text, { mode: 0o600 });
+    await rename(temporary, this.file);
+    this.seenMtimeMs = statSync(this.file).mtimeMs;
+  }
+
+  /** Re-reads the file when another process (or a previous run) changed it. */
+  private refresh(): void {
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(this.file).mtimeMs;
+    } catch {
+      return;
+    }
+    if (mtimeMs === this.seenMtimeMs) return;
+    this.seenMtimeMs = mtimeMs;
+    try {
+      const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, unknown>;
+      const keys = new Map<string, number>();
+      for (const [key, until] of Object.entries(parsed)) if (/^[0-9a-f]{64}$/.test(key) && typeof until === 'number') keys.set(key, until);
+      this.keys = keys;
+    } catch {
+      // A damaged file forgets its keys rather than stopping mail; the next write replaces it.
+      this.keys = new Map();
+    }
+  }
+}
