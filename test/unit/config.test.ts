@@ -1,6 +1,6 @@
 // The policy file: defaults, strict keys with suggestions, key paths in errors.
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parsePolicyText, PolicyError, loadPolicyFile } from '../../src/config/load.js';
 import { parseHostPort } from '../../src/config/schema.js';
@@ -60,4 +60,14 @@ t.test('host:port parsing', async (t) => {
 t.test('the README lists every top-level policy section', async (t) => {
   const readme = await readFile('README.md', 'utf8');
   for (const key of Object.keys(parsePolicyText('', 'x'))) t.match(readme, new RegExp(`\`${key}`), `README documents ${key}`);
+});
+
+t.test('every example policy in policies/ is valid, and cross-key rules hold', async (t) => {
+  for (const name of (await readdir('policies')).filter((file) => file.endsWith('.yaml'))) {
+    await t.resolves(loadPolicyFile(`policies/${name}`), name);
+  }
+  t.throws(() => parsePolicyText('listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:25\n    upstream: 127.0.0.1:26\n    starttls: intercept\n', 'x'), /starttls: intercept needs tls\.ca_cert and tls\.ca_key/);
+  t.throws(() => parsePolicyText('tls:\n  ca_cert: ca.pem\n', 'x'), /tls\.ca_cert and tls\.ca_key go together/);
+  t.throws(() => parsePolicyText('listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:25\n    upstream: from-username\n', 'x'), /from-username is only for pop3 listeners/);
+  t.throws(() => parsePolicyText('quarantine:\n  keep_for: 30 days\n', 'x'), /expected a duration such as 30d/);
 });
