@@ -28,6 +28,7 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need mpop mpop              # real POP3 client (Python's poplib is the other)
   perl -MIO::Socket::SSL -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libio-socket-ssl-perl libnet-ssleay-perl)   # swaks --tls
   [ -x /usr/bin/openssl ] || missing+=(openssl)   # the tests' upstream certificates
+  [ -x /usr/bin/chromium ] || missing+=(chromium)   # renders the status page in a test
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with

@@ -15,6 +15,7 @@ import type { LargeMessageSafety } from './session/smtp/session.js';
 import { LargeMessageMemory } from './capture/large-messages.js';
 import { wildcardPattern } from './policy/wildcard.js';
 import { QuarantineStore, type FlaggedMessage } from './quarantine/store.js';
+import type { ProxyEvent } from './observe/metrics.js';
 import { durationMs } from './config/schema.js';
 import { AlertNotifier } from './alerts/notify.js';
 import { submissionUpstream } from './policy/resolve.js';
@@ -75,6 +76,8 @@ function largeMessageSafety(policy: Readonly<Policy>): LargeMessageSafety | unde
 export interface ProxyOptions {
   /** A cluster worker hands flagged messages to the supervisor (which sends the alerts) instead of alerting itself. */
   onFlagged?: (message: FlaggedMessage) => void;
+  /** Every session event (metrics: recorded here, or sent to the supervisor by a worker). */
+  onEvent?: (event: ProxyEvent) => void;
 }
 
 async function retire(collaborators: Collaborators): Promise<void> {
@@ -107,6 +110,18 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
   // Flagged messages go to whichever alert notifier is current (or to the supervisor).
   const onFlagged = options.onFlagged ?? ((message: FlaggedMessage) => current.collaborators.alerts?.report(message));
   for (const listener of listeners) listener.on('flagged', onFlagged);
+  const onEvent = options.onEvent;
+  if (onEvent !== undefined) {
+    listeners.forEach((listener, index) => {
+      const protocol = policy.listeners[index]?.protocol ?? 'smtp';
+      listener.on('session', () => onEvent({ type: 'session', protocol }));
+      listener.on('transaction', (summary) => onEvent({ type: 'transaction', summary }));
+      listener.on('retrieval', (summary) => onEvent({ type: 'retrieval', summary }));
+      listener.on('flagged', (message) => onEvent({ type: 'flagged', message }));
+      listener.on('passthrough', () => onEvent({ type: 'passthrough' }));
+      listener.on('limit', (limit) => onEvent({ type: 'limit', limit }));
+    });
+  }
   return {
     listeners,
     addresses,

@@ -19,6 +19,8 @@ import { createLogger, type Logger } from '../observe/log.js';
 import { startProxy } from '../main.js';
 import type { FlaggedMessage } from '../quarantine/store.js';
 import { parseClamdAddress } from '../inspect/clamd.js';
+import type { ProxyEvent } from '../observe/metrics.js';
+import { startObservability } from '../observe/observability.js';
 
 /** After timeouts.drain_seconds, how long a draining process may take to close before it exits anyway. */
 const DRAIN_GRACE_SECONDS = 10;
@@ -28,7 +30,7 @@ export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
 
 /** Messages between the supervisor and its workers. */
 export type ToWorker = { type: 'reload' } | { type: 'drain' };
-export type FromWorker = { type: 'listening' } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string };
+export type FromWorker = { type: 'listening' } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string } | { type: 'event'; event: ProxyEvent };
 
 export async function serve(policyFile: string, policy: Readonly<Policy>, role: 'single' | 'worker'): Promise<void> {
   const base = createLogger(policy.log.level);
@@ -40,7 +42,16 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   const send = (message: FromWorker): void => {
     if (role === 'worker') process.send?.(message);
   };
-  const proxy = await startProxy(policy, inspector, logger, role === 'worker' ? { onFlagged: (message) => send({ type: 'flagged', message }) } : {});
+  // Metrics and the admin listener: here when alone, in the supervisor for workers.
+  const observability = role === 'single' ? await startObservability(policy, logger) : undefined;
+  const proxy = await startProxy(
+    policy,
+    inspector,
+    logger,
+    role === 'worker'
+      ? { onFlagged: (message) => send({ type: 'flagged', message }), onEvent: (event) => send({ type: 'event', event }) }
+      : { onEvent: (event) => observability?.record(event) },
+  );
   send({ type: 'listening' });
 
   let reloading = Promise.resolve();
@@ -76,6 +87,7 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
     proxy
       .drain()
       .then(() => inspector.close())
+      .then(() => observability?.close())
       .then(
         () => {
           logger.info('stopped');

@@ -19,6 +19,7 @@ import type { AlertNotifier } from '../alerts/notify.js';
 import { SHARED_CLAMD_ENV, type FromWorker, type ToWorker } from './serve.js';
 import { ManagedClamd } from '../inspect/managed-clamd.js';
 import { describeClamdAddress } from '../inspect/clamd.js';
+import { startObservability } from '../observe/observability.js';
 
 /** A worker that dies sooner than this after it started is replaced only after RESPAWN_DELAY_MS (no fork loop). */
 const EARLY_DEATH_MS = 5000;
@@ -32,7 +33,10 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     policy.antivirus.clamd === 'managed'
       ? new ManagedClamd({ databaseDir: policy.antivirus.managed.database_dir, streamMaxBytes: policy.antivirus.max_scan_bytes, onEvent: (event, detail) => logger.warn({ detail }, event) })
       : undefined;
-  const sharedClamd = clamd === undefined ? {} : { [SHARED_CLAMD_ENV]: describeClamdAddress(await clamd.start()) };
+  const clamdAddress = clamd === undefined ? undefined : await clamd.start();
+  const sharedClamd = clamdAddress === undefined ? {} : { [SHARED_CLAMD_ENV]: describeClamdAddress(clamdAddress) };
+  // Metrics and the admin listener run here, fed by every worker's events.
+  const observability = await startObservability(policy, logger, clamdAddress);
   const live = new Set<Worker>();
   /** Workers that said they listen: only they can act on a message (a starting one gets its orders when it is ready). */
   const ready = new Set<Worker>();
@@ -61,6 +65,9 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
         return;
       case 'flagged':
         housekeeping.alerts?.report(message.message);
+        return;
+      case 'event':
+        observability.record(message.event);
         return;
       case 'recycle': {
         if (stopping || leaving.has(worker)) return;
@@ -91,7 +98,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
       }, lived < EARLY_DEATH_MS ? RESPAWN_DELAY_MS : 0);
     }
     if (stopping && live.size === 0) {
-      void Promise.all([housekeeping.stop(), clamd?.stop()]).then(() => {
+      void Promise.all([housekeeping.stop(), clamd?.stop(), observability.close()]).then(() => {
         logger.info('stopped');
         process.exit(0);
       });

@@ -241,6 +241,12 @@ export const policySchema = z
       memory_threshold_bytes: bytes(1024 * 1024),
     })
     .prefault({}),
+  admin: z
+    .strictObject({
+      /** host:port of the metrics, health and status page listener; "" = off. */
+      listen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9925'),
+    })
+    .prefault({}),
   /** Serving processes (node:cluster); 0 = one per core; 1 = no cluster. */
   workers: z.number().int().min(0).max(64).default(0),
   recycle_after: z

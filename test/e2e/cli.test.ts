@@ -82,7 +82,7 @@ t.test('start relays to a real smtp-sink, logs one JSON line per transaction, st
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-cli-'));
   const policy = join(dir, 'policy.yaml');
-  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\n`);
+  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\nadmin:\n  listen: ""\n`);
   const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let stdout = '';

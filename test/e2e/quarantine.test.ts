@@ -35,7 +35,7 @@ t.test('strip -> list -> show -> release: the upstream receives the original byt
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-quarantine-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const policy = join(dir, 'policy.yaml');
-  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\nquarantine:\n  dir: ./quarantine\n`);
+  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\nquarantine:\n  dir: ./quarantine\nadmin:\n  listen: ""\n`);
   const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let stdout = '';

@@ -31,7 +31,7 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
   const policy = join(dir, 'policy.yaml');
-  const write = (more: string) => writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\nquarantine:\n  dir: ./quarantine\n${more}`);
+  const write = (more: string) => writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\nquarantine:\n  dir: ./quarantine\n${more.includes('admin:') ? '' : 'admin:\n  listen: ""\n'}${more}`);
   await write(extra);
   const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit').then(([code]) => code as number | null);

@@ -1,0 +1,87 @@
+/**
+ * The admin listener (`admin.listen`, loopback by default; HTTP/1.1, node:http):
+ * GET /metrics (Prometheus text), /healthz (200 or 503 with the reasons), /api/status
+ * (the status snapshot as JSON) and / with /status.css and /status.js (the status
+ * page). Only GET and HEAD; no request body is read; strict security headers.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HostPort } from '../config/schema.js';
+import type { Metrics } from './metrics.js';
+import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
+
+/** A request that has not been answered within this long is dropped. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export interface Health {
+  ok: boolean;
+  detail: Record<string, unknown>;
+}
+
+export interface AdminServer {
+  address: AddressInfo;
+  close(): Promise<void>;
+}
+
+const SECURITY_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+};
+
+export async function startAdminServer(listen: HostPort, metrics: Metrics, health: () => Promise<Health>): Promise<AdminServer> {
+  const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (request, response) => {
+    answer(request, response, metrics, health).catch((error: unknown) => {
+      if (!response.headersSent) send(response, 500, 'text/plain; charset=utf-8', `internal error: ${(error as Error).message}\n`);
+      else response.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: listen.host, port: listen.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', () => undefined);
+  return {
+    address: server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function answer(request: IncomingMessage, response: ServerResponse, metrics: Metrics, health: () => Promise<Health>): Promise<void> {
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+  }
+  const path = new URL(request.url ?? '/', 'http://admin').pathname;
+  switch (path) {
+    case '/metrics':
+      return send(response, 200, metrics.registry.contentType, await metrics.registry.metrics());
+    case '/healthz': {
+      const state = await health();
+      return send(response, state.ok ? 200 : 503, 'application/json', `${JSON.stringify({ ok: state.ok, ...state.detail })}\n`);
+    }
+    case '/api/status':
+      return send(response, 200, 'application/json', JSON.stringify(metrics.snapshot()));
+    case '/':
+      return send(response, 200, 'text/html; charset=utf-8', STATUS_HTML);
+    case '/status.css':
+      return send(response, 200, 'text/css; charset=utf-8', STATUS_CSS);
+    case '/status.js':
+      return send(response, 200, 'text/javascript; charset=utf-8', STATUS_JS);
+    default:
+      return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
+  }
+}
+
+function send(response: ServerResponse, status: number, contentType: string, body: string): void {
+  response.writeHead(status, { ...SECURITY_HEADERS, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  response.end(response.req.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,176 @@
+/**
+ * Prometheus metrics (prom-client, a registry of our own: several proxies may run in
+ * one process) and the recent history the status page shows: the last verdicts and
+ * messages per minute by verdict over the last hour. Fed by the listeners' events
+ * (transaction, retrieval, flagged, passthrough, limit, session); labels are bounded
+ * (protocol, direction, verdict, finding kind, TLS mode, limit name), never addresses.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RetrievalSummary, TransactionSummary } from './log.js';
+import type { FlaggedMessage } from '../quarantine/store.js';
+
+/** Verdicts kept for the status page. */
+const RECENT_VERDICTS = 50;
+/** Minutes of per-minute counts kept for the chart. */
+const HISTORY_MINUTES = 60;
+const MINUTE_MS = 60_000;
+
+export const VERDICTS = ['pass', 'rewrite', 'tempfail', 'reject', 'refused', 'aborted'] as const;
+type VerdictName = (typeof VERDICTS)[number];
+
+export interface RecentVerdict {
+  time: string;
+  protocol: 'smtp' | 'pop3';
+  verdict: VerdictName;
+  size: number;
+  reason: string;
+  quarantine: string;
+}
+
+export interface StatusSnapshot {
+  startedAt: string;
+  sessions: { smtp: number; pop3: number };
+  verdicts: Record<VerdictName, number>;
+  findings: Record<string, number>;
+  tls: Record<string, number>;
+  limits: Record<string, number>;
+  bytes: number;
+  recent: RecentVerdict[];
+  /** One entry per minute, oldest first: the minute's start and its counts by verdict. */
+  perMinute: { minute: string; counts: Record<VerdictName, number> }[];
+}
+
+const zeroVerdicts = (): Record<VerdictName, number> => ({ pass: 0, rewrite: 0, tempfail: 0, reject: 0, refused: 0, aborted: 0 });
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly sessions: Counter<'protocol'>;
+  private readonly messages: Counter<'protocol' | 'direction' | 'verdict'>;
+  private readonly findings: Counter<'kind'>;
+  private readonly bytes: Counter<'protocol'>;
+  private readonly durations: Histogram<'protocol'>;
+  private readonly tls: Counter<'mode'>;
+  private readonly limits: Counter<'limit'>;
+  private readonly scannersUp: Gauge<'address'>;
+  private readonly startedAt: Date;
+  private readonly totals = { sessions: { smtp: 0, pop3: 0 }, verdicts: zeroVerdicts(), findings: {} as Record<string, number>, tls: {} as Record<string, number>, limits: {} as Record<string, number>, bytes: 0 };
+  private readonly recent: RecentVerdict[] = [];
+  private readonly minutes = new Map<number, Record<VerdictName, number>>();
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.startedAt = new Date(now());
+    const registers = [this.registry];
+    this.sessions = new Counter({ name: 'mailmoat_sessions_total', help: 'Sessions started, by protocol', labelNames: ['protocol'], registers });
+    this.messages = new Counter({ name: 'mailmoat_messages_total', help: 'SMTP transactions and POP3 retrievals, by verdict', labelNames: ['protocol', 'direction', 'verdict'], registers });
+    this.findings = new Counter({ name: 'mailmoat_findings_total', help: 'Findings in rewritten or refused messages, by kind', labelNames: ['kind'], registers });
+    this.bytes = new Counter({ name: 'mailmoat_message_bytes_total', help: 'Message bytes captured', labelNames: ['protocol'], registers });
+    this.durations = new Histogram({
+      name: 'mailmoat_message_duration_seconds',
+      help: 'From the end of data (SMTP) or the RETR (POP3) to the answer: inspection, antivirus scans and forwarding',
+      labelNames: ['protocol'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.tls = new Counter({ name: 'mailmoat_tls_sessions_total', help: 'Sessions by TLS mode (intercepted, implicit, passthrough)', labelNames: ['mode'], registers });
+    this.limits = new Counter({ name: 'mailmoat_limits_hit_total', help: 'Connections refused by a limit, by its policy key', labelNames: ['limit'], registers });
+    this.scannersUp = new Gauge({ name: 'mailmoat_scanner_up', help: '1 when the clamd at this address answers PING', labelNames: ['address'], registers });
+    collectDefaultMetrics({ register: this.registry, prefix: 'mailmoat_process_' });
+  }
+
+  session(protocol: 'smtp' | 'pop3'): void {
+    this.sessions.inc({ protocol });
+    this.totals.sessions[protocol]++;
+  }
+
+  transaction(summary: TransactionSummary): void {
+    this.message('smtp', summary.direction, summary.verdict, summary.size, summary.durationMs, summary.reason, summary.quarantine);
+    if (summary.tls !== 'none') this.tlsSession(summary.tls);
+  }
+
+  retrieval(summary: RetrievalSummary): void {
+    this.message('pop3', 'inbound', summary.verdict, summary.size, summary.durationMs, summary.reason, summary.quarantine);
+    if (summary.tls !== 'none') this.tlsSession(summary.tls);
+  }
+
+  flagged(message: FlaggedMessage): void {
+    for (const finding of message.findings) {
+      this.findings.inc({ kind: finding.kind });
+      this.totals.findings[finding.kind] = (this.totals.findings[finding.kind] ?? 0) + 1;
+    }
+  }
+
+  tlsSession(mode: 'intercepted' | 'implicit' | 'passthrough'): void {
+    this.tls.inc({ mode });
+    this.totals.tls[mode] = (this.totals.tls[mode] ?? 0) + 1;
+  }
+
+  limitHit(limit: string): void {
+    this.limits.inc({ limit });
+    this.totals.limits[limit] = (this.totals.limits[limit] ?? 0) + 1;
+  }
+
+  scannerUp(address: string, up: boolean): void {
+    this.scannersUp.set({ address }, up ? 1 : 0);
+  }
+
+  /** Live counters, the recent verdicts and the last hour per minute, for the status page. */
+  snapshot(): StatusSnapshot {
+    const currentMinute = Math.floor(this.now() / MINUTE_MS);
+    const perMinute = [];
+    for (let minute = currentMinute - HISTORY_MINUTES + 1; minute <= currentMinute; minute++) {
+      perMinute.push({ minute: new Date(minute * MINUTE_MS).toISOString(), counts: { ...(this.minutes.get(minute) ?? zeroVerdicts()) } });
+    }
+    return {
+      startedAt: this.startedAt.toISOString(),
+      sessions: { ...this.totals.sessions },
+      verdicts: { ...this.totals.verdicts },
+      findings: { ...this.totals.findings },
+      tls: { ...this.totals.tls },
+      limits: { ...this.totals.limits },
+      bytes: this.totals.bytes,
+      recent: [...this.recent].reverse(),
+      perMinute,
+    };
+  }
+
+  private message(protocol: 'smtp' | 'pop3', direction: 'inbound' | 'outbound', verdict: VerdictName, size: number, durationMs: number, reason: string | undefined, quarantine: string | undefined): void {
+    this.messages.inc({ protocol, direction, verdict });
+    this.bytes.inc({ protocol }, size);
+    this.durations.observe({ protocol }, durationMs / 1000);
+    this.totals.verdicts[verdict]++;
+    this.totals.bytes += size;
+    this.recent.push({ time: new Date(this.now()).toISOString(), protocol, verdict, size, reason: reason ?? '', quarantine: quarantine ?? '' });
+    if (this.recent.length > RECENT_VERDICTS) this.recent.shift();
+    const minute = Math.floor(this.now() / MINUTE_MS);
+    const counts = this.minutes.get(minute) ?? zeroVerdicts();
+    counts[verdict]++;
+    this.minutes.set(minute, counts);
+    for (const old of this.minutes.keys()) if (old <= minute - HISTORY_MINUTES) this.minutes.delete(old);
+  }
+}
+
+/** What a proxy reports about its sessions; a cluster worker sends these to the supervisor. */
+export type ProxyEvent =
+  | { type: 'session'; protocol: 'smtp' | 'pop3' }
+  | { type: 'transaction'; summary: TransactionSummary }
+  | { type: 'retrieval'; summary: RetrievalSummary }
+  | { type: 'flagged'; message: FlaggedMessage }
+  | { type: 'passthrough' }
+  | { type: 'limit'; limit: string };
+
+export function recordEvent(metrics: Metrics, event: ProxyEvent): void {
+  switch (event.type) {
+    case 'session':
+      return metrics.session(event.protocol);
+    case 'transaction':
+      return metrics.transaction(event.summary);
+    case 'retrieval':
+      return metrics.retrieval(event.summary);
+    case 'flagged':
+      return metrics.flagged(event.message);
+    case 'passthrough':
+      return metrics.tlsSession('passthrough');
+    case 'limit':
+      return metrics.limitHit(event.limit);
+  }
+}
