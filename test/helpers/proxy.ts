@@ -51,6 +51,9 @@ export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream
     {
       ...overrides,
       quarantine: { ...overrides.quarantine, dir: quarantineDir },
+      // Every test client comes from 127.0.0.1 and some connect hundreds of times: the per-address
+      // limits are raised unless the test is about them.
+      limits: { max_sessions_per_address: 1000, max_connections_per_address_per_minute: 100_000, ...overrides.limits },
       listeners: [{ protocol, listen: '127.0.0.1:0', upstream, ...tls }],
       log: { level: 'debug' },
     },
