@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Policy } from '../config/schema.js';
 import { LeafIssuer } from './ca.js';
-import { upstreamRoots, type TlsSetup } from './upgrade.js';
+import { upstreamContext, upstreamRoots, type TlsSetup } from './upgrade.js';
 
 export async function createTlsSetup(policy: Readonly<Policy>): Promise<TlsSetup> {
   const { tls } = policy;
@@ -21,9 +21,11 @@ export async function createTlsSetup(policy: Readonly<Policy>): Promise<TlsSetup
     }
     if (!extraRoots.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`tls.upstream_ca ${tls.upstream_ca} holds no PEM certificate`);
   }
+  const roots = upstreamRoots(extraRoots);
   return {
     leafFor: issuer === undefined ? undefined : (name) => issuer.contextFor(name),
-    upstreamRoots: upstreamRoots(extraRoots),
+    upstreamRoots: roots,
+    upstreamContext: upstreamContext(roots),
     verifyUpstream: tls.upstream_verify,
   };
 }

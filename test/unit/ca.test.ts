@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { createServer, type AddressInfo } from 'node:net';
 import { initCa, LeafIssuer } from '../../src/tls/ca.js';
-import { acceptTls } from '../../src/tls/upgrade.js';
+import { acceptTls, upstreamContext } from '../../src/tls/upgrade.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'mailmoat-ca-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -29,7 +29,7 @@ t.test('leaves: the name in subjectAltName (DNS or IP), signed by the CA, short-
   const issuer = await LeafIssuer.load(certPath, keyPath, 24, () => now);
   const ca = new X509Certificate(await readFile(certPath));
   for (const [name, check] of [['mx.example.org', 'host'], ['127.0.0.1', 'ip']] as const) {
-    const setup = { leafFor: (leafName: string) => issuer.contextFor(leafName), upstreamRoots: [], verifyUpstream: true };
+    const setup = { leafFor: (leafName: string) => issuer.contextFor(leafName), upstreamRoots: [], upstreamContext: upstreamContext([]), verifyUpstream: true };
     const server = createServer((raw) => {
       acceptTls(raw, setup, name, 5).then((socket) => socket.end('hello'), () => raw.destroy());
     });
