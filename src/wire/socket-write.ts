@@ -1,8 +1,13 @@
 /**
  * Backpressure-respecting writes: never write past `write() === false` without
- * waiting for 'drain'; a socket that closes while we wait rejects the wait.
+ * waiting for 'drain'; a socket that closes while we wait rejects the wait. And the
+ * last word: a closed session's socket is destroyed if its peer never reads it.
  */
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+
+/** How long a closed session waits for the downstream to read its last reply before destroying the socket. */
+const LINGER_AFTER_CLOSE_MS = 5000;
 
 export function drainOrClose(stream: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -27,4 +32,12 @@ export async function writeAll(stream: Writable, pieces: readonly Buffer[]): Pro
   for (const piece of pieces) flowing = stream.write(piece) && flowing;
   stream.uncork();
   if (!flowing) await drainOrClose(stream);
+}
+
+/** A peer that never reads its last reply must not hold the socket open forever. */
+export function destroyAfterLinger(socket: Socket): void {
+  if (socket.destroyed) return;
+  const reaper = setTimeout(() => socket.destroy(), LINGER_AFTER_CLOSE_MS);
+  reaper.unref();
+  socket.once('close', () => clearTimeout(reaper));
 }

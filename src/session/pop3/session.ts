@@ -33,7 +33,7 @@ import { countHeaderLines } from '../../capture/header-lines.js';
 import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
 import type { LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
-import { writeAll } from '../../wire/socket-write.js';
+import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
@@ -46,8 +46,6 @@ const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
 const MAX_CAPABILITY_BYTES = 64 * 1024;
 /** The port a `USER name#host` login reaches when it names none (RFC 1939 3). */
 const POP3_PORT = 110;
-/** How long a closed session waits for the downstream to read its last response before destroying the socket. */
-const LINGER_AFTER_CLOSE_MS = 5000;
 const CRLF = Buffer.from('\r\n', 'latin1');
 const STLS_COMMAND = Buffer.from('STLS\r\n', 'latin1');
 /** The payload goes downstream in writes of about this size (one writev each). */
@@ -766,13 +764,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private finalize(): void {
     if (this.closed) return;
     this.closed = true;
-    const downstream = this.downstream;
-    if (!downstream.destroyed) {
-      // A peer that never reads its last response must not hold the socket open forever.
-      const reaper = setTimeout(() => downstream.destroy(), LINGER_AFTER_CLOSE_MS);
-      reaper.unref();
-      downstream.once('close', () => clearTimeout(reaper));
-    }
+    destroyAfterLinger(this.downstream);
     this.emit('close');
   }
 }

@@ -36,7 +36,7 @@ import { countHeaderLines } from '../../capture/header-lines.js';
 import type { LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
-import { writeAll } from '../../wire/socket-write.js';
+import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
@@ -52,8 +52,6 @@ const STARTTLS_COMMAND = Buffer.from('STARTTLS\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 /** Bytes a downstream may pipeline behind its final dot before reading pauses until the final reply. */
 const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
-/** How long a closed session waits for the downstream to read its last reply before destroying the socket. */
-const LINGER_AFTER_CLOSE_MS = 5000;
 /** The window over which limits.min_data_bytes_per_second is measured. */
 const RATE_WINDOW_MS = 30_000;
 /** The payload goes upstream in writes of about this size (one writev each). */
@@ -1100,13 +1098,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.stopKeepalive();
     this.stopRateCheck();
     this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
-    const downstream = this.downstream;
-    if (!downstream.destroyed) {
-      // A peer that never reads its last reply must not hold the socket open forever.
-      const reaper = setTimeout(() => downstream.destroy(), LINGER_AFTER_CLOSE_MS);
-      reaper.unref();
-      downstream.once('close', () => clearTimeout(reaper));
-    }
+    destroyAfterLinger(this.downstream);
     this.emit('close');
   }
 }
