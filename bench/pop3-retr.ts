@@ -30,7 +30,8 @@
  * Needs: dovecot-pop3d (bash scripts/setup.sh bench installs it).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { figuresMessage } from './messages.js';
 import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -86,33 +87,6 @@ type FromChild = { kind: 'ready'; port: number; meanBytes: number } | { kind: 'r
 
 // ---- the child: Dovecot, seeded messages, POP3 clients -------------------------------
 
-/** A distinct message of about `totalBytes`: a short text and a base64 attachment of random bytes (lines of 76). */
-function benchMessage(index: number, totalBytes: number): Buffer {
-  const head = [
-    'From: Bench Sender <bench@example.org>',
-    'To: Bench Reader <bench@example.net>',
-    `Subject: quarterly figures ${index + 1}`,
-    'Date: Sun, 22 Nov 2026 09:00:00 +0000',
-    `Message-ID: <pop3-bench-${index + 1}.${randomBytes(6).toString('hex')}@example.org>`,
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="bench-boundary"',
-    '',
-    '--bench-boundary',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    `The figures for quarter ${index + 1} are attached.`,
-    '--bench-boundary',
-    `Content-Type: application/pdf; name="figures-${index + 1}.pdf"`,
-    `Content-Disposition: attachment; filename="figures-${index + 1}.pdf"`,
-    'Content-Transfer-Encoding: base64',
-    '',
-  ].join('\r\n');
-  const tail = '\r\n--bench-boundary--\r\n';
-  // base64 is 4/3 of the bytes, plus CRLF per 76 characters.
-  const rawBytes = Math.floor(((totalBytes - head.length - tail.length - 2) * 76) / 78 / 4) * 3 - 9;
-  const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n', 'latin1'), randomBytes(rawBytes)]);
-  return Buffer.from(`${head}\r\n${pdf.toString('base64').replace(/.{76}(?!$)/g, '$&\r\n')}${tail}`, 'latin1');
-}
 
 /** The body of a RETR response as the server must send it: dot-stuffed, then ".\r\n". */
 function stuffedWire(content: Buffer): Buffer {
@@ -272,7 +246,7 @@ async function client(): Promise<void> {
   };
   process.on('disconnect', () => void stop());
   try {
-    let messages: Buffer[] = Array.from({ length: MESSAGES }, (_, index) => benchMessage(index, MESSAGE_BYTES));
+    let messages: Buffer[] = Array.from({ length: MESSAGES }, (_, index) => figuresMessage(index, MESSAGE_BYTES, { from: 'Bench Sender <bench@example.org>', to: 'Bench Reader <bench@example.net>', idPrefix: 'pop3-bench' }));
     const expected = messages.map((message) => sha256(stuffedWire(message)));
     const meanBytes = messages.reduce((sum, message) => sum + message.length, 0) / MESSAGES;
     dovecot = await startDovecot([{ name: USER.name, password: USER.password, messages }]);

@@ -47,7 +47,7 @@
  * Needs: root, postfix (bash scripts/setup.sh bench installs it), openssl.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { figuresMessage } from './messages.js';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -123,32 +123,9 @@ type FromChild = { kind: 'ready'; meanBytes: number } | { kind: 'result'; result
 
 // ---- the child: messages, SMTP clients ---------------------------------------------------
 
-/** A distinct message of about `totalBytes`, CRLF line endings: a short text and a base64 attachment of random bytes (lines of 76). */
+/** A distinct message of about `totalBytes` (bench/messages.ts), checked to go out unstuffed. */
 function benchMessage(index: number, totalBytes: number): Buffer {
-  const head = [
-    `From: Bench Sender <${SENDER}>`,
-    `To: Bench Sink <${RECIPIENT}>`,
-    `Subject: quarterly figures ${index + 1}`,
-    'Date: Sun, 22 Nov 2026 09:00:00 +0000',
-    `Message-ID: <tls-bench-${index + 1}.${randomBytes(6).toString('hex')}@example.org>`,
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="bench-boundary"',
-    '',
-    '--bench-boundary',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    `The figures for quarter ${index + 1} are attached.`,
-    '--bench-boundary',
-    `Content-Type: application/pdf; name="figures-${index + 1}.pdf"`,
-    `Content-Disposition: attachment; filename="figures-${index + 1}.pdf"`,
-    'Content-Transfer-Encoding: base64',
-    '',
-  ].join('\r\n');
-  const tail = '\r\n--bench-boundary--\r\n';
-  // base64 is 4/3 of the bytes, plus CRLF per 76 characters.
-  const rawBytes = Math.floor(((totalBytes - head.length - tail.length - 2) * 76) / 78 / 4) * 3 - 9;
-  const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n', 'latin1'), randomBytes(rawBytes)]);
-  const message = Buffer.from(`${head}\r\n${pdf.toString('base64').replace(/.{76}(?!$)/g, '$&\r\n')}${tail}`, 'latin1');
+  const message = figuresMessage(index, totalBytes, { from: `Bench Sender <${SENDER}>`, to: `Bench Sink <${RECIPIENT}>`, idPrefix: 'tls-bench' });
   // No line starts with a dot (headers, base64, boundaries), so the message goes out unstuffed.
   if (/(^|\n)\./.test(message.toString('latin1'))) throw new Error('a bench message line starts with a dot');
   return message;
