@@ -7,17 +7,21 @@
 # container runs as a non-root user) and name the real server as upstream.
 
 FROM node:24-slim AS build
+# node-gyp builds the SO_ORIGINAL_DST addon (upstream: original-destination) against the image's Node.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
+COPY native ./native
 COPY src ./src
 COPY bench ./bench
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+RUN npm ci --no-audit --no-fund && test -f native/build/Release/original_dst.node && npm prune --omit=dev
 
 FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/native/build/Release/original_dst.node ./native/build/Release/original_dst.node
 COPY package.json ./
 COPY policies ./policies
 COPY policies/default.yaml /etc/mailmoat/policy.yaml

@@ -19,6 +19,8 @@ need node nodejs
 need npm npm
 need python3 python3
 need git git
+need make make              # make, g++ and python3: node-gyp builds the SO_ORIGINAL_DST addon (native/)
+need g++ g++
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need smtp-sink postfix      # Postfix's smtp-sink and smtp-source: real upstream and load generator
   need swaks swaks            # real SMTP client
@@ -29,6 +31,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   perl -MIO::Socket::SSL -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libio-socket-ssl-perl libnet-ssleay-perl)   # swaks --tls
   [ -x /usr/bin/openssl ] || missing+=(openssl)   # the tests' upstream certificates
   [ -x /usr/bin/chromium ] || missing+=(chromium)   # renders the status page in a test
+  need ip iproute2            # network namespaces and veth pairs for the transparent-gateway tests
+  need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with

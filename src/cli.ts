@@ -25,6 +25,7 @@ import { QuarantineStore, type QuarantineRecord } from './quarantine/store.js';
 import { releaseEnvelope, submitMessage } from './quarantine/release.js';
 import { durationMs, type Policy } from './config/schema.js';
 import { submissionUpstream } from './policy/resolve.js';
+import { requireAddon } from './accept/original-destination.js';
 import { upstreamRoots } from './tls/upgrade.js';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -64,6 +65,11 @@ program
       process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
       const scanners = inspector.scanners.length === 0 ? [{ ok: true, text: 'off' }] : await Promise.all(inspector.scanners.map(checkScanner));
       for (const scanner of scanners) process.stdout.write(`# antivirus: ${scanner.text}\n`);
+      if (policy.listeners.some((listener) => listener.upstream === 'original-destination')) {
+        const addon = originalDestinationAddon();
+        process.stdout.write(`# original-destination: ${addon ?? 'the SO_ORIGINAL_DST addon loads'}\n`);
+        if (addon !== undefined) process.exitCode = 1;
+      }
       process.stdout.write(toYaml(policy));
       // The health check fails only when no clamd answers (the others are failover).
       if (!scanners.some((scanner) => scanner.ok)) process.exitCode = 1;
@@ -204,6 +210,16 @@ async function checkScanner(scanner: ClamdClient): Promise<{ ok: boolean; text: 
   }
 }
 
+/** Why `upstream: original-destination` cannot work here, or undefined when the addon loads. */
+function originalDestinationAddon(): string | undefined {
+  try {
+    requireAddon();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
@@ -217,3 +233,4 @@ try {
     process.exitCode = 1;
   }
 }
+

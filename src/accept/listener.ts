@@ -3,6 +3,9 @@
  * the direction from the downstream address, decides whether to inspect, and
  * starts the listener's protocol session (SMTP or POP3) with its collaborators
  * handed in.
+ * The upstream is fixed (host:port), the connection's original destination before an
+ * iptables REDIRECT (`original-destination`, SO_ORIGINAL_DST; one that is the proxy
+ * itself is refused with 421 4.4.6), or for POP3 named at login (`from-username`).
  * Sockets are half-open capable (a downstream may send QUIT and FIN together and
  * still read the reply). On an implicit-TLS listener (RFC 8314) the TLS handshake
  * with the downstream comes first, and the upstream is dialled with TLS too.
@@ -20,8 +23,9 @@ import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
+import { formatDestination, originalDestination, OriginalDestinationError, requireAddon } from './original-destination.js';
 import { AdmissionControl } from './admission.js';
-import { REPLIES } from '../errors.js';
+import { REPLIES, type Reply } from '../errors.js';
 import { serializeReply } from '../session/smtp/replies.js';
 import { POP3_RESPONSES } from '../session/pop3/responses.js';
 
@@ -51,26 +55,29 @@ export interface ListenerOptions {
 /** What a listener derives from its policy, once per policy (at start and on each reload). */
 interface Derived {
   directions: DirectionResolver;
-  /** The fixed upstream; undefined for a POP3 listener with `upstream: from-username`. */
-  upstreamAddress: HostPort | undefined;
+  upstream: { kind: 'fixed'; address: HostPort } | { kind: 'original-destination' } | { kind: 'from-username' };
+  /** Every listen address in the policy: an original destination among them is a loop. */
+  listening: HostPort[];
   allowPop3Upstream: (host: string, port: number) => boolean;
   spoolDir: string;
   starttls: 'passthrough' | 'strip' | 'intercept';
-  /** The name on our certificate when a client sends no SNI: tls_name, else the upstream's host. */
-  tlsName: string;
+}
+
+function upstreamOf(listener: ListenerPolicy): Derived['upstream'] {
+  if (listener.upstream === 'from-username' || listener.upstream === 'original-destination') return { kind: listener.upstream };
+  const address = parseHostPort(listener.upstream);
+  if (address === undefined) throw new Error(`invalid upstream address ${listener.upstream}`);
+  return { kind: 'fixed', address };
 }
 
 function derive(options: ListenerOptions): Derived {
-  const fromUsername = options.listener.upstream === 'from-username';
-  const upstream = fromUsername ? undefined : parseHostPort(options.listener.upstream);
-  if (!fromUsername && upstream === undefined) throw new Error(`invalid upstream address ${options.listener.upstream}`);
   return {
     directions: directionResolver(options.policy.networks.internal),
-    upstreamAddress: upstream,
+    upstream: upstreamOf(options.listener),
+    listening: options.policy.listeners.flatMap((listener) => parseHostPort(listener.listen) ?? []),
     allowPop3Upstream: pop3UpstreamAllowList(options.policy.pop3),
     spoolDir: options.policy.spool.dir || tmpdir(),
     starttls: startTlsMode(options.listener, options.policy),
-    tlsName: options.listener.tls_name ?? upstream?.host ?? 'localhost',
   };
 }
 
@@ -148,6 +155,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
   async listen(): Promise<AddressInfo> {
     const address = parseHostPort(this.options.listener.listen);
     if (address === undefined) throw new Error(`invalid listen address ${this.options.listener.listen}`);
+    // A gateway that cannot read original destinations would refuse every connection: refuse to start instead.
+    if (this.derived.upstream.kind === 'original-destination') requireAddon();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host: address.host, port: address.port }, () => {
@@ -178,11 +187,18 @@ export class Listener extends EventEmitter<ListenerEvents> {
     socket.once('close', admission.release);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    if (this.options.listener.tls !== 'implicit') return this.startSession(socket);
+    let upstream: HostPort | undefined;
+    try {
+      upstream = this.upstreamFor(socket);
+    } catch (error) {
+      if (error instanceof OriginalDestinationError) return this.refuseUnroutable(socket, error);
+      throw error;
+    }
+    if (this.options.listener.tls !== 'implicit') return this.startSession(socket, upstream);
     socket.on('error', () => undefined);
     const { policy, tlsSetup, logger } = this.options;
-    acceptTls(socket, tlsSetup, this.derived.tlsName, policy.tls.handshake_seconds).then(
-      (secure) => this.startSession(secure),
+    acceptTls(socket, tlsSetup, this.tlsName(upstream), policy.tls.handshake_seconds).then(
+      (secure) => this.startSession(secure, upstream),
       (error: unknown) => {
         logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, reason: (error as Error).message }, 'TLS handshake with the downstream failed');
         socket.destroy();
@@ -190,23 +206,53 @@ export class Listener extends EventEmitter<ListenerEvents> {
     );
   }
 
-  /** Over a limit: told to come back later (in plaintext only: an implicit-TLS client gets the connection closed). */
+  /**
+   * This connection's upstream: the fixed one, its original destination (throws
+   * OriginalDestinationError), or undefined for POP3 `from-username` (the login names it).
+   */
+  private upstreamFor(socket: Socket): HostPort | undefined {
+    const { upstream, listening } = this.derived;
+    if (upstream.kind === 'fixed') return upstream.address;
+    if (upstream.kind === 'from-username') return undefined;
+    const bound = this.server.address();
+    const own = bound !== null && typeof bound === 'object' ? [...listening, { host: bound.address, port: bound.port }] : listening;
+    return originalDestination(socket, own);
+  }
+
+  /** The name on our certificate when a client sends no SNI: tls_name, else the upstream's host. */
+  private tlsName(upstream: HostPort | undefined): string {
+    return this.options.listener.tls_name ?? upstream?.host ?? 'localhost';
+  }
+
+  /** Over a limit: told to come back later. */
   private refuse(socket: Socket, limit: string): void {
-    const { listener, logger } = this.options;
-    logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, limit }, 'connection refused by a limit');
+    this.options.logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, limit }, 'connection refused by a limit');
     this.emit('limit', limit);
+    this.sendRefusal(socket, REPLIES.tooManySessions, POP3_RESPONSES.tooManySessions);
+  }
+
+  /** No usable original destination (a loop, a connection that was not redirected, no addon): 421, never a guess. */
+  private refuseUnroutable(socket: Socket, error: OriginalDestinationError): void {
+    const destination = error.destination === undefined ? undefined : formatDestination(error.destination);
+    this.options.logger.warn({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, reason: error.reason, destination, detail: error.message }, 'connection refused: no usable original destination');
+    if (error.reason === 'loop') this.sendRefusal(socket, REPLIES.routingLoop, POP3_RESPONSES.routingLoop);
+    else this.sendRefusal(socket, REPLIES.noOriginalDestination, POP3_RESPONSES.noOriginalDestination);
+  }
+
+  /** The last word to a refused connection (in plaintext only: an implicit-TLS client gets the connection closed). */
+  private sendRefusal(socket: Socket, smtp: Reply, pop3: Buffer): void {
     socket.on('error', () => undefined);
-    if (listener.tls === 'implicit') {
+    if (this.options.listener.tls === 'implicit') {
       socket.destroy();
       return;
     }
-    socket.end(listener.protocol === 'pop3' ? POP3_RESPONSES.tooManySessions : serializeReply(REPLIES.tooManySessions));
+    socket.end(this.options.listener.protocol === 'pop3' ? pop3 : serializeReply(smtp));
     setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 
-  private startSession(socket: Socket): void {
+  private startSession(socket: Socket, upstream: HostPort | undefined): void {
     const id = `${this.idPrefix}-${(++this.sessionCount).toString(36)}`;
-    const session = this.options.listener.protocol === 'pop3' ? this.pop3Session(socket, id) : this.smtpSession(socket, id);
+    const session = this.options.listener.protocol === 'pop3' ? this.pop3Session(socket, id, upstream) : this.smtpSession(socket, id, upstream);
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('passthrough', () => this.emit('passthrough'));
@@ -222,10 +268,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return dialUpstream(address, policy.timeouts.upstream_connect_seconds);
   }
 
-  private smtpSession(socket: Socket, id: string): SmtpSession {
+  private smtpSession(socket: Socket, id: string, upstreamAddress: HostPort | undefined): SmtpSession {
     const { policy, listener, logger, inspector } = this.options;
-    const { upstreamAddress, directions, spoolDir, starttls, tlsName } = this.derived;
-    if (upstreamAddress === undefined) throw new Error('an SMTP listener needs a fixed upstream');
+    const { directions, spoolDir, starttls } = this.derived;
+    if (upstreamAddress === undefined) throw new Error('an SMTP listener needs an upstream');
     const remoteAddress = socket.remoteAddress ?? '';
     const direction = directions.directionOf(remoteAddress);
     const session = new SmtpSession({
@@ -233,7 +279,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       downstream: socket,
       downstreamLabel: `${remoteAddress}:${socket.remotePort ?? 0}`,
       connectUpstream: () => this.dial(upstreamAddress),
-      upstreamLabel: listener.upstream,
+      upstreamLabel: this.derived.upstream.kind === 'fixed' ? listener.upstream : formatDestination(upstreamAddress),
       direction,
       inspect: inspectsSmtp(policy.inspect.smtp, direction),
       inspector,
@@ -243,7 +289,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       starttls,
       tls: listener.tls,
       tlsSetup: this.options.tlsSetup,
-      tlsName,
+      tlsName: this.tlsName(upstreamAddress),
       upstreamHost: upstreamAddress.host,
       quarantine: this.options.quarantine,
       largeMessages: this.options.largeMessages,
@@ -253,9 +299,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   /** POP3 retrievals are inspected whatever the direction (`inspect.pop3`): the mail comes from the server. */
-  private pop3Session(socket: Socket, id: string): Pop3Session {
+  private pop3Session(socket: Socket, id: string, upstreamAddress: HostPort | undefined): Pop3Session {
     const { policy, logger, inspector } = this.options;
-    const { upstreamAddress, allowPop3Upstream, spoolDir, starttls, tlsName } = this.derived;
+    const { allowPop3Upstream, spoolDir, starttls } = this.derived;
     const session = new Pop3Session({
       id,
       downstream: socket,
@@ -271,7 +317,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       starttls,
       tls: this.options.listener.tls,
       tlsSetup: this.options.tlsSetup,
-      tlsName,
+      tlsName: this.tlsName(upstreamAddress),
       quarantine: this.options.quarantine,
     });
     session.on('retrieval', (summary) => this.emit('retrieval', summary));

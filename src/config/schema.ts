@@ -67,8 +67,11 @@ export const listenerSchema = z
   .strictObject({
     protocol: z.enum(['smtp', 'pop3']),
     listen: hostPort,
-    /** host:port of the real server, or (POP3) `from-username`: `USER alice#pop.example.com[:port]`. */
-    upstream: z.union([hostPort, z.literal('from-username')]),
+    /**
+     * host:port of the real server; `original-destination`: where the connection was going before
+     * iptables REDIRECT sent it here (SO_ORIGINAL_DST); or (POP3) `from-username`: `USER alice#pop.example.com[:port]`.
+     */
+    upstream: z.union([hostPort, z.literal('original-destination'), z.literal('from-username')]),
     /** STARTTLS / STLS: relayed and spliced uninspected, refused, or answered by mailmoat. Default: intercept with a CA, else strip. */
     starttls: z.enum(['passthrough', 'strip', 'intercept']).optional(),
     /** implicit: TLS from the first byte on both legs (ports 465, 995; RFC 8314). */

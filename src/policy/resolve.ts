@@ -66,9 +66,9 @@ export function startTlsMode(listener: ListenerPolicy, policy: Readonly<Policy>)
 
 /**
  * Where mailmoat submits mail of its own (released originals, alerts): `via` when given,
- * else the fixed upstream of the policy's first SMTP listener; undefined when there is none.
+ * else the fixed upstream of the policy's first SMTP listener with one; undefined when there is none.
  */
 export function submissionUpstream(policy: Readonly<Policy>, via = ''): HostPort | undefined {
-  const text = via !== '' ? via : policy.listeners.find((listener) => listener.protocol === 'smtp' && listener.upstream !== 'from-username')?.upstream;
+  const text = via !== '' ? via : policy.listeners.find((listener) => listener.protocol === 'smtp' && parseHostPort(listener.upstream) !== undefined)?.upstream;
   return text === undefined ? undefined : parseHostPort(text);
 }

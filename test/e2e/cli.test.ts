@@ -4,7 +4,7 @@ import t from 'tap';
 import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,6 +45,17 @@ t.test('check prints the effective policy; a typo is exit 1 with a suggestion', 
   const missing = await mailmoat(['check', '--policy', join(dir, 'nope.yaml')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /cannot read the file/);
+});
+
+t.test('check with upstream: original-destination says whether the SO_ORIGINAL_DST addon loads', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const gateway = join(dir, 'gateway.yaml');
+  await writeFile(gateway, 'listeners:\n  - protocol: smtp\n    listen: 0.0.0.0:2525\n    upstream: original-destination\n');
+  const checked = await mailmoat(['check', '--policy', gateway]);
+  t.equal(checked.code, 0, checked.stderr);
+  t.match(checked.stdout, /# original-destination: the SO_ORIGINAL_DST addon loads/);
+  t.match(checked.stdout, /upstream: original-destination/);
 });
 
 t.test('usage errors exit 2; --help exits 0 on every command', async (t) => {

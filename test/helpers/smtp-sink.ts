@@ -83,7 +83,7 @@ export class SmtpSink {
   }
 }
 
-function parseDump(text: string): SinkMessage {
+export function parseDump(text: string): SinkMessage {
   const lines = text.split('\n');
   let mailArgs = '';
   const rcptArgs: string[] = [];

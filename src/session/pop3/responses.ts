@@ -67,6 +67,8 @@ export const POP3_RESPONSES = {
   internalError: err('[SYS/TEMP] Internal proxy error, closing connection'),
   shuttingDown: err('[SYS/TEMP] mailmoat is shutting down, try again later'),
   tooManySessions: err('[SYS/TEMP] Too many connections, try again later'),
+  routingLoop: err('[SYS/TEMP] Routing loop: this connection was addressed to the proxy itself'),
+  noOriginalDestination: err('[SYS/TEMP] The proxy cannot tell where this connection was going, try again later'),
 } as const satisfies Record<string, Buffer>;
 
 /** A retrieval the proxy refuses; the message stays on the server (no DELE can follow a failed RETR). */
