@@ -1,7 +1,9 @@
 /**
- * Antivirus relay benchmark: direct into smtp-sink, through mailmoat with clamd,
- * and through ClamSMTP (Debian clamsmtp, a non-transparent filter with OutAddress)
- * with the same clamd, in one run. Every message is 100 KB with a fresh random
+ * Antivirus relay benchmark: direct into smtp-sink, through mailmoat with clamd
+ * (its default: each part and the message as a whole; and `antivirus.scan: message`,
+ * one scan per message as ClamSMTP does), through ClamSMTP (Debian clamsmtp, a
+ * non-transparent filter with OutAddress) with the same clamd, and clamd alone
+ * (one zINSTREAM per message, no SMTP: the ceiling any proxy can reach), in one run. Every message is 100 KB with a fresh random
  * attachment (clamd caches results by content hash, so repeated content would
  * flatter whoever scans second). clamd runs on a one-signature database the bench
  * builds (EICAR): this measures the proxies' own cost around equal scanning.
@@ -21,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sendOnce } from '../src/demo/client.js';
 import { DotStuffer, END_OF_DATA } from '../src/wire/dot-codec.js';
 import { eicarSignature } from '../src/demo/samples.js';
+import { ClamdClient } from '../src/inspect/clamd.js';
 
 const { values } = parseArgs({ options: { messages: { type: 'string', default: '400' } } });
 const MESSAGES = Number(values.messages);
@@ -62,6 +65,22 @@ async function load(port: number, sessions: number): Promise<number> {
   return MESSAGES / ((performance.now() - started) / 1000);
 }
 
+/** MESSAGES fresh messages straight to clamd, `sessions` at a time: how fast clamd alone scans them. */
+async function scanAlone(clamd: ClamdClient, sessions: number): Promise<number> {
+  const messages = Array.from({ length: MESSAGES }, freshMessage);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: sessions }, async () => {
+      for (let index = next++; index < messages.length; index = next++) {
+        const outcome = await clamd.scan((async function* () { yield messages[index] as Buffer; })());
+        if (outcome.kind !== 'clean') throw new Error(`clamd alone: ${JSON.stringify(outcome)}`);
+      }
+    }),
+  );
+  return MESSAGES / ((performance.now() - started) / 1000);
+}
+
 async function main(): Promise<void> {
   for (const binary of ['/usr/sbin/smtp-sink', '/usr/sbin/clamd', '/usr/sbin/clamsmtpd']) {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: bash scripts/setup.sh bench installs postfix, clamav-daemon and clamsmtp`);
@@ -77,23 +96,32 @@ async function main(): Promise<void> {
     const asRoot = process.getuid?.() === 0;
     children.push(spawn('/usr/sbin/smtp-sink', [...(asRoot ? ['-u', 'nobody'] : []), `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' }));
     const proxyPort = await freePort();
-    await writeFile(join(dir, 'policy.yaml'), `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${proxyPort}\n    upstream: 127.0.0.1:${sinkPort}\nantivirus:\n  clamd: unix:${clamdSocket}\nlog:\n  level: warn\n`);
+    const wholeOnlyPort = await freePort();
+    const policy = (port: number, scan: string): string =>
+      `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\nantivirus:\n  clamd: unix:${clamdSocket}\n  scan: ${scan}\nworkers: 1\nadmin:\n  listen: ""\nlimits:\n  max_sessions_per_address: 10000\n  max_connections_per_address_per_minute: 1000000\nlog:\n  level: warn\n`;
+    await writeFile(join(dir, 'policy.yaml'), policy(proxyPort, 'parts-and-message'));
+    await writeFile(join(dir, 'whole-only.yaml'), policy(wholeOnlyPort, 'message'));
     const clamsmtpPort = await freePort();
     await writeFile(join(dir, 'clamsmtpd.conf'), [`OutAddress: 127.0.0.1:${sinkPort}`, `Listen: 127.0.0.1:${clamsmtpPort}`, `ClamAddress: ${clamdSocket}`, `TempDirectory: ${dir}`, `PidFile: ${join(dir, 'clamsmtpd.pid')}`, 'MaxConnections: 64', ''].join('\n'));
     await waitFor(() => existsSync(clamdSocket), 'clamd');
     children.push(spawn(process.execPath, [CLI, 'start', '--policy', join(dir, 'policy.yaml')], { stdio: 'ignore' }));
+    children.push(spawn(process.execPath, [CLI, 'start', '--policy', join(dir, 'whole-only.yaml')], { stdio: 'ignore' }));
     children.push(spawn('/usr/sbin/clamsmtpd', ['-d', '1', '-f', join(dir, 'clamsmtpd.conf')], { stdio: 'ignore' }));
     await waitFor(() => listening(sinkPort), 'smtp-sink');
     await waitFor(() => listening(proxyPort), 'mailmoat');
+    await waitFor(() => listening(wholeOnlyPort), 'mailmoat (scan: message)');
     await waitFor(() => listening(clamsmtpPort), 'clamsmtpd');
-    for (const port of [proxyPort, clamsmtpPort]) await load(port, 2); // warm-up
+    for (const port of [proxyPort, wholeOnlyPort, clamsmtpPort]) await load(port, 2); // warm-up
 
-    const rows: string[][] = [['sessions', 'direct', 'mailmoat + clamd', 'ClamSMTP + clamd', 'mailmoat / ClamSMTP']];
+    const rows: string[][] = [['sessions', 'direct', 'mailmoat + clamd', 'ClamSMTP + clamd', 'mailmoat / ClamSMTP', 'mailmoat, scan: message', 'clamd alone (1 scan/msg)']];
+    const clamd = new ClamdClient({ kind: 'unix', path: clamdSocket }, 60_000);
     for (const sessions of [1, 10]) {
       const direct = await load(sinkPort, sessions);
       const mailmoat = await load(proxyPort, sessions);
       const clamsmtp = await load(clamsmtpPort, sessions);
-      rows.push([String(sessions), `${direct.toFixed(0)} msg/s`, `${mailmoat.toFixed(0)} msg/s`, `${clamsmtp.toFixed(0)} msg/s`, `${(mailmoat / clamsmtp).toFixed(2)}x`]);
+      const wholeOnly = await load(wholeOnlyPort, sessions);
+      const alone = await scanAlone(clamd, sessions);
+      rows.push([String(sessions), `${direct.toFixed(0)} msg/s`, `${mailmoat.toFixed(0)} msg/s`, `${clamsmtp.toFixed(0)} msg/s`, `${(mailmoat / clamsmtp).toFixed(2)}x`, `${wholeOnly.toFixed(0)} msg/s (${(wholeOnly / clamsmtp).toFixed(2)}x)`, `${alone.toFixed(0)} msg/s`]);
     }
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
     console.log(`antivirus relay bench: ${MESSAGES} messages of 100 KB with fresh random attachments per run, same clamd, same smtp-sink`);

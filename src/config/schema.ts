@@ -142,6 +142,8 @@ export const policySchema = z
       scan_timeout_seconds: seconds(120),
       max_scan_bytes: bytes(25 * 1024 * 1024),
       concurrency: z.number().int().positive().max(64).default(4),
+      /** What goes to clamd: each decoded part and the raw message (a second reading), or only one of them. */
+      scan: z.enum(['parts-and-message', 'parts', 'message']).default('parts-and-message'),
     })
     .prefault({}),
   smtp: z

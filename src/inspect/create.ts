@@ -51,6 +51,7 @@ export async function createMailInspector(policy: Readonly<Policy>, options: Cre
         concurrency: policy.antivirus.concurrency,
         infected: policy.antivirus.infected,
         failure: policy.antivirus.failure,
+        scope: policy.antivirus.scan,
       };
   const spoolOptions = { dir: policy.spool.dir || tmpdir(), memoryThresholdBytes: policy.spool.memory_threshold_bytes };
   return new MailInspector(

@@ -81,6 +81,8 @@ export interface ScannerPolicy {
   infected: 'strip' | 'reject';
   /** Scanner down, timed out or failing. */
   failure: 'tempfail' | 'pass';
+  /** What is sent: each decoded part and the raw message as a second reading, or one of them. */
+  scope: 'parts-and-message' | 'parts' | 'message';
 }
 
 export interface InspectorPolicy {
@@ -150,7 +152,8 @@ export class MailInspector implements Inspector {
   async examine(message: MessageSource, context?: InspectionContext): Promise<InspectionReport> {
     let leaves: LeafPart[];
     const ambiguous: AmbiguousNode[] = [];
-    const scans = this.policy.scanner === undefined ? undefined : new PartScans(this.policy.scanner);
+    const scanner = this.policy.scanner;
+    const scans = scanner === undefined || scanner.scope === 'message' ? undefined : new PartScans(scanner);
     try {
       leaves = await walkLeafParts(message, this.policy.limits, 0, ambiguous, scans);
     } catch (error) {
@@ -165,12 +168,17 @@ export class MailInspector implements Inspector {
     let worst: { action: PartAction; reason: string } = { action: 'pass', reason: '' };
     let warnings = 0;
     const exempt = context !== undefined && this.allowed(context);
-    if (scans !== undefined && this.policy.scanner !== undefined) {
+    if (scanner !== undefined && scanner.scope !== 'parts') {
       // The raw message too, as a second reading: clamd's own MIME parser may see what ours does not.
-      const whole = scanFinding('whole message', '', await this.policy.scanner.client.scan(() => message.open()));
+      // Like a part, a message larger than clamd is configured to accept is not sent (clamd would hang up mid-stream).
+      const whole =
+        message.size > scanner.maxBytes
+          ? ({ part: 'whole message', filename: '', kind: 'unscannable', unscannable: 'limits', reason: `larger than the ${scanner.maxBytes} bytes sent to the virus scanner` } satisfies Finding)
+          : scanFinding('whole message', '', await scanner.client.scan(() => message.open()));
       const partInfected = [...(scanned?.values() ?? [])].some((finding) => finding?.kind === 'virus');
-      // Encryption and size limits are judged per part (a message over clamd's stream limit is no reason to refuse it).
-      if (whole !== undefined && whole.kind !== 'unscannable' && (whole.kind !== 'virus' || !partInfected)) {
+      // Encryption and size limits are judged per part (a message over clamd's stream limit is no reason to
+      // refuse it), unless the message is the only reading (scope `message`): then limits never mean clean.
+      if (whole !== undefined && (whole.kind !== 'unscannable' || scanner.scope === 'message') && (whole.kind !== 'virus' || !partInfected)) {
         findings.push(whole);
         const action = this.findingAction(whole, false);
         // A virus found only in the message as a whole cannot be cut out: the message is refused.

@@ -76,7 +76,8 @@ t.test('through the SMTP proxy: the virus is stripped upstream; scanner down ans
 t.test('a message larger than clamd accepts in one stream is judged by its parts', async (t) => {
   const clamd = await startClamd(t);
   const big = multipart(['Content-Type: application/octet-stream; name="a.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(6 * 1024 * 1024, 0x61).toString('base64').replace(/.{76}/g, '$&\r\n'), '--b', 'Content-Type: application/octet-stream; name="b.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(6 * 1024 * 1024, 0x62).toString('base64').replace(/.{76}/g, '$&\r\n'), '']);
-  const { report } = await examine(`antivirus:\n  clamd: unix:${clamd.socket}\n`, big);
+  // max_scan_bytes as the test clamd's StreamMaxLength (10M): the message is not sent whole, its parts are.
+  const { report } = await examine(`antivirus:\n  clamd: unix:${clamd.socket}\n  max_scan_bytes: 10485760\n`, big);
   t.equal(report.verdict.action, 'pass', 'two clean 6 MB parts pass although the whole message is over the 10 MB stream limit');
 });
 
@@ -108,4 +109,26 @@ t.test('a list of clamd addresses fails over to the next one that answers', asyn
   const none = await examine('antivirus:\n  clamd: ["unix:/nonexistent/a.sock", "unix:/nonexistent/b.sock"]\n', CASES.attachment ?? '');
   t.equal(none.report.verdict.action, 'tempfail', 'none answers: tempfail');
   t.throws(() => parsePolicyText('antivirus:\n  clamd: ["managed"]\n', 'test'), /antivirus\.clamd/, 'a list holds addresses only');
+});
+
+t.test('antivirus.scan narrows what goes to clamd: parts, or the raw message only', async (t) => {
+  const clamd = await startClamd(t);
+  const policy = (scan: string): string => `antivirus:\n  clamd: unix:${clamd.socket}\n  max_scan_bytes: 10485760\n  scan: ${scan}\n`;
+  const parts = await examine(policy('parts'), CASES.attachment ?? '');
+  t.equal(parts.report.verdict.action, 'rewrite', 'parts: the infected part is stripped');
+  t.notOk(parts.report.findings.some((finding) => finding.part === 'whole message'), 'parts: the message as a whole is not scanned');
+
+  const whole = await examine(policy('message'), CASES.attachment ?? '');
+  t.match(whole.report.verdict, { action: 'reject', reason: /infected/ }, 'message: a virus cannot be cut out of the message, so it is refused');
+  t.same(whole.report.findings.map((finding) => finding.part), ['whole message'], 'message: only the message as a whole was scanned');
+  const clean = await examine(policy('message'), multipart(['Content-Type: text/plain', '', 'nothing to see', '']));
+  t.equal(clean.report.verdict.action, 'pass', 'message: a clean message passes');
+
+  // Over clamd's 10 MB stream limit: with the message as the only reading, that is never a pass.
+  const big = multipart(['Content-Type: application/octet-stream; name="a.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(8 * 1024 * 1024, 0x61).toString('base64').replace(/.{76}/g, '$&\r\n'), '']);
+  const tooBig = await examine(policy('message'), big);
+  t.not(tooBig.report.verdict.action, 'pass', 'message: a message clamd cannot read whole is not passed');
+  t.ok(tooBig.report.findings.some((finding) => finding.kind === 'unscannable' && finding.part === 'whole message'), 'message: it is unscannable (limits)');
+  const tooBigParts = await examine(policy('parts-and-message'), big);
+  t.equal(tooBigParts.report.verdict.action, 'pass', 'parts-and-message: the same message passes on its clean part');
 });
