@@ -154,6 +154,10 @@ export class MailInspector implements Inspector {
     const ambiguous: AmbiguousNode[] = [];
     const scanner = this.policy.scanner;
     const scans = scanner === undefined || scanner.scope === 'message' ? undefined : new PartScans(scanner);
+    // The raw message too, as a second reading (clamd's own MIME parser may see what ours does not),
+    // scanned while the walk runs. Like a part, a message larger than clamd is configured to accept is
+    // not sent (clamd would hang up mid-stream). scan() never throws: a failure is an outcome.
+    const wholeScan = scanner === undefined || scanner.scope === 'parts' || message.size > scanner.maxBytes ? undefined : scanner.client.scan(() => message.open());
     try {
       leaves = await walkLeafParts(message, this.policy.limits, 0, ambiguous, scans);
     } catch (error) {
@@ -169,12 +173,10 @@ export class MailInspector implements Inspector {
     let warnings = 0;
     const exempt = context !== undefined && this.allowed(context);
     if (scanner !== undefined && scanner.scope !== 'parts') {
-      // The raw message too, as a second reading: clamd's own MIME parser may see what ours does not.
-      // Like a part, a message larger than clamd is configured to accept is not sent (clamd would hang up mid-stream).
       const whole =
-        message.size > scanner.maxBytes
+        wholeScan === undefined
           ? ({ part: 'whole message', filename: '', kind: 'unscannable', unscannable: 'limits', reason: `larger than the ${scanner.maxBytes} bytes sent to the virus scanner` } satisfies Finding)
-          : scanFinding('whole message', '', await scanner.client.scan(() => message.open()));
+          : scanFinding('whole message', '', await wholeScan);
       const partInfected = [...(scanned?.values() ?? [])].some((finding) => finding?.kind === 'virus');
       // Encryption and size limits are judged per part (a message over clamd's stream limit is no reason to
       // refuse it), unless the message is the only reading (scope `message`): then limits never mean clean.
