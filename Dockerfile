@@ -18,6 +18,12 @@ RUN npm ci --no-audit --no-fund && test -f native/build/Release/original_dst.nod
 
 FROM node:24-slim
 ENV NODE_ENV=production
+# clamd for antivirus.clamd: managed (mailmoat runs and supervises it), and freshclam for its
+# signatures (deploy/docker-compose.sidecar.yml runs it as a second service on a shared volume).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav-daemon clamav-freshclam >/dev/null \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o node -g node -m 0755 /var/lib/clamav /etc/mailmoat \
+ && printf 'DatabaseDirectory /var/lib/clamav\nDatabaseMirror database.clamav.net\nForeground yes\nLogTime yes\n' > /etc/mailmoat/freshclam.conf
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
@@ -27,8 +33,8 @@ COPY policies ./policies
 COPY policies/default.yaml /etc/mailmoat/policy.yaml
 RUN ln -s /app/dist/src/cli.js /usr/local/bin/mailmoat && chmod +x /app/dist/src/cli.js \
  && install -d -o node -g node -m 0700 /var/lib/mailmoat/quarantine
-# The quarantine (quarantine.dir) should outlive the container: mount a volume there.
-VOLUME /var/lib/mailmoat/quarantine
+# The quarantine (quarantine.dir) and the signatures should outlive the container: mount volumes there.
+VOLUME /var/lib/mailmoat/quarantine /var/lib/clamav
 USER node
 EXPOSE 2525
 HEALTHCHECK --interval=30s --timeout=10s CMD ["mailmoat", "check", "--policy", "/etc/mailmoat/policy.yaml"]
