@@ -33,6 +33,7 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)   # renders the status page in a test
   need ip iproute2            # network namespaces and veth pairs for the transparent-gateway tests
   need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
+  [ -x /usr/sbin/haproxy ] || missing+=(haproxy)   # a real load balancer sending PROXY protocol v1 and v2 headers
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with

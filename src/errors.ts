@@ -25,6 +25,7 @@ export const REPLIES = {
   httpRequest: reply(421, '4.7.0 This is an SMTP service, not HTTP'),
   tooManyUnknown: reply(421, '4.7.0 Too many unrecognized commands, closing connection'),
   tooManySessions: reply(421, '4.7.0 Too many connections, try again later'),
+  proxyHeaderRequired: reply(421, '4.7.0 Connections here must come through the load balancer (PROXY protocol)'),
   routingLoop: reply(421, '4.4.6 Routing loop: this connection was addressed to the proxy itself'),
   noOriginalDestination: reply(421, '4.4.0 The proxy cannot tell where this connection was going, try again later'),
   dataTooSlow: reply(421, '4.4.2 Data arriving too slowly, closing connection'),

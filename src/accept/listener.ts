@@ -6,6 +6,9 @@
  * The upstream is fixed (host:port), the connection's original destination before an
  * iptables REDIRECT (`original-destination`, SO_ORIGINAL_DST; one that is the proxy
  * itself is refused with 421 4.4.6), or for POP3 named at login (`from-username`).
+ * With `proxy_protocol: true` the connection must begin with a PROXY protocol header
+ * (v1 or v2, from a load balancer); the client it names is the downstream for
+ * direction, limits and logs, and a connection without one is refused.
  * Sockets are half-open capable (a downstream may send QUIT and FIN together and
  * still read the reply). On an implicit-TLS listener (RFC 8314) the TLS handshake
  * with the downstream comes first, and the upstream is dialled with TLS too.
@@ -24,6 +27,7 @@ import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
 import { formatDestination, originalDestination, OriginalDestinationError, requireAddon } from './original-destination.js';
+import { readProxyHeader, type Endpoint, ProxyHeaderError } from './proxy-protocol.js';
 import { AdmissionControl } from './admission.js';
 import { REPLIES, type Reply } from '../errors.js';
 import { serializeReply } from '../session/smtp/replies.js';
@@ -82,6 +86,8 @@ function derive(options: ListenerOptions): Derived {
 }
 
 type Session = SmtpSession | Pop3Session;
+
+const label = (endpoint: Endpoint): string => `${endpoint.address}:${endpoint.port}`;
 
 /** How long a refused connection may take to read its 421 before it is closed. */
 const REFUSAL_LINGER_MS = 2000;
@@ -182,25 +188,46 @@ export class Listener extends EventEmitter<ListenerEvents> {
       socket.destroy();
       return;
     }
-    const admission = this.admission.admit(socket.remoteAddress ?? '');
-    if (!admission.admitted) return this.refuse(socket, admission.limit);
-    socket.once('close', admission.release);
+    const peer: Endpoint = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    if (!this.options.listener.proxy_protocol) return this.admit(socket, peer);
+    this.track(socket);
+    socket.on('error', () => undefined);
+    readProxyHeader(socket, this.options.policy.timeouts.proxy_header_seconds * 1000).then(
+      // LOCAL / UNKNOWN (a load balancer's health check): the connection's own addresses.
+      (header) => this.admit(socket, header.source ?? peer),
+      (error: ProxyHeaderError) => {
+        this.options.logger.info({ downstream: label(peer), reason: error.reason, detail: error.message }, 'connection refused: no valid PROXY protocol header');
+        this.sendRefusal(socket, REPLIES.proxyHeaderRequired, POP3_RESPONSES.proxyHeaderRequired);
+      },
+    );
+  }
+
+  private track(socket: Socket): void {
+    if (this.sockets.has(socket)) return;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** `client`: who is on the other end (the connection's peer, or the client a PROXY header names). */
+  private admit(socket: Socket, client: Endpoint): void {
+    const admission = this.admission.admit(client.address);
+    if (!admission.admitted) return this.refuse(socket, client, admission.limit);
+    socket.once('close', admission.release);
+    this.track(socket);
     let upstream: HostPort | undefined;
     try {
       upstream = this.upstreamFor(socket);
     } catch (error) {
-      if (error instanceof OriginalDestinationError) return this.refuseUnroutable(socket, error);
+      if (error instanceof OriginalDestinationError) return this.refuseUnroutable(socket, client, error);
       throw error;
     }
-    if (this.options.listener.tls !== 'implicit') return this.startSession(socket, upstream);
+    if (this.options.listener.tls !== 'implicit') return this.startSession(socket, upstream, client);
     socket.on('error', () => undefined);
     const { policy, tlsSetup, logger } = this.options;
     acceptTls(socket, tlsSetup, this.tlsName(upstream), policy.tls.handshake_seconds).then(
-      (secure) => this.startSession(secure, upstream),
+      (secure) => this.startSession(secure, upstream, client),
       (error: unknown) => {
-        logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, reason: (error as Error).message }, 'TLS handshake with the downstream failed');
+        logger.info({ downstream: label(client), reason: (error as Error).message }, 'TLS handshake with the downstream failed');
         socket.destroy();
       },
     );
@@ -225,16 +252,16 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   /** Over a limit: told to come back later. */
-  private refuse(socket: Socket, limit: string): void {
-    this.options.logger.info({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, limit }, 'connection refused by a limit');
+  private refuse(socket: Socket, client: Endpoint, limit: string): void {
+    this.options.logger.info({ downstream: label(client), limit }, 'connection refused by a limit');
     this.emit('limit', limit);
     this.sendRefusal(socket, REPLIES.tooManySessions, POP3_RESPONSES.tooManySessions);
   }
 
   /** No usable original destination (a loop, a connection that was not redirected, no addon): 421, never a guess. */
-  private refuseUnroutable(socket: Socket, error: OriginalDestinationError): void {
+  private refuseUnroutable(socket: Socket, client: Endpoint, error: OriginalDestinationError): void {
     const destination = error.destination === undefined ? undefined : formatDestination(error.destination);
-    this.options.logger.warn({ downstream: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, reason: error.reason, destination, detail: error.message }, 'connection refused: no usable original destination');
+    this.options.logger.warn({ downstream: label(client), reason: error.reason, destination, detail: error.message }, 'connection refused: no usable original destination');
     if (error.reason === 'loop') this.sendRefusal(socket, REPLIES.routingLoop, POP3_RESPONSES.routingLoop);
     else this.sendRefusal(socket, REPLIES.noOriginalDestination, POP3_RESPONSES.noOriginalDestination);
   }
@@ -250,9 +277,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
     setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 
-  private startSession(socket: Socket, upstream: HostPort | undefined): void {
+  private startSession(socket: Socket, upstream: HostPort | undefined, client: Endpoint): void {
     const id = `${this.idPrefix}-${(++this.sessionCount).toString(36)}`;
-    const session = this.options.listener.protocol === 'pop3' ? this.pop3Session(socket, id, upstream) : this.smtpSession(socket, id, upstream);
+    const session = this.options.listener.protocol === 'pop3' ? this.pop3Session(socket, id, upstream, client) : this.smtpSession(socket, id, upstream, client);
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('passthrough', () => this.emit('passthrough'));
@@ -268,16 +295,15 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return dialUpstream(address, policy.timeouts.upstream_connect_seconds);
   }
 
-  private smtpSession(socket: Socket, id: string, upstreamAddress: HostPort | undefined): SmtpSession {
+  private smtpSession(socket: Socket, id: string, upstreamAddress: HostPort | undefined, client: Endpoint): SmtpSession {
     const { policy, listener, logger, inspector } = this.options;
     const { directions, spoolDir, starttls } = this.derived;
     if (upstreamAddress === undefined) throw new Error('an SMTP listener needs an upstream');
-    const remoteAddress = socket.remoteAddress ?? '';
-    const direction = directions.directionOf(remoteAddress);
+    const direction = directions.directionOf(client.address);
     const session = new SmtpSession({
       id,
       downstream: socket,
-      downstreamLabel: `${remoteAddress}:${socket.remotePort ?? 0}`,
+      downstreamLabel: label(client),
       connectUpstream: () => this.dial(upstreamAddress),
       upstreamLabel: this.derived.upstream.kind === 'fixed' ? listener.upstream : formatDestination(upstreamAddress),
       direction,
@@ -299,13 +325,13 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   /** POP3 retrievals are inspected whatever the direction (`inspect.pop3`): the mail comes from the server. */
-  private pop3Session(socket: Socket, id: string, upstreamAddress: HostPort | undefined): Pop3Session {
+  private pop3Session(socket: Socket, id: string, upstreamAddress: HostPort | undefined, client: Endpoint): Pop3Session {
     const { policy, logger, inspector } = this.options;
     const { allowPop3Upstream, spoolDir, starttls } = this.derived;
     const session = new Pop3Session({
       id,
       downstream: socket,
-      downstreamLabel: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+      downstreamLabel: label(client),
       upstream: upstreamAddress,
       allowUpstream: allowPop3Upstream,
       dial: (address) => this.dial(address),

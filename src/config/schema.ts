@@ -78,6 +78,8 @@ export const listenerSchema = z
     tls: z.enum(['none', 'implicit']).default('none'),
     /** The name on the certificate presented when the client sends no SNI (default: the upstream's host). */
     tls_name: z.string().min(1).max(253).optional(),
+    /** true: every connection begins with a PROXY protocol v1/v2 header (a load balancer's), whose client address counts. */
+    proxy_protocol: z.boolean().default(false),
   })
   .refine((listener) => listener.upstream !== 'from-username' || listener.protocol === 'pop3', {
     message: 'upstream: from-username is only for pop3 listeners',
@@ -230,6 +232,8 @@ export const policySchema = z
   timeouts: z
     .strictObject({
       upstream_connect_seconds: seconds(30),
+      /** A listener with proxy_protocol: the whole PROXY header must arrive within this. */
+      proxy_header_seconds: seconds(10),
       greeting_seconds: seconds(300),
       command_seconds: seconds(300),
       data_seconds: seconds(180),

@@ -12,7 +12,7 @@ import { demoSamples } from '../../src/demo/samples.js';
 import { initCa } from '../../src/tls/ca.js';
 import { createTestPki } from '../../bench/test-pki.js';
 import { startTestDovecot } from '../helpers/dovecot.js';
-import { startListener, type ListenerTls } from '../helpers/proxy.js';
+import { startListener, type ListenerSettings } from '../helpers/proxy.js';
 import { poplibSession, type PoplibStep } from '../helpers/poplib.js';
 import { RawPop3 } from '../helpers/pop3-raw.js';
 
@@ -25,7 +25,7 @@ t.teardown(() => inspector.close());
 const executable = demoSamples().find((sample) => sample.title.startsWith('invoice.pdf.exe'))?.content ?? Buffer.alloc(0);
 const dovecot = await startTestDovecot(t, [{ name: 'alice', password: 'secret', messages: [executable] }], { tls: { certFile: pki.certFile, keyFile: pki.keyFile } });
 
-function proxyFor(t: Test, listener: ListenerTls, upstream = `127.0.0.1:${dovecot.port}`, upstreamCa = pki.caFile, pop3 = {}) {
+function proxyFor(t: Test, listener: ListenerSettings, upstream = `127.0.0.1:${dovecot.port}`, upstreamCa = pki.caFile, pop3 = {}) {
   return startListener(t, 'pop3', upstream, { tls: { ca_cert: ca.certPath, ca_key: ca.keyPath, upstream_ca: upstreamCa }, pop3 }, inspector, listener);
 }
 

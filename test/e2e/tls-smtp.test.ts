@@ -13,7 +13,7 @@ import { initCa } from '../../src/tls/ca.js';
 import { createTestPki } from '../../bench/test-pki.js';
 import { startTestPostfix } from '../helpers/postfix.js';
 import { SmtpSink } from '../helpers/smtp-sink.js';
-import { startListener, type ListenerTls } from '../helpers/proxy.js';
+import { startListener, type ListenerSettings } from '../helpers/proxy.js';
 import { smtplibSend } from '../helpers/smtplib.js';
 import { RawClient } from '../helpers/client.js';
 
@@ -29,7 +29,7 @@ const postfix = await startTestPostfix(t, { certFile: pki.certFile, keyFile: pki
 const executable = demoSamples().find((sample) => sample.title.startsWith('invoice.pdf.exe'))?.content ?? Buffer.alloc(0);
 const tlsPolicy = (upstreamCa = pki.caFile) => ({ tls: { ca_cert: ca.certPath, ca_key: ca.keyPath, upstream_ca: upstreamCa } });
 
-function proxyFor(t: Test, listener: ListenerTls, upstreamPort = postfix.port, upstreamCa?: string) {
+function proxyFor(t: Test, listener: ListenerSettings, upstreamPort = postfix.port, upstreamCa?: string) {
   return startListener(t, 'smtp', `127.0.0.1:${upstreamPort}`, tlsPolicy(upstreamCa), inspector, listener);
 }
 

@@ -40,10 +40,10 @@ export function startTestPop3Proxy(t: Test, upstream: number | 'from-username', 
   return startListener(t, 'pop3', upstream === 'from-username' ? upstream : `127.0.0.1:${upstream}`, overrides, inspector);
 }
 
-/** The listener's TLS settings (listeners[].starttls, tls, tls_name). */
-export type ListenerTls = Partial<Pick<ListenerPolicy, 'starttls' | 'tls' | 'tls_name'>>;
+/** The listener's own settings besides protocol, listen and upstream (TLS, PROXY protocol). */
+export type ListenerSettings = Partial<Pick<ListenerPolicy, 'starttls' | 'tls' | 'tls_name' | 'proxy_protocol'>>;
 
-export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector, tls: ListenerTls = {}): Promise<TestProxy> {
+export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector, settings: ListenerSettings = {}): Promise<TestProxy> {
   // Each test proxy has its own quarantine folder (the default one is a system path).
   const quarantineDir = overrides.quarantine?.dir ?? (await mkdtemp(join(tmpdir(), 'mailmoat-quarantine-')));
   if (overrides.quarantine?.dir === undefined) t.teardown(() => rm(quarantineDir, { recursive: true, force: true }));
@@ -54,7 +54,7 @@ export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream
       // Every test client comes from 127.0.0.1 and some connect hundreds of times: the per-address
       // limits are raised unless the test is about them.
       limits: { max_sessions_per_address: 1000, max_connections_per_address_per_minute: 100_000, ...overrides.limits },
-      listeners: [{ protocol, listen: '127.0.0.1:0', upstream, ...tls }],
+      listeners: [{ protocol, listen: '127.0.0.1:0', upstream, ...settings }],
       log: { level: 'debug' },
     },
     'test',

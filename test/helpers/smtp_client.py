@@ -4,7 +4,8 @@ Usage: python3 smtp_client.py JSON_OPTIONS < message
 Options: {"host": "127.0.0.1", "port": 2525, "mode": "plain" | "starttls" | "implicit",
           "cafile": "/path/ca.pem" (verify against it; required for starttls/implicit),
           "server_hostname": "localhost" (the name to verify and send as SNI; default host),
-          "sender": "a@example.org", "recipients": ["b@example.net"]}
+          "sender": "a@example.org", "recipients": ["b@example.net"],
+          "source_address": "127.0.0.5" (the local address to connect from; default any)}
 Prints one JSON object: {"ok": bool, "features_before": [...], "features_after": [...],
 "response": "...", "error": "...", "peer_issuer": "...", "tls_version": "..."}.
 """
@@ -26,7 +27,8 @@ def main():
         if options["mode"] == "implicit":
             client = smtplib.SMTP_SSL(host, options["port"], context=context, timeout=30, source_address=None)
         else:
-            client = smtplib.SMTP(timeout=30)
+            source = (options["source_address"], 0) if options.get("source_address") else None
+            client = smtplib.SMTP(timeout=30, source_address=source)
             client.connect(options["host"], options["port"])
             client._host = host  # the name starttls() verifies and sends as SNI
         client.ehlo("client.example.org")

@@ -13,6 +13,8 @@ export interface SmtplibOptions {
   cafile?: string;
   /** The name verified and sent as SNI (default 127.0.0.1: no SNI, an IP check). */
   serverHostname?: string;
+  /** The local address to connect from (plain and starttls modes), e.g. another 127.0.0.0/8 address. */
+  sourceAddress?: string;
 }
 
 export interface SmtplibResult {
@@ -26,7 +28,7 @@ export interface SmtplibResult {
 }
 
 export function smtplibSend(options: SmtplibOptions, message: Buffer): Promise<SmtplibResult> {
-  const json = JSON.stringify({ host: '127.0.0.1', port: options.port, mode: options.mode, cafile: options.cafile, ...(options.serverHostname ? { server_hostname: options.serverHostname } : {}) });
+  const json = JSON.stringify({ host: '127.0.0.1', port: options.port, mode: options.mode, cafile: options.cafile, ...(options.serverHostname ? { server_hostname: options.serverHostname } : {}), ...(options.sourceAddress ? { source_address: options.sourceAddress } : {}) });
   return new Promise((resolve, reject) => {
     const child = execFile('python3', [SCRIPT, json], { timeout: 60_000 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${error.message}\n${stderr}`));

@@ -27,7 +27,7 @@ t.test('policies/default.yaml is valid and states the defaults', async (t) => {
   t.same({ ...policy, listeners: [] }, empty, 'the annotated file shows exactly the defaults');
   const written = keyPaths(parseYaml(await readFile('policies/default.yaml', 'utf8')));
   t.same(written.sort(), keyPaths(empty).sort(), 'and it writes every key out');
-  t.same(policy.listeners, [{ protocol: 'smtp', listen: '0.0.0.0:2525', upstream: '127.0.0.1:25', tls: 'none' }]);
+  t.same(policy.listeners, [{ protocol: 'smtp', listen: '0.0.0.0:2525', upstream: '127.0.0.1:25', tls: 'none', proxy_protocol: false }]);
 });
 
 t.test('a misspelt key names its path and the nearest valid key', async (t) => {

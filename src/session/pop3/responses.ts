@@ -67,6 +67,7 @@ export const POP3_RESPONSES = {
   internalError: err('[SYS/TEMP] Internal proxy error, closing connection'),
   shuttingDown: err('[SYS/TEMP] mailmoat is shutting down, try again later'),
   tooManySessions: err('[SYS/TEMP] Too many connections, try again later'),
+  proxyHeaderRequired: err('[SYS/TEMP] Connections here must come through the load balancer (PROXY protocol)'),
   routingLoop: err('[SYS/TEMP] Routing loop: this connection was addressed to the proxy itself'),
   noOriginalDestination: err('[SYS/TEMP] The proxy cannot tell where this connection was going, try again later'),
 } as const satisfies Record<string, Buffer>;

@@ -205,6 +205,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   start(): void {
     this.downstream.setNoDelay(true);
     bind(this.downstream, this.downstreamHandlers);
+    // Flowing even when an earlier reader (the PROXY protocol header) left the socket paused.
+    this.downstream.resume();
     this.log.debug({ downstream: this.downstreamLabel, direction: this.options.direction }, 'session opened');
     this.options.connectUpstream().then(
       (socket) => this.guard(this.onUpstreamConnected, socket),
