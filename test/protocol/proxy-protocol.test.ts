@@ -2,7 +2,8 @@
 // the client a v1 or v2 header names decides direction (an external one is inspected and
 // its executable stripped, an internal one is relayed untouched), per-address limits count
 // clients, not the load balancer, the logs name the client, and a connection without a
-// header is refused with 421 before anything reaches the upstream.
+// header is refused with 421 before anything reaches the upstream; a POP3 listener behind
+// the balancer against a real Dovecot.
 import t, { type Test } from 'tap';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -10,7 +11,9 @@ import { parsePolicyText } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import { demoSamples, windowsProgramStub } from '../../src/demo/samples.js';
 import { SmtpSink, asDumped } from '../helpers/smtp-sink.js';
-import { startListener } from '../helpers/proxy.js';
+import { passInspector, startListener } from '../helpers/proxy.js';
+import { startTestDovecot } from '../helpers/dovecot.js';
+import { RawPop3 } from '../helpers/pop3-raw.js';
 import { RawClient } from '../helpers/client.js';
 
 const v1 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP4 ${source} 192.0.2.25 ${port} 25\r\n`);
@@ -130,4 +133,21 @@ t.test('per-address limits count the clients the headers name, not the load bala
   t.equal(other.replies[0]?.code, 220, 'another client through the same load balancer is served');
   other.close();
   t.ok(proxy.logs.some((line) => line.msg === 'connection refused by a limit' && line.downstream === '203.0.113.7:40000'), 'the refusal names the client');
+});
+
+t.test('a POP3 listener behind the balancer: the header and the first command in one write, against a real Dovecot', async (t) => {
+  const message = Buffer.from('From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n', 'latin1');
+  const dovecot = await startTestDovecot(t, [{ name: 'alice', password: 'secret', messages: [message] }]);
+  const proxy = await startListener(t, 'pop3', `127.0.0.1:${dovecot.port}`, {}, passInspector, { proxy_protocol: true });
+  const client = await RawPop3.connect(proxy.port);
+  t.teardown(() => client.close());
+  client.send(Buffer.concat([v2('203.0.113.7'), Buffer.from('CAPA\r\n')]));
+  t.match(await client.line(), /^\+OK/, 'the greeting');
+  t.match((await client.multiline()).toString('latin1'), /^\+OK/, 'CAPA, sent behind the header in the same write, is answered');
+  t.match(await client.command('USER alice'), /^\+OK/);
+  t.match(await client.command('PASS secret'), /^\+OK/);
+  client.send('RETR 1\r\n');
+  t.match((await client.multiline()).toString('latin1'), /Subject: hello/, 'RETR through the proxy');
+  t.match(await client.command('QUIT'), /^\+OK/);
+  t.ok(proxy.logs.some((line) => line.downstream === '203.0.113.7:40000'), 'the logs name the client');
 });
