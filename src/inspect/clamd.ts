@@ -12,6 +12,7 @@
  * writes then fail; limits and encryption heuristics are never "clean".
  */
 import { connect, type Socket } from 'node:net';
+import { writeAll } from '../wire/socket-write.js';
 
 export type ClamdAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -114,11 +115,8 @@ export class ClamdClient {
       for (let offset = 0; offset < data.length; offset += CHUNK_BYTES) {
         const piece = data.subarray(offset, offset + CHUNK_BYTES);
         if (socket.destroyed) return;
-        const flowing = socket.write(Buffer.concat([header(piece.length), piece]));
-        if (!flowing) await new Promise<void>((resolve) => {
-          socket.once('drain', resolve);
-          socket.once('close', resolve);
-        });
+        // A close while waiting ends the stream: the reply (or its absence) decides the outcome.
+        if (!(await writeAll(socket, [header(piece.length), piece]).then(() => true, () => false))) return;
       }
     }
     if (!socket.destroyed) socket.write(header(0));
