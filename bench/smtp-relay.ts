@@ -103,11 +103,13 @@ async function main(): Promise<void> {
   const sink = spawn('smtp-sink', [...(asRoot ? ['-u', 'nobody'] : []), `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
   const proxyPort = await freePort();
   const policy = join(dir, 'policy.yaml');
-  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${proxyPort}\n    upstream: 127.0.0.1:${sinkPort}\n`);
+  // Every session comes from 127.0.0.1: the per-address admission limits are not what is measured.
+  const benchOnly = 'admin:\n  listen: ""\nlimits:\n  max_sessions_per_address: 10000\n  max_connections_per_address_per_minute: 1000000\n';
+  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${proxyPort}\n    upstream: 127.0.0.1:${sinkPort}\n${benchOnly}`);
   const proxy = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: 'ignore' });
   const relayPort = await freePort();
   const relayPolicy = join(dir, 'relay-only.yaml');
-  await writeFile(relayPolicy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${relayPort}\n    upstream: 127.0.0.1:${sinkPort}\ninspect:\n  smtp: none\n`);
+  await writeFile(relayPolicy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${relayPort}\n    upstream: 127.0.0.1:${sinkPort}\ninspect:\n  smtp: none\n${benchOnly}`);
   const relay = spawn(process.execPath, [CLI, 'start', '--policy', relayPolicy], { stdio: 'ignore' });
   const pipePort = await freePort();
   const pipe = spawn(process.execPath, [PIPE, String(pipePort), String(sinkPort)], { stdio: 'ignore' });
