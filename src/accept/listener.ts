@@ -224,7 +224,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
     if (this.options.listener.tls !== 'implicit') return this.startSession(socket, upstream, client);
     socket.on('error', () => undefined);
     const { policy, tlsSetup, logger } = this.options;
-    acceptTls(socket, tlsSetup, this.tlsName(upstream), policy.tls.handshake_seconds).then(
+    // Bytes already read (behind a PROXY header) are the ClientHello: TLS gets them.
+    acceptTls(socket, tlsSetup, this.tlsName(upstream), policy.tls.handshake_seconds, 'hand-over').then(
       (secure) => this.startSession(secure, upstream, client),
       (error: unknown) => {
         logger.info({ downstream: label(client), reason: (error as Error).message }, 'TLS handshake with the downstream failed');

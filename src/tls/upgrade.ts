@@ -6,7 +6,9 @@
  *
  * Before a plain socket is wrapped, every byte it has buffered is discarded:
  * plaintext that arrived with the STARTTLS command must never be taken as part of
- * the TLS session (CVE-2011-0411, the STARTTLS command injection).
+ * the TLS session (CVE-2011-0411, the STARTTLS command injection). Except at accept
+ * on an implicit-TLS listener ('hand-over'): every byte is TLS from the first there,
+ * and bytes read together with a PROXY protocol header are the client's ClientHello.
  */
 import { connect as tlsConnect, createSecureContext, rootCertificates, TLSSocket, type SecureContext } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
@@ -69,10 +71,10 @@ function settle<T extends TLSSocket>(socket: T, event: 'secure' | 'secureConnect
 }
 
 /** The downstream leg: TLS server with a leaf for the client's SNI name, or for `defaultName`. */
-export function acceptTls(socket: Socket, setup: TlsSetup, defaultName: string, timeoutSeconds: number): Promise<TLSSocket> {
+export function acceptTls(socket: Socket, setup: TlsSetup, defaultName: string, timeoutSeconds: number, buffered: 'discard' | 'hand-over' = 'discard'): Promise<TLSSocket> {
   const leafFor = setup.leafFor;
   if (leafFor === undefined) return Promise.reject(new Error('no CA configured (tls.ca_cert, tls.ca_key)'));
-  discardBuffered(socket);
+  if (buffered === 'discard') discardBuffered(socket);
   const secure = new TLSSocket(socket, {
     isServer: true,
     secureContext: leafFor(defaultName),

@@ -3,6 +3,8 @@
 // with its own certificate (STARTTLS and SMTPS) -> smtp-sink, where what arrived is read.
 import t, { type Test } from 'tap';
 import { connect as tlsConnect } from 'node:tls';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +121,20 @@ t.test('implicit TLS (465): TLS on accept with our leaf, TLS to Postfix\'s SMTPS
   const messages = await delivered(before + 1);
   t.equal(messages.filter((message) => message.body.includes('mailmoat removed the attachment')).length, 3, 'inspected (the two intercepted ones and this one)');
   t.equal(proxy.transactions[0]?.tls, 'implicit');
+});
+
+t.test('implicit TLS behind a balancer: the PROXY header and the ClientHello in one write', async (t) => {
+  const proxy = await proxyFor(t, { tls: 'implicit', proxy_protocol: true }, postfix.smtpsPort ?? 0);
+  const raw = connect({ host: '127.0.0.1', port: proxy.port });
+  await once(raw, 'connect');
+  // Corked: the header and the ClientHello tls.connect writes leave in one segment.
+  raw.cork();
+  raw.write('PROXY TCP4 203.0.113.7 192.0.2.25 40000 465\r\n');
+  const secure = tlsConnect({ socket: raw, ca: await readFile(ca.certPath), servername: 'localhost' });
+  process.nextTick(() => raw.uncork());
+  t.teardown(() => secure.destroy());
+  const [greeting] = (await once(secure, 'data')) as [Buffer];
+  t.match(greeting.toString('latin1'), /^220 /, 'the TLS handshake completed and Postfix greeted through it');
+  t.ok(secure.authorized, 'with a leaf from our CA');
+  t.ok(proxy.logs.some((line) => line.downstream === '203.0.113.7:40000'), 'the client named in the header is the downstream');
 });
