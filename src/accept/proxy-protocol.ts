@@ -12,7 +12,7 @@
  * UNKNOWN (v1) and the UNSPEC and UNIX families (v2) carry no client address: the
  * connection's own addresses are used, as the specification requires.
  */
-import { isIPv4, isIPv6, type Socket } from 'node:net';
+import { isIPv4, isIPv6, SocketAddress, type Socket } from 'node:net';
 
 export interface Endpoint {
   address: string;
@@ -81,14 +81,18 @@ function parseV1(data: Buffer): { header: ProxyHeader; length: number } | undefi
   const sourcePort = parsePort(sourcePortText);
   const destinationPort = parsePort(destinationPortText);
   if (valid === undefined || !valid(sourceAddress) || !valid(destinationAddress) || sourcePort === undefined || destinationPort === undefined) throw malformed();
-  return { header: { version: 1, source: { address: sourceAddress, port: sourcePort }, destination: { address: destinationAddress, port: destinationPort } }, length };
+  const spelled = (address: string): string => (family === 'TCP6' ? canonicalIpv6(address) : address);
+  return { header: { version: 1, source: { address: spelled(sourceAddress), port: sourcePort }, destination: { address: spelled(destinationAddress), port: destinationPort } }, length };
 }
 
-/** 16 bytes as RFC 5952 text (the URL parser compresses it). */
+/** An IPv6 address as Node writes it (lower case, compressed, IPv4-mapped as ::ffff:a.b.c.d): one spelling per address, so per-address limits cannot be dodged. */
+const canonicalIpv6 = (text: string): string => new SocketAddress({ address: text, family: 'ipv6' }).address;
+
+/** 16 bytes as an IPv6 address. */
 function ipv6Text(bytes: Buffer): string {
   const groups: string[] = [];
   for (let offset = 0; offset < 16; offset += 2) groups.push(bytes.readUInt16BE(offset).toString(16));
-  return new URL(`http://[${groups.join(':')}]/`).hostname.replace(/^\[|\]$/g, '');
+  return canonicalIpv6(groups.join(':'));
 }
 
 function parseV2(data: Buffer): { header: ProxyHeader; length: number } | undefined {

@@ -41,6 +41,7 @@ const TLVS = Buffer.concat([Buffer.from([0x01, 0x00, 0x04]), Buffer.from('smtp')
 const CASES: { name: string; bytes: Buffer; header: ProxyHeader }[] = [
   { name: 'v1 TCP4', bytes: Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.1 51234 25\r\n'), header: { version: 1, source: { address: '203.0.113.7', port: 51234 }, destination: { address: '192.0.2.1', port: 25 } } },
   { name: 'v1 TCP6', bytes: Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::25 40000 25\r\n'), header: { version: 1, source: { address: '2001:db8::1', port: 40000 }, destination: { address: '2001:db8::25', port: 25 } } },
+  { name: 'v1 TCP6 spelled differently', bytes: Buffer.from('PROXY TCP6 2001:DB8:0:0::1 0:0:0:0:0:ffff:c000:219 40000 25\r\n'), header: { version: 1, source: { address: '2001:db8::1', port: 40000 }, destination: { address: '::ffff:192.0.2.25', port: 25 } } },
   { name: 'v1 UNKNOWN', bytes: Buffer.from('PROXY UNKNOWN\r\n'), header: { version: 1 } },
   { name: 'v1 UNKNOWN with addresses', bytes: Buffer.from('PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n'), header: { version: 1 } },
   { name: 'v2 PROXY IPv4', bytes: v2(1, 0x11, ipv4Block([203, 0, 113, 7], [192, 0, 2, 1], 51234, 25)), header: { version: 2, source: { address: '203.0.113.7', port: 51234 }, destination: { address: '192.0.2.1', port: 25 } } },
