@@ -106,6 +106,8 @@ interface PartState {
   decoder: Transform;
   collected: Buffer[];
   collectedBytes: number;
+  /** Body bytes seen, and of those fed to the decoder while only the sniff window is wanted. */
+  rawBytes: number;
   fedBytes: number;
   archive: boolean;
   uu: UuScanner | undefined;
@@ -177,6 +179,32 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
   let nodeIndex = -1;
   let current: PartState | undefined;
 
+  /** A zip to list, a message to walk, text that may hold uuencoded files, or a part for the scanner. */
+  const needsWhole = (state: PartState): boolean => wholeSink !== undefined || state.archive || state.attached || state.uu !== undefined;
+
+  /**
+   * Only the first bytes are sniffed: the rest of a large body is not decoded at all, unless the part
+   * needs its whole content. A part is a zip when its first decoded bytes say so, so a piece cut to the
+   * sniff window is decoded before the rest of its chunk is dropped: a zip found there gets it all.
+   */
+  const feedBody = async (state: PartState, value: Buffer): Promise<void> => {
+    if (state.otherEncodings.length > 0 && state.rawBytes < SNIFF_FEED_BYTES) state.raw.push(value.subarray(0, SNIFF_FEED_BYTES - state.rawBytes));
+    state.rawBytes += value.length;
+    let offset = 0;
+    while (offset < value.length) {
+      if (needsWhole(state)) {
+        state.decoder.write(offset === 0 ? value : value.subarray(offset));
+        return;
+      }
+      if (state.fedBytes >= SNIFF_FEED_BYTES) return;
+      const piece = value.subarray(offset, offset + SNIFF_FEED_BYTES - state.fedBytes);
+      offset += piece.length;
+      state.fedBytes += piece.length;
+      // Resolves once the decoder took the piece and emitted what it decoded (a decoder error surfaces through `done`).
+      await new Promise<void>((resolve) => state.decoder.write(piece, () => resolve()));
+    }
+  };
+
   const finishCurrent = async (): Promise<void> => {
     if (current === undefined) return;
     const open = current;
@@ -221,7 +249,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       const attached = isAttachedMessage(part.contentType);
       const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
       const otherEncodings = encodings.filter((encoding) => encoding !== (node.encoding || '7bit'));
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, otherEncodings, raw: [], done: Promise.resolve() };
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, rawBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, otherEncodings, raw: [], done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
         uu?.write(decoded);
         if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
@@ -235,14 +263,8 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
         decoder.once('error', reject);
       });
       current = state;
-    } else if (chunk.type === 'body' && current !== undefined && (wholeSink || current.archive || current.attached || current.uu || current.fedBytes < SNIFF_FEED_BYTES)) {
-      // Only the first bytes are sniffed: the rest of a large body is not decoded at all, unless it is
-      // a zip to list, a message to walk, text that may hold uuencoded files, or every part goes to a scanner.
-      const whole = wholeSink !== undefined || current.archive || current.attached || current.uu !== undefined;
-      const piece = whole ? chunk.value : chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes);
-      if (current.otherEncodings.length > 0 && current.fedBytes < SNIFF_FEED_BYTES) current.raw.push(chunk.value.subarray(0, SNIFF_FEED_BYTES - current.fedBytes));
-      current.fedBytes += piece.length;
-      current.decoder.write(piece);
+    } else if (chunk.type === 'body' && current !== undefined) {
+      await feedBody(current, chunk.value);
     }
   }
   await finishCurrent();

@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORPORA } from '../helpers/corpora.js';
 import { storedZip } from '../../src/demo/stored-zip.js';
+import { randomBytes } from 'node:crypto';
+import { parsePolicyText } from '../../src/config/load.js';
+import { createMailInspector } from '../../src/inspect/create.js';
 
 const HARAKA = join(CORPORA, 'haraka-plugin-attachment/test/fixtures');
 const EXTRACTOR = join(CORPORA, 'RecursiveExtractor/RecursiveExtractor.Tests/TestData');
@@ -54,6 +57,19 @@ t.test('encrypted members are unscannable (encrypted)', async (t) => {
   }
   const crypto = await examine(withAttachment('TestDataEncryptedZipCrypto.zip', readFileSync(join(EXTRACTOR, 'TestDataArchives/TestDataEncryptedZipCrypto.zip'))));
   t.ok(crypto.findings.length > 0 && crypto.findings.every((finding) => finding.unscannable === 'encrypted'), 'ZipCrypto members (RecursiveExtractor)');
+});
+
+t.test('a zip known only by its first bytes is listed whole, whatever the chunking', async (t) => {
+  // Neither its name nor its type says zip; it is far larger than the sniff window (16 KB of base64).
+  const zip = storedZip([{ name: 'filler.bin', data: randomBytes(60_000) }, { name: 'payload.exe', data: Buffer.from('MZ') }]);
+  const message = withAttachment('data.bin', zip, 'application/octet-stream');
+  const inspector = await createMailInspector(parsePolicyText('', 'test'));
+  for (const size of [message.length, 65536, 4096, 777]) {
+    const source = { size: message.length, open: async function* () { for (let offset = 0; offset < message.length; offset += size) yield message.subarray(offset, offset + size); } };
+    const report = await inspector.examine(source);
+    t.match(report.findings, [{ kind: 'executable', filename: 'data.bin/payload.exe' }], `chunks of ${size}`);
+  }
+  await inspector.close();
 });
 
 t.test('invalid archives are unscannable (corrupt)', async (t) => {
