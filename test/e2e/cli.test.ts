@@ -98,8 +98,10 @@ t.test('start relays to a real smtp-sink, logs one JSON line per transaction, st
   t.teardown(() => child.kill('SIGKILL'));
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const deadline = Date.now() + 10000;
+  // Generous: on a loaded machine the cluster's workers take a while to load their modules.
+  const deadline = Date.now() + 30_000;
   while (!stdout.includes('"listening"') && Date.now() < deadline) await sleep(50);
+  t.match(stdout, /"listening"/, 'mailmoat start is listening');
   const client = await RawClient.connect(port);
   await client.waitForReplies(1);
   client.send('EHLO cli.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
