@@ -76,17 +76,46 @@ export interface ExecutableList {
   matches(normalizedName: string): string | undefined;
 }
 
-/** A Mailtraq-style wildcard (`*` any run, `?` one character) as a whole-string, case-insensitive RegExp. */
+/**
+ * `*` then printable ASCII without wildcards (`*.exe`, `*.tar.gz`): on a name without upper-case
+ * ASCII letters its case-insensitive RegExp is exactly a suffix test (a non-ASCII character never
+ * case-folds to an ASCII one in a non-Unicode RegExp), so it is looked up, not run.
+ */
+const SUFFIX_PATTERN = /^\*[\x20-\x29\x2b-\x3e\x40-\x7e]+$/;
+const ASCII_UPPER = /[A-Z]/;
+
 /** Compiles Mailtraq-style wildcard patterns (`*.exe`, `setup?.bin`); `#` starts a comment line. */
 export function parseExecutableList(text: string): ExecutableList {
   const patterns = text
     .split(/\r?\n/)
     .map((line) => line.trim().toLowerCase())
     .filter((line) => line !== '' && !line.startsWith('#'));
-  const compiled = patterns.map((pattern) => ({ pattern, regex: wildcardPattern(pattern) }));
+  const compiled = patterns.map((pattern, index) => ({ index, pattern, regex: wildcardPattern(pattern) }));
+  const first = (name: string): string | undefined => compiled.find(({ regex }) => regex.test(name))?.pattern;
+  // The suffix patterns by their last character, and the others, each in list order: the first match wins.
+  const suffixes = new Map<string, { index: number; suffix: string }[]>();
+  const others: typeof compiled = [];
+  for (const entry of compiled) {
+    if (!SUFFIX_PATTERN.test(entry.pattern)) {
+      others.push(entry);
+      continue;
+    }
+    const suffix = entry.pattern.slice(1);
+    const bucket = suffixes.get(suffix.slice(-1)) ?? [];
+    bucket.push({ index: entry.index, suffix });
+    suffixes.set(suffix.slice(-1), bucket);
+  }
   return {
     patterns,
-    matches: (normalizedName) => compiled.find(({ regex }) => regex.test(normalizedName))?.pattern,
+    matches: (normalizedName) => {
+      if (ASCII_UPPER.test(normalizedName)) return first(normalizedName);
+      let best = suffixes.get(normalizedName.slice(-1))?.find(({ suffix }) => normalizedName.endsWith(suffix))?.index ?? Infinity;
+      for (const { index, regex } of others) {
+        if (index > best) break;
+        if (regex.test(normalizedName)) best = index;
+      }
+      return best === Infinity ? undefined : patterns[best];
+    },
   };
 }
 

@@ -1,8 +1,10 @@
 // Attachment names: decoding (RFC 2047, RFC 2231, duplicates, unquoted), normalisation, and the
 // evasions the executable list must see through, without false positives.
 import t from 'tap';
+import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import { classifyName, namesFromHeaders, normalizeName, parseExecutableList } from '../../src/inspect/filename.js';
+import { wildcardPattern } from '../../src/policy/wildcard.js';
 
 const list = parseExecutableList(await readFile('policies/executables.txt', 'utf8'));
 const kinds = (name: string): string[] => classifyName(name, list).map((finding) => finding.kind).sort();
@@ -43,4 +45,27 @@ t.test('no false positives', async (t) => {
   for (const name of ['sales.2026.11.csv', 'letter.docx', 'report.pdf', 'photos.zip', 'notes.txt', 'setup-guide.pdf', 'v1.2.3.tar.gz', 'image.jpeg']) {
     t.same(kinds(name), [], name);
   }
+});
+
+t.test('property: the list answers as its patterns run one by one, in order, would', async (t) => {
+  const shipped = await readFile('policies/executables.txt', 'utf8');
+  const custom = ['*.exe', 'setup?.bin', '*.EXE', '*', '*.tar.gz', 'a*b', '*k', '*s', '*.scr', '*.scr', '*x*', '*?', '*\\[1]', '*.ex_'].join('\n');
+  const lists = [shipped, custom, '*.one\n*.onepkg\n*e', 'x?y\n*y'].map((text) => ({ text, list: parseExecutableList(text) }));
+  const reference = (text: string, name: string): string | undefined =>
+    text
+      .split(/\r?\n/)
+      .map((line) => line.trim().toLowerCase())
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .find((pattern) => wildcardPattern(pattern).test(name));
+  const piece = fc.constantFrom('.', 'exe', 'EXE', 'scr', '.tar', '.gz', 'one', 'onepkg', 'k', 'K', '\u212a', 's', '\u017f', 'S', 'ı', 'İ', 'é', '\n', ' ', '_', 'setup', 'x', 'y', '[1]', '\\', 'b', 'a', '\ud83d', 'ex_');
+  const name = fc.oneof(fc.array(piece, { maxLength: 8 }).map((parts) => parts.join('')), fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 6 }));
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: lists.length - 1 }), name, fc.boolean(), (which, raw, normalize) => {
+      const { text, list } = lists[which] as (typeof lists)[number];
+      const candidate = normalize ? normalizeName(raw) : raw;
+      return list.matches(candidate) === reference(text, candidate);
+    }),
+    { numRuns: 20000 },
+  );
+  t.pass('20000 names matched like the patterns run in order');
 });
