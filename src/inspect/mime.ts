@@ -72,6 +72,9 @@ export class MimeLimitError extends Error {}
 
 /** Encoded body bytes fed to a part's decoder: enough for SNIFF_BYTES of base64 or quoted-printable. */
 const SNIFF_FEED_BYTES = SNIFF_BYTES * 4;
+/** base64 is fed in slices of this size until SNIFF_BYTES came out (one slice of lines of 76 gives 4.5 KB). */
+const BASE64_SLICE_BYTES = 6 * 1024;
+const EQUALS_SIGN = 0x3d;
 
 const CR = 0x0d;
 
@@ -112,6 +115,7 @@ interface PartState {
   archive: boolean;
   uu: UuScanner | undefined;
   attached: boolean;
+  base64: boolean;
   otherEncodings: string[];
   raw: Buffer[];
   done: Promise<void>;
@@ -196,8 +200,12 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
         state.decoder.write(offset === 0 ? value : value.subarray(offset));
         return;
       }
-      if (state.fedBytes >= SNIFF_FEED_BYTES) return;
-      const piece = value.subarray(offset, offset + SNIFF_FEED_BYTES - state.fedBytes);
+      if (state.fedBytes >= SNIFF_FEED_BYTES || (state.base64 && state.collectedBytes >= SNIFF_BYTES)) return;
+      let piece = value.subarray(offset, offset + SNIFF_FEED_BYTES - state.fedBytes);
+      // base64 decodes quartet by quartet, so what a slice gives is the start of what the whole piece would
+      // give; not across padding, where decoding stops: a slice holding "=" goes with the rest of its piece.
+      const slice = piece.subarray(0, BASE64_SLICE_BYTES);
+      if (state.base64 && slice.length < piece.length && slice.indexOf(EQUALS_SIGN) === -1) piece = slice;
       offset += piece.length;
       state.fedBytes += piece.length;
       // Resolves once the decoder took the piece and emitted what it decoded (a decoder error surfaces through `done`).
@@ -249,7 +257,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       const attached = isAttachedMessage(part.contentType);
       const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
       const otherEncodings = encodings.filter((encoding) => encoding !== (node.encoding || '7bit'));
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, rawBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, otherEncodings, raw: [], done: Promise.resolve() };
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, rawBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, base64: node.encoding === 'base64', otherEncodings, raw: [], done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
         uu?.write(decoded);
         if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
