@@ -30,7 +30,7 @@ export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
 
 /** Messages between the supervisor and its workers. */
 export type ToWorker = { type: 'reload' } | { type: 'drain' };
-export type FromWorker = { type: 'listening' } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string } | { type: 'event'; event: ProxyEvent };
+export type FromWorker = { type: 'listening' } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string } | { type: 'events'; events: ProxyEvent[] };
 
 export async function serve(policyFile: string, policy: Readonly<Policy>, role: 'single' | 'worker'): Promise<void> {
   const base = createLogger(policy.log.level);
@@ -42,6 +42,15 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   const send = (message: FromWorker): void => {
     if (role === 'worker') process.send?.(message);
   };
+  // Metrics events go to the supervisor once per turn of the event loop, in one IPC message, not one each.
+  let events: ProxyEvent[] = [];
+  const sendEvents = (): void => {
+    send({ type: 'events', events });
+    events = [];
+  };
+  const queueEvent = (event: ProxyEvent): void => {
+    if (events.push(event) === 1) setImmediate(sendEvents);
+  };
   // Metrics and the admin listener: here when alone, in the supervisor for workers.
   const observability = role === 'single' ? await startObservability(policy, logger) : undefined;
   const proxy = await startProxy(
@@ -49,7 +58,7 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
     inspector,
     logger,
     role === 'worker'
-      ? { onFlagged: (message) => send({ type: 'flagged', message }), onEvent: (event) => send({ type: 'event', event }) }
+      ? { onFlagged: (message) => send({ type: 'flagged', message }), onEvent: queueEvent }
       : { onEvent: (event) => observability?.record(event) },
   );
   send({ type: 'listening' });
