@@ -3,7 +3,9 @@
  * pre-MIME way of attaching files that mail clients still decode). The scanner
  * reads decoded text as it streams, finds each block's name and decodes its first
  * bytes for the content sniffer; it never holds more than one line and SNIFF_BYTES
- * per block.
+ * per block. Lines that cannot change its state are passed over in one search:
+ * outside a block every line but a "begin" one, inside a block whose first bytes
+ * are decoded every line but the ones that end it.
  */
 import { SNIFF_BYTES } from './sniff.js';
 
@@ -17,6 +19,8 @@ export const MAX_UU_BLOCKS_PER_PART = 100;
 /** A line longer than this cannot be a uuencoded line or a begin line worth reading. */
 const MAX_UU_LINE_CHARS = 1024;
 const BEGIN_LINE = /^begin(?:-base64)?\s+[0-7]{3,4}\s+(.+?)\s*$/;
+/** After a line break: a line that ends a block ("end", "`" or empty, before one optional CR). */
+const CLOSING_LINE = /\n(?:end|`)?\r?\n/g;
 
 export class UuScanner {
   readonly blocks: UuBlock[] = [];
@@ -24,9 +28,46 @@ export class UuScanner {
   private open: { name: string; bytes: number[]; lines: number } | undefined;
 
   write(text: Buffer): void {
-    const lines = (this.partial + text.toString('latin1')).split('\n');
-    this.partial = (lines.pop() ?? '').slice(0, MAX_UU_LINE_CHARS);
-    for (const line of lines) this.line(line.replace(/\r$/, ''));
+    const data = this.partial + text.toString('latin1');
+    let start = 0;
+    for (;;) {
+      const next = this.nextLineThatMatters(data, start);
+      // None in this text: what follows its last line break is the start of the next line.
+      if (next === -1) {
+        start = Math.max(start, data.lastIndexOf('\n') + 1);
+        break;
+      }
+      const lf = data.indexOf('\n', next);
+      if (lf === -1) {
+        start = next;
+        break;
+      }
+      this.line(data.slice(next, lf).replace(/\r$/, ''));
+      start = lf + 1;
+    }
+    this.partial = data.slice(start).slice(0, MAX_UU_LINE_CHARS);
+  }
+
+  /**
+   * The start of the first line at or after `start` (itself a line start) that line() would act
+   * on, or -1. Outside a block only a line starting with "begin" can open one (and none once the
+   * part has its MAX_UU_BLOCKS_PER_PART); inside a block that has data lines and all the bytes it
+   * keeps, only a closing line counts.
+   */
+  private nextLineThatMatters(data: string, start: number): number {
+    const open = this.open;
+    if (open === undefined) {
+      if (this.blocks.length >= MAX_UU_BLOCKS_PER_PART) return -1;
+      for (let at = data.indexOf('begin', start); at !== -1; at = data.indexOf('begin', at + 1)) {
+        if (at === start || data.charCodeAt(at - 1) === 0x0a) return at;
+      }
+      return -1;
+    }
+    if (open.lines === 0 || open.bytes.length < SNIFF_BYTES) return start;
+    if (/^(?:end|`)?\r?\n/.test(data.slice(start, start + 5))) return start;
+    CLOSING_LINE.lastIndex = start;
+    const closing = CLOSING_LINE.exec(data);
+    return closing === null ? -1 : closing.index + 1;
   }
 
   end(): UuBlock[] {

@@ -2,10 +2,11 @@
 // Windows program or executable name in a plain text message is found; named uuencoded gifs
 // (mime4j's uu-*.msg) are not flagged.
 import t from 'tap';
+import fc from 'fast-check';
 import { inspectMessage } from '../helpers/inspect.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UuScanner } from '../../src/inspect/uuencode.js';
+import { MAX_UU_BLOCKS_PER_PART, UuScanner, type UuBlock } from '../../src/inspect/uuencode.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import { windowsProgramStub } from '../../src/demo/samples.js';
@@ -61,4 +62,82 @@ t.test('harmless uuencoded files pass', async (t) => {
   }
   t.equal((await examine('begin 644 is how the old files started; setup.exe is mentioned here.')).verdict.action, 'pass', 'text that mentions setup.exe');
   t.equal((await examine('begin 644 setup.exe\r\nis what the old tools printed, then the data followed.')).verdict.action, 'pass', 'a begin line followed by prose is not a block');
+});
+
+/** The scanner as first written, one regular expression per line: what the scanner must still find. */
+class LineByLineScanner {
+  readonly blocks: UuBlock[] = [];
+  private partial = '';
+  private open: { name: string; bytes: number[]; lines: number } | undefined;
+
+  write(text: Buffer): void {
+    const lines = (this.partial + text.toString('latin1')).split('\n');
+    this.partial = (lines.pop() ?? '').slice(0, 1024);
+    for (const line of lines) this.line(line.replace(/\r$/, ''));
+  }
+
+  end(): UuBlock[] {
+    if (this.partial !== '') this.line(this.partial);
+    this.close();
+    return this.blocks;
+  }
+
+  private line(line: string): void {
+    if (line.length > 1024) return;
+    if (this.open === undefined) {
+      const begin = /^begin(?:-base64)?\s+[0-7]{3,4}\s+(.+?)\s*$/.exec(line);
+      if (begin !== null && this.blocks.length < MAX_UU_BLOCKS_PER_PART) this.open = { name: begin[1] ?? '', bytes: [], lines: 0 };
+      return;
+    }
+    if (line === 'end' || line === '`' || line === '') return this.close();
+    const expected = 1 + Math.ceil((((line.charCodeAt(0) - 32) & 0x3f) * 4) / 3);
+    if (!/^[\x20-\x60]+$/.test(line) || line.length < expected || line.length > expected + 4) {
+      if (this.open.lines === 0) this.open = undefined;
+      return;
+    }
+    this.open.lines++;
+    if (this.open.bytes.length < 4096) {
+      const value = (index: number): number => ((line.charCodeAt(index) || 32) - 32) & 0x3f;
+      const bytes: number[] = [];
+      for (let i = 1; bytes.length < value(0); i += 4) {
+        const [a, b, c, d] = [value(i), value(i + 1), value(i + 2), value(i + 3)];
+        bytes.push(((a << 2) | (b >> 4)) & 0xff, ((b << 4) | (c >> 2)) & 0xff, ((c << 6) | d) & 0xff);
+      }
+      this.open.bytes.push(...bytes.slice(0, value(0)));
+    }
+  }
+
+  private close(): void {
+    if (this.open === undefined) return;
+    if (this.open.lines > 0) this.blocks.push({ name: this.open.name, head: Buffer.from(this.open.bytes.slice(0, 4096)) });
+    this.open = undefined;
+  }
+}
+
+t.test('property: the scanner finds what a line-by-line reading finds, at any chunking', async (t) => {
+  const program = uuencode('tool.exe', windowsProgramStub()).split('\r\n');
+  const large = uuencode('big.bin', Buffer.alloc(9000, 7)).split('\r\n');
+  const line = fc.oneof(
+    fc.constantFrom('begin 644 a.exe', 'begin-base64 644 b.txt', 'begin 0644 c d.scr  ', 'begin', 'beginning of a text', ' begin 644 x.exe', 'end', '`', '', 'M', 'x'.repeat(1100), `begin 644 ${'n'.repeat(1030)}`, ...program.slice(1, 4), ...large.slice(1, 3)),
+    fc.constantFrom(program, large).map((lines) => lines.join('\n')),
+    fc.string({ maxLength: 20 }),
+  );
+  const text = fc.tuple(fc.array(line, { maxLength: 40 }), fc.array(fc.constantFrom('\r\n', '\n', '\r\r\n'), { minLength: 1, maxLength: 3 })).map(([lines, breaks]) => lines.map((entry, index) => entry + (breaks[index % breaks.length] as string)).join(''));
+  fc.assert(
+    fc.property(text, fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 6 }), fc.boolean(), (content, sizes, cut) => {
+      const bytes = Buffer.from(cut ? content.slice(0, -1) : content, 'latin1');
+      const scanner = new UuScanner();
+      const reference = new LineByLineScanner();
+      for (let offset = 0, index = 0; offset < bytes.length; index++) {
+        const piece = bytes.subarray(offset, offset + (sizes[index % sizes.length] as number));
+        scanner.write(piece);
+        reference.write(piece);
+        offset += piece.length;
+      }
+      const [found, expected] = [scanner.end(), reference.end()];
+      return JSON.stringify(found.map((block) => [block.name, block.head.toString('hex')])) === JSON.stringify(expected.map((block) => [block.name, block.head.toString('hex')]));
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass('3000 texts read alike');
 });
