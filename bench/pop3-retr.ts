@@ -307,8 +307,11 @@ async function main(): Promise<void> {
     if (ready.kind !== 'ready') throw new Error(`the client process could not start Dovecot: ${ready.kind === 'error' ? ready.message : ready.kind}`);
     const upstream = `127.0.0.1:${ready.port}`;
     const listeners = [{ protocol: 'pop3', listen: '127.0.0.1:0', upstream }];
-    const inspectingPolicy = validatePolicy({ listeners }, 'bench');
-    const relayPolicy = validatePolicy({ listeners, inspect: { pop3: false } }, 'bench');
+    // Every session comes from 127.0.0.1: the per-address abuse limits (20 at once, 120 a minute) would refuse
+    // larger --sessions or many rounds within a minute.
+    const limits = { max_sessions_per_address: 10_000, max_connections_per_address_per_minute: 1_000_000 };
+    const inspectingPolicy = validatePolicy({ listeners, limits }, 'bench');
+    const relayPolicy = validatePolicy({ listeners, limits, inspect: { pop3: false } }, 'bench');
     const inspector = await createMailInspector(inspectingPolicy);
     const logger = createLogger('silent');
     const retrievals: Record<Exclude<Target, 'direct'>, RetrievalSummary[]> = { inspecting: [], relay: [] };
