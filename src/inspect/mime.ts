@@ -8,7 +8,8 @@
  * Limits: header block size and child count (mailsplit), part count and nesting
  * depth (here); exceeding one is a MimeLimitError, never a crash.
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { EventEmitter } from 'node:events';
+import type { Transform } from 'node:stream';
 import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { MessageSource } from './api.js';
@@ -78,29 +79,46 @@ const EQUALS_SIGN = 0x3d;
 
 const CR = 0x0d;
 
-/** Holds back a trailing CR so that CR and LF always reach mailsplit in the same chunk. */
-export class CrSafeChunker extends Transform {
-  private heldCr = false;
+const CR_BYTE = Buffer.from([CR]);
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    let data = this.heldCr ? Buffer.concat([Buffer.from([CR]), chunk]) : chunk;
-    this.heldCr = data.length > 0 && data[data.length - 1] === CR;
-    if (this.heldCr) data = data.subarray(0, data.length - 1);
-    if (data.length > 0) this.push(data);
-    callback();
-  }
+/** Resolves once `stream` may be written again, or has closed (then nothing more is written). */
+const writableAgain = (stream: EventEmitter): Promise<void> =>
+  new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 
-  override _flush(callback: TransformCallback): void {
-    if (this.heldCr) this.push(Buffer.from([CR]));
-    callback();
+/**
+ * Writes the message into the splitter with a trailing CR of each chunk held for the next one,
+ * so that CR and LF always reach mailsplit in the same chunk. Backpressure by 'drain'; a
+ * destroyed splitter (a limit, or a consumer that stopped) ends the feed and closes the source.
+ */
+async function feedSplitter(message: MessageSource, splitter: Splitter): Promise<void> {
+  let heldCr = false;
+  try {
+    for await (const chunk of message.open()) {
+      if (splitter.destroyed) return;
+      let data: Buffer = heldCr ? Buffer.concat([CR_BYTE, chunk]) : chunk;
+      heldCr = data.length > 0 && data[data.length - 1] === CR;
+      if (heldCr) data = data.subarray(0, data.length - 1);
+      if (data.length > 0 && !splitter.write(data)) await writableAgain(splitter);
+    }
+    if (splitter.destroyed) return;
+    if (heldCr) splitter.write(CR_BYTE);
+    splitter.end();
+  } catch (error) {
+    splitter.destroy(error instanceof Error ? error : new Error(String(error)));
   }
 }
 
 export function splitMessage(message: MessageSource, limits: MimeLimits): Splitter {
   const splitter = new Splitter({ maxHeadSize: limits.maxHeaderBytes, maxChildNodes: limits.maxParts });
-  const source = Readable.from(message.open());
-  source.on('error', (error) => splitter.destroy(error));
-  source.pipe(new CrSafeChunker()).pipe(splitter);
+  void feedSplitter(message, splitter);
   return splitter;
 }
 
