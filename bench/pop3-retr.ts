@@ -8,13 +8,14 @@
  *   direct: Dovecot itself;
  *   mailmoat inspecting: the default policy (every RETR is captured, walked by
  *     the inspector and re-stuffed; no clamd);
- *   mailmoat relay only: `inspect.pop3: false` (read, unstuff, re-stuff, send).
+ *   mailmoat relay only: `inspect.pop3: false` (read, unstuff, re-stuff, send);
+ *   a do-nothing Node pipe proxy (bench/pipe-proxy.ts), what any Node proxy costs here.
  * Per target: messages/s and MB/s (wire bytes received by the clients), the ratio
  * to direct (target: mailmoat inspecting >= 0.5 at every K), the mean time per
  * RETR (command sent to final dot received) and what mailmoat adds to it, and
  * mailmoat's CPU time per RETR.
  *
- * Both mailmoat listeners run in this process, which does nothing else while a
+ * Both mailmoat listeners and the pipe proxy run in this process, which does nothing else while a
  * round runs; its peak resident memory (VmHWM) is reported. Dovecot, the seeded
  * messages and the POP3 clients live in a child process (this file with
  * --client), so they count neither in that memory nor on the proxy's event loop.
@@ -23,7 +24,7 @@
  * arrive byte for byte as Dovecot sent it (and Dovecot's copy must be the seeded
  * message), and mailmoat must report a pass verdict, inspected or not as
  * configured, for every RETR. A warm-up pass per target precedes the rounds;
- * rounds run direct, inspecting, relay in turn and each figure is the median
+ * rounds run direct, inspecting, relay, pipe in turn and each figure is the median
  * over the rounds (at 10 sessions the time per RETR includes queueing).
  *
  * Usage: node dist/bench/pop3-retr.js [--rounds 3 --messages 200 --sessions 1,10]
@@ -34,11 +35,12 @@ import { createHash } from 'node:crypto';
 import { figuresMessage } from './messages.js';
 import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startDovecot, type RunningDovecot } from './dovecot.js';
+import { pipeProxy } from './pipe-proxy.js';
 import { validatePolicy } from '../src/config/load.js';
 import { createMailInspector } from '../src/inspect/create.js';
 import { createLogger, type RetrievalSummary } from '../src/observe/log.js';
@@ -284,14 +286,17 @@ async function peakRssMb(): Promise<number> {
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-type Target = 'direct' | 'inspecting' | 'relay';
-const TARGETS: readonly Target[] = ['direct', 'inspecting', 'relay'];
+type Target = 'direct' | 'inspecting' | 'relay' | 'pipe';
+const TARGETS: readonly Target[] = ['direct', 'inspecting', 'relay', 'pipe'];
+/** The targets that are mailmoat, which reports a retrieval summary for every RETR. */
+type MailmoatTarget = 'inspecting' | 'relay';
+const isMailmoat = (target: Target): target is MailmoatTarget => target === 'inspecting' || target === 'relay';
 
 interface Measurement {
   perSecond: number;
   megabytesPerSecond: number;
   retrMs: number;
-  /** This process's CPU time per RETR (mailmoat's; zero work for direct). */
+  /** This process's CPU time per RETR (mailmoat's or the pipe's; zero work for direct). */
   cpuMs: number;
 }
 
@@ -302,6 +307,7 @@ async function main(): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ['--client', '--messages', String(MESSAGES)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = once(child, 'exit').catch(() => undefined);
   const proxies: RunningProxy[] = [];
+  let pipe: Server | undefined;
   try {
     const ready = await nextFromChild(child);
     if (ready.kind !== 'ready') throw new Error(`the client process could not start Dovecot: ${ready.kind === 'error' ? ready.message : ready.kind}`);
@@ -314,8 +320,10 @@ async function main(): Promise<void> {
     const relayPolicy = validatePolicy({ listeners, limits, inspect: { pop3: false } }, 'bench');
     const inspector = await createMailInspector(inspectingPolicy);
     const logger = createLogger('silent');
-    const retrievals: Record<Exclude<Target, 'direct'>, RetrievalSummary[]> = { inspecting: [], relay: [] };
-    const ports: Record<Target, number> = { direct: ready.port, inspecting: 0, relay: 0 };
+    const retrievals: Record<MailmoatTarget, RetrievalSummary[]> = { inspecting: [], relay: [] };
+    pipe = pipeProxy(ready.port).listen(0, '127.0.0.1');
+    await once(pipe, 'listening');
+    const ports: Record<Target, number> = { direct: ready.port, inspecting: 0, relay: 0, pipe: (pipe.address() as AddressInfo).port };
     for (const [target, policy] of [['inspecting', inspectingPolicy], ['relay', relayPolicy]] as const) {
       const proxy = await startProxy(policy, inspector, logger);
       proxies.push(proxy);
@@ -324,14 +332,14 @@ async function main(): Promise<void> {
     }
 
     const measure = async (target: Target, sessions: number, check: number): Promise<{ measurement: Measurement; result: JobResult }> => {
-      if (target !== 'direct') retrievals[target].length = 0;
+      if (isMailmoat(target)) retrievals[target].length = 0;
       const cpu = process.cpuUsage();
       child.send({ kind: 'run', job: { port: ports[target], sessions, check } } satisfies ToChild);
       const answer = await nextFromChild(child);
       const used = process.cpuUsage(cpu);
       if (answer.kind !== 'result') throw new Error(`${target}, ${sessions} sessions: ${answer.kind === 'error' ? answer.message : answer.kind}`);
       const result = answer.result;
-      if (target !== 'direct') {
+      if (isMailmoat(target)) {
         const seen = retrievals[target];
         const wrong = seen.filter((summary) => summary.verdict !== 'pass' || summary.inspected !== (target === 'inspecting'));
         if (seen.length !== MESSAGES || wrong.length > 0) {
@@ -363,7 +371,7 @@ async function main(): Promise<void> {
 
     const warmUpSessions = Math.max(...SESSIONS);
     const warmDirect = (await measure('direct', warmUpSessions, 1)).result;
-    for (const target of ['inspecting', 'relay'] as const) verify(warmDirect, target, warmUpSessions, (await measure(target, warmUpSessions, 1)).result);
+    for (const target of ['inspecting', 'relay', 'pipe'] as const) verify(warmDirect, target, warmUpSessions, (await measure(target, warmUpSessions, 1)).result);
 
     const samples = new Map<string, Measurement[]>();
     const key = (target: Target, sessions: number): string => `${target}/${sessions}`;
@@ -391,30 +399,32 @@ async function main(): Promise<void> {
         cpuMs: median(list.map((entry) => entry.cpuMs)),
       };
     };
-    const results = SESSIONS.map((sessions) => ({ sessions, direct: summary('direct', sessions), inspecting: summary('inspecting', sessions), relay: summary('relay', sessions) }));
+    const results = SESSIONS.map((sessions) => ({ sessions, direct: summary('direct', sessions), inspecting: summary('inspecting', sessions), relay: summary('relay', sessions), pipe: summary('pipe', sessions) }));
     const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
     const rate = (value: Measurement): string => `${value.perSecond.toFixed(0)} msg/s, ${value.megabytesPerSecond.toFixed(1)} MB/s`;
     const latency = (value: Measurement, direct: Measurement): string => `${value.retrMs.toFixed(2)} ms (+${(value.retrMs - direct.retrMs).toFixed(2)} ms)`;
     const rows = [
-      ['benchmark', 'direct (Dovecot)', 'through mailmoat (inspecting)', 'mailmoat vs direct', 'target', 'mailmoat, inspect.pop3: false'],
-      ...results.map(({ sessions, direct, inspecting, relay }) => [
+      ['benchmark', 'direct (Dovecot)', 'through mailmoat (inspecting)', 'mailmoat vs direct', 'target', 'mailmoat, inspect.pop3: false', 'Node pipe proxy (reference)'],
+      ...results.map(({ sessions, direct, inspecting, relay, pipe }) => [
         `RETR, ${sessions} session${sessions === 1 ? '' : 's'}, ${MESSAGES} msgs`,
         rate(direct),
         rate(inspecting),
         `ratio ${(inspecting.perSecond / direct.perSecond).toFixed(2)}`,
         '>= 0.50',
         `${rate(relay)} (ratio ${(relay.perSecond / direct.perSecond).toFixed(2)})`,
+        `${rate(pipe)} (ratio ${(pipe.perSecond / direct.perSecond).toFixed(2)})`,
       ]),
-      ...results.map(({ sessions, direct, inspecting, relay }) => [
+      ...results.map(({ sessions, direct, inspecting, relay, pipe }) => [
         `mean time per RETR, ${sessions} session${sessions === 1 ? '' : 's'}`,
         `${direct.retrMs.toFixed(2)} ms`,
         latency(inspecting, direct),
         `+${(inspecting.retrMs - direct.retrMs).toFixed(2)} ms`,
         '',
         latency(relay, direct),
+        latency(pipe, direct),
       ]),
-      ...results.map(({ sessions, inspecting, relay }) => [`mailmoat CPU per RETR, ${sessions} session${sessions === 1 ? '' : 's'}`, '', `${inspecting.cpuMs.toFixed(2)} ms`, '', '', `${relay.cpuMs.toFixed(2)} ms`]),
-      ['bench process (both mailmoat listeners) peak resident memory', '', `${rss.toFixed(0)} MB`, '', '', ''],
+      ...results.map(({ sessions, inspecting, relay, pipe }) => [`proxy CPU per RETR, ${sessions} session${sessions === 1 ? '' : 's'}`, '', `${inspecting.cpuMs.toFixed(2)} ms`, '', '', `${relay.cpuMs.toFixed(2)} ms`, `${pipe.cpuMs.toFixed(2)} ms`]),
+      ['bench process (both mailmoat listeners) peak resident memory', '', `${rss.toFixed(0)} MB`, '', '', '', ''],
     ];
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
     console.log(`mailmoat POP3 RETR bench (${machine}; ${MESSAGES} distinct messages of ${(ready.meanBytes / 1024).toFixed(0)} KB from Dovecot; median of ${ROUNDS} rounds)`);
@@ -425,6 +435,7 @@ async function main(): Promise<void> {
     await inspector.close();
   } finally {
     await Promise.all(proxies.map((proxy) => proxy.close()));
+    pipe?.close();
     if (child.exitCode === null && child.connected) child.send({ kind: 'stop' } satisfies ToChild);
     await exited;
   }
