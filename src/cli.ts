@@ -233,4 +233,3 @@ try {
     process.exitCode = 1;
   }
 }
-

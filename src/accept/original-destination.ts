@@ -116,17 +116,21 @@ function machineAddresses(): string[] {
 /**
  * Loop protection: is `destination` one of the proxy's own listening addresses? A wildcard
  * listener (0.0.0.0, ::, or no host) owns its port on every address of this machine
- * (`localAddresses`, by default those of os.networkInterfaces(), plus loopback).
+ * (`localAddresses`, by default those of os.networkInterfaces(), plus loopback). They are
+ * read only when a wildcard listener's port matches, at most once per call.
  */
 export function isOwnListeningAddress(
   destination: Destination,
   listeningAddresses: readonly Destination[],
-  localAddresses: readonly string[] = machineAddresses(),
+  localAddresses: () => readonly string[] = machineAddresses,
 ): boolean {
+  let locals: readonly string[] | undefined;
   return listeningAddresses.some((listening) => {
     if (listening.port !== destination.port) return false;
     if (!isWildcard(listening.host)) return sameHost(listening.host, destination.host);
-    return isWildcard(destination.host) || isLoopback(destination.host) || localAddresses.some((local) => sameHost(local, destination.host));
+    if (isWildcard(destination.host) || isLoopback(destination.host)) return true;
+    locals ??= localAddresses();
+    return locals.some((local) => sameHost(local, destination.host));
   });
 }
 

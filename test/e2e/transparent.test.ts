@@ -100,14 +100,14 @@ async function connectFromClient(topology: Topology, host: string, port: number)
 
 t.test('isOwnListeningAddress (loop protection)', async (t) => {
   const locals = ['127.0.0.1', '10.9.1.1', 'fd00:9::1', '::1'];
-  t.ok(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '10.9.1.1', port: 10025 }], locals), 'exact address');
-  t.ok(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '::ffff:10.9.1.1', port: 10025 }], locals), 'IPv4-mapped listener');
-  t.ok(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '0.0.0.0', port: 10025 }], locals), 'wildcard IPv4 listener, local address');
-  t.ok(isOwnListeningAddress({ host: 'FD00:9::1', port: 10025 }, [{ host: '::', port: 10025 }], locals), 'wildcard IPv6 listener, local address');
-  t.ok(isOwnListeningAddress({ host: '127.0.0.5', port: 10025 }, [{ host: '0.0.0.0', port: 10025 }], locals), 'wildcard listener, loopback');
-  t.notOk(isOwnListeningAddress({ host: '10.9.2.2', port: 10025 }, [{ host: '0.0.0.0', port: 10025 }], locals), 'wildcard listener, remote address');
-  t.notOk(isOwnListeningAddress({ host: '10.9.1.1', port: 25 }, [{ host: '0.0.0.0', port: 10025 }], locals), 'other port');
-  t.notOk(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '127.0.0.1', port: 10025 }], locals), 'specific listener, other address');
+  t.ok(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '10.9.1.1', port: 10025 }], () => locals), 'exact address');
+  t.ok(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '::ffff:10.9.1.1', port: 10025 }], () => locals), 'IPv4-mapped listener');
+  t.ok(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '0.0.0.0', port: 10025 }], () => locals), 'wildcard IPv4 listener, local address');
+  t.ok(isOwnListeningAddress({ host: 'FD00:9::1', port: 10025 }, [{ host: '::', port: 10025 }], () => locals), 'wildcard IPv6 listener, local address');
+  t.ok(isOwnListeningAddress({ host: '127.0.0.5', port: 10025 }, [{ host: '0.0.0.0', port: 10025 }], () => locals), 'wildcard listener, loopback');
+  t.notOk(isOwnListeningAddress({ host: '10.9.2.2', port: 10025 }, [{ host: '0.0.0.0', port: 10025 }], () => locals), 'wildcard listener, remote address');
+  t.notOk(isOwnListeningAddress({ host: '10.9.1.1', port: 25 }, [{ host: '0.0.0.0', port: 10025 }], () => locals), 'other port');
+  t.notOk(isOwnListeningAddress({ host: '10.9.1.1', port: 10025 }, [{ host: '127.0.0.1', port: 10025 }], () => locals), 'specific listener, other address');
 });
 
 t.test('transparent interception in network namespaces (root)', async (t) => {
