@@ -33,8 +33,7 @@ t.test('SIGHUP: a good policy applies to new sessions, a broken one is refused a
   mailmoat.child.kill('SIGHUP');
   // Every worker reloads (one line each); wait for all of them.
   const workers = mailmoat.log().filter((line) => line.msg === 'worker listening').length || 1;
-  for (const deadline = Date.now() + 10000; mailmoat.log().slice(mark).filter((line) => line.msg === 'policy reloaded: new sessions use it').length < workers && Date.now() < deadline; ) await sleep(25);
-  await mailmoat.logged('policy reloaded: new sessions use it', mark);
+  await mailmoat.loggedTimes('policy reloaded: new sessions use it', workers, mark);
   await sendExecutable(mailmoat.port);
   t.equal((await sink.messages(2)).filter((message) => message.body.includes('mailmoat removed')).length, 1, 'after the reload it is stripped');
 
@@ -57,8 +56,9 @@ t.test('SIGTERM during DATA: no new sessions; the transfer completes, then 421; 
   await client.waitForReplies(5);
   const wire = executable?.wire ?? Buffer.alloc(0);
   client.send(wire.subarray(0, 300));
+  const workers = mailmoat.log().filter((line) => line.msg === 'worker listening').length || 1;
   mailmoat.child.kill('SIGTERM');
-  await mailmoat.logged('draining: no new sessions, running ones may finish');
+  await mailmoat.loggedTimes('draining: no new sessions, running ones may finish', workers);
   // With workers, the shared socket closes once every worker has stopped accepting: poll briefly.
   let refused = '';
   for (const deadline = Date.now() + 3000; refused !== 'ECONNREFUSED' && Date.now() < deadline; await sleep(100)) {

@@ -4,11 +4,10 @@
  * the test's extra YAML), its JSON log parsed line by line, and its exit code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 import { freePort } from './smtp-sink.js';
 
@@ -18,8 +17,10 @@ export interface Running {
   child: ChildProcess;
   port: number;
   policy: string;
-  /** Resolves when a log line with this msg has appeared (after `from` lines). */
+  /** Resolves when a log line with this msg has appeared (after `from` lines); rejects if the process exits first. */
   logged(message: string, from?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the first `count` log lines with this msg (after `from` lines); rejects if the process exits first. */
+  loggedTimes(message: string, count: number, from?: number): Promise<Record<string, unknown>[]>;
   lines(): number;
   log(): Record<string, unknown>[];
   /** The exit code, once the process has exited (registered at spawn: it may exit early). */
@@ -34,29 +35,48 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
   const write = (more: string) => writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\nquarantine:\n  dir: ./quarantine\n${more.includes('admin:') ? '' : 'admin:\n  listen: ""\n'}${more}`);
   await write(extra);
   const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
   t.teardown(() => child.kill('SIGKILL'));
   const log: Record<string, unknown>[] = [];
+  // Every new line (and the exit) wakes the waiters: a wait ends on an event, never on a clock;
+  // the test runner's own timeout is the only bound.
+  const changed = new EventEmitter();
+  let exitCode: number | null | undefined;
+  const exited = once(child, 'exit').then(([code]) => {
+    exitCode = code as number | null;
+    changed.emit('change');
+    return exitCode;
+  });
   let partial = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     const text = partial + chunk.toString();
     const lines = text.split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) if (line.trim() !== '') log.push(JSON.parse(line) as Record<string, unknown>);
+    changed.emit('change');
   });
+  const loggedTimes = (message: string, count: number, from = 0): Promise<Record<string, unknown>[]> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = log.slice(from).filter((line) => line.msg === message);
+        if (found.length >= count) {
+          changed.off('change', check);
+          resolve(found.slice(0, count));
+        } else if (exitCode !== undefined) {
+          changed.off('change', check);
+          reject(new Error(`mailmoat exited (${exitCode}) with ${found.length} of ${count} "${message}" in the log: ${JSON.stringify(log.slice(from))}`));
+        }
+      };
+      changed.on('change', check);
+      check();
+    });
   const logged = async (message: string, from = 0): Promise<Record<string, unknown>> => {
-    for (const deadline = Date.now() + 15000; Date.now() < deadline; await sleep(25)) {
-      const found = log.slice(from).find((line) => line.msg === message);
-      if (found !== undefined) return found;
-    }
-    throw new Error(`no "${message}" in the log: ${JSON.stringify(log.slice(from))}`);
+    const [found] = await loggedTimes(message, 1, from);
+    if (found === undefined) throw new Error(`no "${message}" in the log`);
+    return found;
   };
   await logged('listening');
   // With workers (the default: one per core), wait until every one listens.
-  for (const deadline = Date.now() + 10000; Date.now() < deadline; await sleep(25)) {
-    const supervising = log.find((line) => line.msg === 'supervising workers');
-    if (supervising === undefined || log.filter((line) => line.msg === 'worker listening').length >= Number(supervising.workers)) break;
-  }
-  return { child, port, policy, logged, lines: () => log.length, log: () => log, exited };
+  const supervising = log.find((line) => line.msg === 'supervising workers');
+  if (supervising !== undefined) await loggedTimes('worker listening', Number(supervising.workers));
+  return { child, port, policy, logged, loggedTimes, lines: () => log.length, log: () => log, exited };
 }
-
