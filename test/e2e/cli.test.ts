@@ -1,15 +1,14 @@
 // The command line as an administrator uses it: check, start (with a real smtp-sink behind it),
 // demo, help, and the exit codes (0 ok, 1 invalid policy, 2 usage).
 import t from 'tap';
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { RawClient } from '../helpers/client.js';
-import { SmtpSink, freePort } from '../helpers/smtp-sink.js';
+import { SmtpSink } from '../helpers/smtp-sink.js';
+import { startMailmoat } from '../helpers/mailmoat-process.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -90,18 +89,8 @@ t.test('demo runs the samples through the proxy and exits 0', async (t) => {
 
 t.test('start relays to a real smtp-sink, logs one JSON line per transaction, stops on SIGTERM', async (t) => {
   const sink = await SmtpSink.start(t);
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-cli-'));
-  const policy = join(dir, 'policy.yaml');
-  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\nadmin:\n  listen: ""\n`);
-  const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  // Generous: on a loaded machine the cluster's workers take a while to load their modules.
-  const deadline = Date.now() + 30_000;
-  while (!stdout.includes('"listening"') && Date.now() < deadline) await sleep(50);
-  t.match(stdout, /"listening"/, 'mailmoat start is listening');
+  const running = await startMailmoat(t, sink.port, '');
+  const port = running.port;
   const client = await RawClient.connect(port);
   await client.waitForReplies(1);
   client.send('EHLO cli.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
@@ -110,11 +99,7 @@ t.test('start relays to a real smtp-sink, logs one JSON line per transaction, st
   await client.waitForClose();
   t.same(client.codes(), [220, 250, 250, 250, 354, 250, 221]);
   t.equal((await sink.messages(1)).length, 1);
-  while (!stdout.includes('"transaction"') && Date.now() < deadline) await sleep(50);
-  const line = stdout.split('\n').find((entry) => entry.includes('"msg":"transaction"'));
-  t.ok(line, 'a transaction line was logged');
-  t.match(JSON.parse(line ?? '{}'), { helo: 'cli.test', sender: '<a@example.org>', recipients: 1, verdict: 'pass', direction: 'inbound' });
-  child.kill('SIGTERM');
-  const [code] = await once(child, 'exit');
-  t.equal(code, 0, 'SIGTERM: a clean exit');
+  t.match(await running.logged('transaction'), { helo: 'cli.test', sender: '<a@example.org>', recipients: 1, verdict: 'pass', direction: 'inbound' });
+  running.child.kill('SIGTERM');
+  t.equal(await running.exited, 0, 'SIGTERM: a clean exit');
 });

@@ -3,16 +3,15 @@
 // `show` and `release` (the sink then receives the original byte for byte), `delete`
 // and `purge`; and a quarantine that cannot be written tempfails (SMTP 451, POP3 -ERR).
 import t from 'tap';
-import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { validatePolicy } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import { demoSamples } from '../../src/demo/samples.js';
 import { RawClient } from '../helpers/client.js';
-import { SmtpSink, asDumped, freePort } from '../helpers/smtp-sink.js';
+import { SmtpSink, asDumped } from '../helpers/smtp-sink.js';
+import { startMailmoat } from '../helpers/mailmoat-process.js';
 import { startTestDovecot } from '../helpers/dovecot.js';
 import { startTestPop3Proxy, startTestProxy } from '../helpers/proxy.js';
 import { RawPop3 } from '../helpers/pop3-raw.js';
@@ -31,16 +30,9 @@ function mailmoat(args: string[]): Promise<{ code: number; stdout: string; stder
 
 t.test('strip -> list -> show -> release: the upstream receives the original byte for byte; delete, purge', async (t) => {
   const sink = await SmtpSink.start(t);
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-quarantine-cli-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const policy = join(dir, 'policy.yaml');
-  await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sink.port}\nquarantine:\n  dir: ./quarantine\nadmin:\n  listen: ""\n`);
-  const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  for (const deadline = Date.now() + 10000; !stdout.includes('"listening"') && Date.now() < deadline; ) await sleep(50);
+  const running = await startMailmoat(t, sink.port, '');
+  const { port, policy } = running;
+  const dir = dirname(policy);
 
   const client = await RawClient.greeted(port);
   client.send('EHLO q.test\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.net>\r\nRCPT TO:<carol@example.net>\r\nDATA\r\n');
@@ -50,8 +42,7 @@ t.test('strip -> list -> show -> release: the upstream receives the original byt
   t.same(client.codes(), [220, 250, 250, 250, 250, 354, 250, 221]);
   const [stripped] = await sink.messages(1);
   t.match(stripped?.body, /mailmoat removed the attachment "invoice\.pdf\.exe"/, 'the recipients got the stripped message');
-  for (const deadline = Date.now() + 5000; !stdout.includes('"transaction"') && Date.now() < deadline; ) await sleep(50);
-  const summary = JSON.parse(stdout.split('\n').find((line) => line.includes('"msg":"transaction"')) ?? '{}') as { quarantine?: string };
+  const summary = (await running.logged('transaction')) as { quarantine?: string };
   t.match(summary.quarantine, /^\d{8}T\d{6}Z-[0-9a-f]{8}$/, 'the transaction line names the quarantine entry');
   const id = summary.quarantine ?? '';
   t.same(await readFile(join(dir, 'quarantine', `${id}.eml`)), sample.content, 'the quarantine holds the original bytes');
@@ -85,7 +76,7 @@ t.test('strip -> list -> show -> release: the upstream receives the original byt
   const missing = await mailmoat(['quarantine', 'show', id, '--policy', policy]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /no quarantine entry/);
-  child.kill('SIGTERM');
+  running.child.kill('SIGTERM');
 });
 
 t.test('a quarantine that cannot be written tempfails: SMTP 451 4.3.0, POP3 -ERR [SYS/TEMP]; nothing is delivered', async (t) => {
