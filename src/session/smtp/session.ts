@@ -346,8 +346,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'command':
       case 'auth':
       case 'broken':
+        // Bytes do not restart the command deadline, replies do: a trickled line cannot extend it.
         this.commandLines.push(chunk);
-        this.armIdleTimer();
         return this.processLines();
       case 'closed':
         return;
@@ -931,7 +931,11 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   // ---- timers --------------------------------------------------------------------
 
-  /** Downstream inactivity: only while the downstream owes us bytes (no reply outstanding). */
+  /**
+   * Downstream deadline, only while the downstream owes us bytes (no reply outstanding): between
+   * commands it runs from the last reply to the next complete line (each reply restarts it, a byte
+   * does not); inside DATA each chunk restarts it, and the minimum rate bounds a trickle there.
+   */
   private armIdleTimer(): void {
     const seconds = this.idleLimitSeconds();
     if (seconds === undefined) return this.clearTimer('idle');
