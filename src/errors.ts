@@ -30,6 +30,7 @@ export const REPLIES = {
   noOriginalDestination: reply(421, '4.4.0 The proxy cannot tell where this connection was going, try again later'),
   dataTooSlow: reply(421, '4.4.2 Data arriving too slowly, closing connection'),
   tooManyHeaderLines: reply(554, '5.6.0 Message refused: too many header lines'),
+  headerBlockTooLarge: reply(451, '4.7.1 Message header block too large (limits.max_mime_header_bytes)'),
   commandTimeout: reply(421, '4.4.2 Idle timeout, closing connection'),
   dataTimeout: reply(421, '4.4.2 Timeout while receiving message data, closing connection'),
   lineTooLong: reply(500, '5.5.2 Line too long'),

@@ -556,15 +556,21 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
     // A POP3 proxy cannot refuse a message with too many header lines: it is delivered with a warning on top.
     const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const headerLines = await countHeaderLines(spool, maxHeaderBytes);
-    const warning = headerLines > maxHeaderLines ? [Buffer.from(`X-Mailmoat-Warning: more than ${maxHeaderLines} header lines (limits.max_header_lines)\r\n`, 'latin1')] : [];
+    const header = await countHeaderLines(spool, maxHeaderBytes);
+    const warningText =
+      header.kind === 'too-large'
+        ? `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`
+        : header.lines > maxHeaderLines
+          ? `more than ${maxHeaderLines} header lines (limits.max_header_lines)`
+          : undefined;
+    const warning = warningText === undefined ? [] : [Buffer.from(`X-Mailmoat-Warning: ${warningText}\r\n`, 'latin1')];
     const extra = warning.reduce((sum, line) => sum + line.length, 0);
     keepalive.stop();
     switch (verdict.action) {
       case 'pass': {
         const status = warning.length === 0 ? [statusLine, CRLF] : [ok(`${spool.size + extra} octets`)];
         await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : status), ...warning], spool);
-        return { verdict: 'pass', size, ...(warning.length === 0 ? {} : { reason: 'too many header lines: delivered with a warning' }) };
+        return { verdict: 'pass', size, ...(warning.length === 0 ? {} : { reason: `${header.kind === 'too-large' ? 'header block too large' : 'too many header lines'}: delivered with a warning` }) };
       }
       case 'rewrite':
         try {

@@ -178,7 +178,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     drain: () => this.resume('upstream-drain'),
     error: (error: Error) => this.log.debug({ err: error }, 'upstream socket error'),
     end: () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost),
-    close: () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost),
+    close: () => {
+      this.log.debug({ upstream: this.options.upstreamLabel }, 'upstream connection closed');
+      this.guard(this.onUpstreamLost, REPLIES.upstreamLost);
+    },
   };
 
   constructor(private readonly options: SmtpSessionOptions) {
@@ -251,6 +254,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private onUpstreamData(chunk: Buffer): void {
+    // After the session closed nothing the upstream says matters (the 221 to our own QUIT).
+    if (this.phase === 'closed') return;
     this.upstreamLines.push(chunk);
     for (let event = this.upstreamLines.next(); event !== null; event = this.upstreamLines.next()) {
       if (event.kind === 'overflow') return this.upstreamProtocolError('reply line too long');
@@ -399,7 +404,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'invalid':
       case 'unknown':
         this.unknownCommands++;
-        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeWith(REPLIES.tooManyUnknown);
+        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeInTurn(REPLIES.tooManyUnknown);
         return this.answerLocally(parsed.kind === 'invalid' ? REPLIES.invalidCharacters : REPLIES.unknownCommand);
       case 'command':
         return this.handleCommand(parsed.command);
@@ -419,7 +424,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'refuse':
         return this.answerLocally(action.reply);
       case 'close':
-        return this.closeWith(action.reply);
+        return this.closeInTurn(action.reply);
       case 'data':
         this.readPaused = true;
         this.slots.add({ compute: () => this.answerData(), after: (answer) => this.afterDataAnswer(answer) });
@@ -747,8 +752,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       return this.refuse(REPLIES.bareLineEnding, 'refused', 'bare CR or LF line endings');
     }
     const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const headerLines = await countHeaderLines(capture.spool, maxHeaderBytes);
-    if (headerLines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
+    const header = await countHeaderLines(capture.spool, maxHeaderBytes);
+    if (header.kind === 'too-large') return this.refuse(REPLIES.headerBlockTooLarge, 'tempfail', `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`);
+    if (header.lines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
     let verdict: Verdict;
     try {
       verdict = await this.runInspector(capture);
@@ -1073,11 +1079,32 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.finalize();
   }
 
-  /** Sends a last reply (421 and the like) and closes both legs. */
+  /** Sends a last reply (421 and the like) now and closes both legs. */
   private closeWith(last: Reply): void {
     if (this.phase === 'closed') return;
     const downstream = this.downstream;
     if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(last));
+    this.endSession(last);
+  }
+
+  /**
+   * The proxy's own decision to close after a command (too many unknown verbs, an HTTP request):
+   * the last reply waits its turn behind the replies owed to earlier pipelined commands.
+   */
+  private closeInTurn(last: Reply): void {
+    this.readPaused = true;
+    this.slots.add({
+      reply: last,
+      after: () => {
+        if (this.phase === 'closed') return;
+        this.downstream.end();
+        this.endSession(last);
+      },
+    });
+    this.flushReplies();
+  }
+
+  private endSession(last: Reply): void {
     this.log.info({ reply: `${last.code} ${last.lines.join(' ')}` }, 'session closed by the proxy');
     this.abortTransaction('session closed by the proxy');
     this.closeUpstream();
