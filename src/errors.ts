@@ -52,6 +52,7 @@ export const REPLIES = {
   bareLineEnding: reply(550, '5.6.0 Message refused: bare CR or LF line endings'),
   inspectionFailed: reply(451, '4.3.0 Message could not be inspected, try again later'),
   spoolFailed: reply(451, '4.3.0 Local storage error, try again later'),
+  memoryBudget: reply(451, '4.3.1 Insufficient system resources, try again later'),
   quarantineFailed: reply(451, '4.3.0 Quarantine storage error, try again later'),
   internalError: reply(421, '4.3.0 Internal proxy error, closing connection'),
   shuttingDown: reply(421, '4.3.2 Service shutting down, try again later'),

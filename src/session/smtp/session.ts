@@ -668,6 +668,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private answerData(): Reply {
     if (this.transaction.sender === undefined) return REPLIES.needMail;
     if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
+    const budget = this.options.policy.limits.max_process_memory_bytes;
+    const resident = budget === 0 ? 0 : process.memoryUsage.rss();
+    if (resident > budget) {
+      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: DATA tempfailed');
+      return REPLIES.memoryBudget;
+    }
     if (this.options.largeMessages?.memory.has(this.largeMessageKey()) === true) {
       this.log.info({ sender: this.transaction.sender }, 'large message offered again: refused');
       return REPLIES.largeMessageRemembered;
