@@ -3,7 +3,8 @@
  * folded continuation lines that belong to them, up to the first empty line). The
  * count stops at the first line that is neither a field nor a continuation, since
  * that is where a malformed message's body begins. Reads at most `maxBytes`: a header
- * block longer than that counts as over any limit (Infinity).
+ * block longer than that (one endless line included) is reported as too large, which
+ * is a different refusal from too many lines.
  */
 import type { MessageSource } from '../inspect/api.js';
 
@@ -23,7 +24,15 @@ function isField(line: Buffer): boolean {
 
 const isContinuation = (line: Buffer): boolean => line[0] === 0x20 || line[0] === 0x09;
 
-export async function countHeaderLines(message: MessageSource, maxBytes: number): Promise<number> {
+export type HeaderCount = { kind: 'lines'; lines: number } | { kind: 'too-large' };
+
+export async function countHeaderLines(message: MessageSource, maxBytes: number): Promise<HeaderCount> {
+  const lines = await count(message, maxBytes);
+  return lines === undefined ? { kind: 'too-large' } : { kind: 'lines', lines };
+}
+
+/** The header line count, or undefined when the header block is longer than `maxBytes`. */
+async function count(message: MessageSource, maxBytes: number): Promise<number | undefined> {
   let lines = 0;
   let pending: Buffer = Buffer.alloc(0);
   let read = 0;
@@ -37,7 +46,7 @@ export async function countHeaderLines(message: MessageSource, maxBytes: number)
       else return lines;
     }
     read += chunk.length;
-    if (read >= maxBytes) return Infinity;
+    if (read >= maxBytes) return undefined;
   }
   return lines;
 }

@@ -5,10 +5,16 @@
  * false once the caller must await drained() before writing more.
  *
  * Invariant: open() yields exactly the bytes written, in order.
+ *
+ * A write error (ENOSPC on a full disk, EIO) is remembered and never hangs a caller:
+ * the partial file is removed at once (a full disk is freed for the next message),
+ * later writes are dropped, and drained() and finish() reject with the first error,
+ * so the session answers 451 4.3.0 at the final dot.
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -22,13 +28,15 @@ export class Spool {
   private file: WriteStream | undefined;
   private path: string | undefined;
   private failure: Error | undefined;
+  /** The removal of a partial file after a write error; finish() waits for it. */
+  private removal: Promise<void> | undefined;
   size = 0;
 
   constructor(private readonly options: SpoolOptions) {}
 
   /** Appends bytes; false means: await drained() before the next write. */
   write(chunk: Buffer): boolean {
-    if (chunk.length === 0) return true;
+    if (chunk.length === 0 || this.failure !== undefined) return true;
     this.size += chunk.length;
     if (this.file === undefined) {
       this.chunks.push(chunk);
@@ -45,17 +53,28 @@ export class Spool {
     const file = this.file;
     if (this.failure) throw this.failure;
     if (file === undefined || !file.writableNeedDrain) return;
-    await once(file, 'drain');
+    // 'close' follows an error (the stream destroys itself), so a failure never leaves this waiting.
+    await Promise.race([once(file, 'drain'), once(file, 'close')]);
+    if (this.failure) throw this.failure;
   }
 
   /** Flushes the file, if any; throws the first write error. */
   async finish(): Promise<void> {
     const file = this.file;
+    if (this.failure) {
+      await this.removal;
+      throw this.failure;
+    }
     if (file !== undefined && !file.writableFinished) {
       file.end();
-      await once(file, 'finish');
+      await finished(file).catch((error: unknown) => {
+        this.failure ??= error instanceof Error ? error : new Error(String(error));
+      });
     }
-    if (this.failure) throw this.failure;
+    if (this.failure) {
+      await this.removal;
+      throw this.failure;
+    }
   }
 
   /** The spooled bytes, in order; call after finish(). (Readable.from() makes a stream of it.) */
@@ -84,8 +103,12 @@ export class Spool {
   private openFile(): WriteStream {
     this.path = join(this.options.dir, `mailmoat-${process.pid}-${randomBytes(8).toString('hex')}.eml`);
     const file = createWriteStream(this.path, { flags: 'wx', mode: 0o600, highWaterMark: 64 * 1024 });
+    const path = this.path;
     file.on('error', (error: Error) => {
       this.failure ??= error;
+      this.chunks = [];
+      // The stream closes its descriptor itself; the partial file goes now, not at dispose().
+      this.removal = rm(path, { force: true }).catch(() => undefined);
     });
     return file;
   }

@@ -206,6 +206,8 @@ export const policySchema = z
       min_data_bytes_per_second: z.number().int().min(0).default(256),
       /** Header lines of a message: more is refused (SMTP 554 5.6.0) or warned about (POP3). Mailtraq's 150. */
       max_header_lines: z.number().int().positive().default(150),
+      /** Resident memory of one serving process; over it a new DATA gets 451 4.3.1 instead of growing. 0 = off. */
+      max_process_memory_bytes: z.number().int().min(0).default(1024 * 1024 * 1024),
       /** Large Message Safety (Mailtraq): cut off, remember, refuse the same transaction again. */
       large_message: z
         .strictObject({

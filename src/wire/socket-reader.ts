@@ -1,13 +1,15 @@
 /**
  * A pull reader over one socket for strict request/response protocols (POP3,
  * RFC 1939): the session awaits the next line or the next raw chunk, each with
- * a deadline. Lines come from the one LineReader (wire/line-reader.ts).
+ * a deadline (a line's deadline covers the whole line; a chunk's, the next chunk).
+ * Lines come from the one LineReader (wire/line-reader.ts).
  *
  * Backpressure: the socket is paused whenever nobody waits and bytes are
  * buffered, so a peer that sends ahead (or an upstream streaming a large RETR)
  * is held by TCP, never by memory.
  */
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { LineReader, type LineEvent } from './line-reader.js';
 
 export class ReadTimeout extends Error {
@@ -51,13 +53,17 @@ export class SocketReader {
     return this.lines.takeRest().length;
   }
 
-  /** The next line (or an overflow notice); CLOSED when the peer is gone. */
+  /**
+   * The next line (or an overflow notice); CLOSED when the peer is gone. The whole line must
+   * arrive within `timeoutSeconds`: a peer trickling bytes does not extend the deadline.
+   */
   async nextLine(timeoutSeconds: number): Promise<LineEvent | typeof CLOSED> {
+    const deadline = performance.now() + timeoutSeconds * 1000;
     for (;;) {
       const event = this.lines.next();
       if (event !== null) return event;
       if (this.ended) return CLOSED;
-      await this.waitForData(timeoutSeconds);
+      await this.waitForData(timeoutSeconds, Math.max(0, deadline - performance.now()));
     }
   }
 
@@ -65,7 +71,7 @@ export class SocketReader {
   async nextChunk(timeoutSeconds: number): Promise<Buffer | typeof CLOSED> {
     if (this.lines.buffered === 0) {
       if (this.ended) return CLOSED;
-      await this.waitForData(timeoutSeconds);
+      await this.waitForData(timeoutSeconds, timeoutSeconds * 1000);
       if (this.lines.buffered === 0) return CLOSED;
     }
     return this.lines.takeRest();
@@ -84,13 +90,13 @@ export class SocketReader {
     return this.lines.buffered > 0;
   }
 
-  private waitForData(timeoutSeconds: number): Promise<void> {
+  private waitForData(timeoutSeconds: number, waitMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.wake = undefined;
         this.socket.pause();
         reject(new ReadTimeout(timeoutSeconds));
-      }, timeoutSeconds * 1000);
+      }, waitMs);
       this.wake = () => {
         clearTimeout(timer);
         this.wake = undefined;

@@ -11,8 +11,10 @@
  * connection without the final dot: the client sees an incomplete RETR, keeps
  * nothing, and the upstream (which gets no QUIT) deletes nothing (RFC 1939 6).
  * P3Scan trickles the message itself instead, which commits it before the scan.
+ * Every line goes through the retrieval's StuffedWriter, which refuses it once the
+ * message itself streams: a trace line can never land inside the message body.
  */
-import type { Socket } from 'node:net';
+import type { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ok } from './responses.js';
 
 export class RetrievalKeepalive {
@@ -22,7 +24,7 @@ export class RetrievalKeepalive {
   committed = false;
 
   constructor(
-    private readonly downstream: Socket,
+    readonly writer: StuffedWriter,
     private readonly afterSeconds: number,
   ) {
     this.timer = setInterval(() => this.tick(), afterSeconds * 1000);
@@ -36,12 +38,11 @@ export class RetrievalKeepalive {
 
   private tick(): void {
     this.elapsedSeconds += this.afterSeconds;
-    // A client that does not read is not kept alive at the cost of memory: the tick is skipped.
-    if (this.downstream.destroyed || this.downstream.writableNeedDrain) return;
+    // A client that does not read is not kept alive at the cost of memory: the writer skips the tick.
     if (!this.committed) {
+      if (!this.writer.keepalive(ok('message follows; mailmoat is still inspecting it'))) return;
       this.committed = true;
-      this.downstream.write(ok('message follows; mailmoat is still inspecting it'));
     }
-    this.downstream.write(`X-Mailmoat-Scan: still inspecting, ${this.elapsedSeconds} s\r\n`, 'latin1');
+    this.writer.keepalive(Buffer.from(`X-Mailmoat-Scan: still inspecting, ${this.elapsedSeconds} s\r\n`, 'latin1'));
   }
 }

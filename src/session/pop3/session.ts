@@ -34,6 +34,7 @@ import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
 import type { LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
 import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
+import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
@@ -48,8 +49,6 @@ const MAX_CAPABILITY_BYTES = 64 * 1024;
 const POP3_PORT = 110;
 const CRLF = Buffer.from('\r\n', 'latin1');
 const STLS_COMMAND = Buffer.from('STLS\r\n', 'latin1');
-/** The payload goes downstream in writes of about this size (one writev each). */
-const DOWNSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
 
 export interface Pop3SessionOptions {
   id: string;
@@ -495,7 +494,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       return report({ verdict: 'pass', size }, false);
     }
     const spool = new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes });
-    const keepalive = new RetrievalKeepalive(this.downstream, this.options.policy.pop3.keepalive_seconds);
+    const keepalive = new RetrievalKeepalive(new StuffedWriter(this.downstream), this.options.policy.pop3.keepalive_seconds);
     try {
       const outcome = await this.captureAndAnswer(command, message, status.line, spool, keepalive);
       report(outcome, keepalive.committed);
@@ -557,19 +556,25 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
     // A POP3 proxy cannot refuse a message with too many header lines: it is delivered with a warning on top.
     const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const headerLines = await countHeaderLines(spool, maxHeaderBytes);
-    const warning = headerLines > maxHeaderLines ? [Buffer.from(`X-Mailmoat-Warning: more than ${maxHeaderLines} header lines (limits.max_header_lines)\r\n`, 'latin1')] : [];
+    const header = await countHeaderLines(spool, maxHeaderBytes);
+    const warningText =
+      header.kind === 'too-large'
+        ? `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`
+        : header.lines > maxHeaderLines
+          ? `more than ${maxHeaderLines} header lines (limits.max_header_lines)`
+          : undefined;
+    const warning = warningText === undefined ? [] : [Buffer.from(`X-Mailmoat-Warning: ${warningText}\r\n`, 'latin1')];
     const extra = warning.reduce((sum, line) => sum + line.length, 0);
     keepalive.stop();
     switch (verdict.action) {
       case 'pass': {
         const status = warning.length === 0 ? [statusLine, CRLF] : [ok(`${spool.size + extra} octets`)];
-        await this.sendMessage([...(keepalive.committed ? [] : status), ...warning], spool);
-        return { verdict: 'pass', size, ...(warning.length === 0 ? {} : { reason: 'too many header lines: delivered with a warning' }) };
+        await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : status), ...warning], spool);
+        return { verdict: 'pass', size, ...(warning.length === 0 ? {} : { reason: `${header.kind === 'too-large' ? 'header block too large' : 'too many header lines'}: delivered with a warning` }) };
       }
       case 'rewrite':
         try {
-          await this.sendMessage([...(keepalive.committed ? [] : [ok(`${verdict.message.size + extra} octets`)]), ...warning], verdict.message);
+          await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : [ok(`${verdict.message.size + extra} octets`)]), ...warning], verdict.message);
         } finally {
           await verdict.message.dispose();
         }
@@ -621,19 +626,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   /** The status line (unless already committed), the re-stuffed message and the final dot. */
-  private async sendMessage(head: Buffer[], source: MessageSource): Promise<void> {
-    const stuffer = new DotStuffer();
-    let batch: Buffer[] = [...head];
-    let batchBytes = 0;
-    for await (const chunk of source.open()) {
-      batch.push(...stuffer.stuff(chunk));
-      batchBytes += chunk.length;
-      if (batchBytes < DOWNSTREAM_WRITE_BATCH_BYTES) continue;
-      await this.sendDownstream(batch);
-      batch = [];
-      batchBytes = 0;
+  /** The status (unless committed), the message re-stuffed, the dot: the writer owns the downstream meanwhile. */
+  private async sendMessage(writer: StuffedWriter, head: Buffer[], source: MessageSource): Promise<void> {
+    try {
+      await writer.begin(head).send(source);
+    } catch (error) {
+      if (writer.socket.destroyed || !writer.socket.writable) throw new SessionEnd(undefined, 'downstream connection lost');
+      throw error;
     }
-    await this.sendDownstream([...batch, ...stuffer.end(), END_OF_DATA]);
   }
 
   private report(outcome: RetrievalOutcome & { command: string; message: string; startedAt: number; keptAlive: boolean }): void {

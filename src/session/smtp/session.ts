@@ -35,8 +35,9 @@ import { Spool } from '../../capture/spool.js';
 import { countHeaderLines } from '../../capture/header-lines.js';
 import type { LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
-import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
-import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
+import { DataDecoder } from '../../wire/dot-codec.js';
+import { destroyAfterLinger } from '../../wire/socket-write.js';
+import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
@@ -54,8 +55,6 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
 /** The window over which limits.min_data_bytes_per_second is measured. */
 const RATE_WINDOW_MS = 30_000;
-/** The payload goes upstream in writes of about this size (one writev each). */
-const UPSTREAM_WRITE_BATCH_BYTES = 256 * 1024;
 
 export interface SmtpSessionOptions {
   id: string;
@@ -135,6 +134,8 @@ interface Capture {
 export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private phase: Phase = 'connecting';
   private upstream: Socket | undefined;
+  /** The only writer of the upstream socket: it owns the socket while a message streams. */
+  private upstreamWriter: StuffedWriter | undefined;
   private upstreamAlive = false;
   private readonly commandLines: LineReader;
   private readonly upstreamLines = new LineReader(MAX_UPSTREAM_LINE_BYTES);
@@ -177,7 +178,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     drain: () => this.resume('upstream-drain'),
     error: (error: Error) => this.log.debug({ err: error }, 'upstream socket error'),
     end: () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost),
-    close: () => this.guard(this.onUpstreamLost, REPLIES.upstreamLost),
+    close: () => {
+      this.log.debug({ upstream: this.options.upstreamLabel }, 'upstream connection closed');
+      this.guard(this.onUpstreamLost, REPLIES.upstreamLost);
+    },
   };
 
   constructor(private readonly options: SmtpSessionOptions) {
@@ -236,6 +240,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       return;
     }
     this.upstream = socket;
+    this.upstreamWriter = new StuffedWriter(socket);
     this.upstreamAlive = true;
     socket.setNoDelay(true);
     bind(socket, this.upstreamHandlers);
@@ -249,6 +254,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private onUpstreamData(chunk: Buffer): void {
+    // After the session closed nothing the upstream says matters (the 221 to our own QUIT).
+    if (this.phase === 'closed') return;
     this.upstreamLines.push(chunk);
     for (let event = this.upstreamLines.next(); event !== null; event = this.upstreamLines.next()) {
       if (event.kind === 'overflow') return this.upstreamProtocolError('reply line too long');
@@ -320,9 +327,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private writeUpstream(wire: Buffer): void {
-    const upstream = this.upstream;
-    if (upstream === undefined || !this.upstreamAlive) return;
-    if (!upstream.write(wire)) this.pause('upstream-drain');
+    const writer = this.upstreamWriter;
+    if (writer === undefined || !this.upstreamAlive) return;
+    if (!writer.write(wire)) this.pause('upstream-drain');
   }
 
   // ---- downstream leg ----------------------------------------------------------
@@ -344,8 +351,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'command':
       case 'auth':
       case 'broken':
+        // Bytes do not restart the command deadline, replies do: a trickled line cannot extend it.
         this.commandLines.push(chunk);
-        this.armIdleTimer();
         return this.processLines();
       case 'closed':
         return;
@@ -397,7 +404,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'invalid':
       case 'unknown':
         this.unknownCommands++;
-        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeWith(REPLIES.tooManyUnknown);
+        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeInTurn(REPLIES.tooManyUnknown);
         return this.answerLocally(parsed.kind === 'invalid' ? REPLIES.invalidCharacters : REPLIES.unknownCommand);
       case 'command':
         return this.handleCommand(parsed.command);
@@ -417,7 +424,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'refuse':
         return this.answerLocally(action.reply);
       case 'close':
-        return this.closeWith(action.reply);
+        return this.closeInTurn(action.reply);
       case 'data':
         this.readPaused = true;
         this.slots.add({ compute: () => this.answerData(), after: (answer) => this.afterDataAnswer(answer) });
@@ -590,6 +597,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       return undefined;
     }
     this.upstream = secure;
+    this.upstreamWriter = new StuffedWriter(secure);
     bind(secure, this.upstreamHandlers);
     this.upstreamOffersStartTls = false;
     this.log.debug({ upstream: this.options.upstreamLabel, protocol: secure.getProtocol(), authorized: secure.authorized }, 'upstream TLS established');
@@ -660,6 +668,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private answerData(): Reply {
     if (this.transaction.sender === undefined) return REPLIES.needMail;
     if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
+    const budget = this.options.policy.limits.max_process_memory_bytes;
+    const resident = budget === 0 ? 0 : process.memoryUsage.rss();
+    if (resident > budget) {
+      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: DATA tempfailed');
+      return REPLIES.memoryBudget;
+    }
     if (this.options.largeMessages?.memory.has(this.largeMessageKey()) === true) {
       this.log.info({ sender: this.transaction.sender }, 'large message offered again: refused');
       return REPLIES.largeMessageRemembered;
@@ -744,8 +758,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       return this.refuse(REPLIES.bareLineEnding, 'refused', 'bare CR or LF line endings');
     }
     const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const headerLines = await countHeaderLines(capture.spool, maxHeaderBytes);
-    if (headerLines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
+    const header = await countHeaderLines(capture.spool, maxHeaderBytes);
+    if (header.kind === 'too-large') return this.refuse(REPLIES.headerBlockTooLarge, 'tempfail', `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`);
+    if (header.lines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
     let verdict: Verdict;
     try {
       verdict = await this.runInspector(capture);
@@ -824,13 +839,35 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private async forwardMessage(message: MessageSource, verdict: 'pass' | 'rewrite', reason?: string) {
     this.phase = 'forwarding';
+    this.stopKeepalive();
+    const writer = this.upstreamWriter;
     try {
-      const dataReply = await this.requestUpstream(DATA_COMMAND, 'command');
-      if (dataReply.code !== 354) {
-        const final = dataReply.code >= 400 ? dataReply : REPLIES.upstreamUnexpectedReply;
-        return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${dataReply.code}` };
+      if (writer === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
+      const dataReply = this.requestUpstream(undefined, 'command');
+      // From DATA to the final dot the writer owns the upstream socket: no keepalive can interleave.
+      const lease = writer.begin([DATA_COMMAND]);
+      let answer: Reply;
+      try {
+        answer = await dataReply;
+      } catch (error) {
+        lease.release();
+        throw error;
       }
-      const final = await this.streamUpstream(message);
+      if (answer.code !== 354) {
+        lease.release();
+        const final = answer.code >= 400 ? answer : REPLIES.upstreamUnexpectedReply;
+        return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${answer.code}` };
+      }
+      let finalReply: Promise<Reply> | undefined;
+      await lease.send(message, () => {
+        // An upstream lost while the message streamed gets no final dot.
+        if (!this.upstreamAlive) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
+        finalReply = this.requestUpstream(undefined, 'final');
+        // If the dot cannot be written, that failure is the one reported; this one is expected.
+        finalReply.catch(() => undefined);
+      });
+      if (finalReply === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
+      const final = await finalReply;
       const relayed = final.code >= 400 || (final.code >= 200 && final.code < 300) ? final : REPLIES.upstreamUnexpectedReply;
       return { final: relayed, verdict, ...(reason === undefined ? {} : { reason }) };
     } catch (error) {
@@ -839,30 +876,6 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       this.upstream?.destroy();
       return { final: lost, verdict: 'tempfail' as const, reason: `transfer failed: ${(error as Error).message}` };
     }
-  }
-
-  /** Sends the re-stuffed message and the final dot; resolves with the upstream's final reply. */
-  private async streamUpstream(message: MessageSource): Promise<Reply> {
-    const upstream = this.upstream;
-    if (upstream === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
-    const stuffer = new DotStuffer();
-    // Pieces are batched into few large writev calls; nothing is copied.
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
-    for await (const chunk of message.open()) {
-      batch.push(...stuffer.stuff(chunk));
-      batchBytes += chunk.length;
-      if (batchBytes < UPSTREAM_WRITE_BATCH_BYTES) continue;
-      await writeAll(upstream, batch);
-      batch = [];
-      batchBytes = 0;
-      if (!this.upstreamAlive) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
-    }
-    const finalReply = this.requestUpstream(undefined, 'final');
-    // If the dot cannot be written, the failure below is the one reported; this one is expected.
-    finalReply.catch(() => undefined);
-    await writeAll(upstream, [...batch, ...stuffer.end(), END_OF_DATA]);
-    return finalReply;
   }
 
   private finishTransaction(capture: Capture, final: Reply, verdict: TransactionSummary['verdict'], reason?: string): void {
@@ -930,7 +943,11 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   // ---- timers --------------------------------------------------------------------
 
-  /** Downstream inactivity: only while the downstream owes us bytes (no reply outstanding). */
+  /**
+   * Downstream deadline, only while the downstream owes us bytes (no reply outstanding): between
+   * commands it runs from the last reply to the next complete line (each reply restarts it, a byte
+   * does not); inside DATA each chunk restarts it, and the minimum rate bounds a trickle there.
+   */
   private armIdleTimer(): void {
     const seconds = this.idleLimitSeconds();
     if (seconds === undefined) return this.clearTimer('idle');
@@ -982,7 +999,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private startKeepalive(): void {
     this.stopKeepalive();
     this.keepaliveTimer = setInterval(() => {
-      if (this.waits.length > 0 || !this.upstreamAlive) return;
+      // Never while a message streams: the writer owns the socket from DATA to the final dot.
+      if (this.waits.length > 0 || !this.upstreamAlive || this.upstreamWriter?.streaming !== false) return;
       this.requestUpstream(NOOP_COMMAND, 'command').catch(() => undefined);
     }, this.options.policy.timeouts.upstream_keepalive_seconds * 1000);
     this.keepaliveTimer.unref();
@@ -1067,11 +1085,32 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.finalize();
   }
 
-  /** Sends a last reply (421 and the like) and closes both legs. */
+  /** Sends a last reply (421 and the like) now and closes both legs. */
   private closeWith(last: Reply): void {
     if (this.phase === 'closed') return;
     const downstream = this.downstream;
     if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(last));
+    this.endSession(last);
+  }
+
+  /**
+   * The proxy's own decision to close after a command (too many unknown verbs, an HTTP request):
+   * the last reply waits its turn behind the replies owed to earlier pipelined commands.
+   */
+  private closeInTurn(last: Reply): void {
+    this.readPaused = true;
+    this.slots.add({
+      reply: last,
+      after: () => {
+        if (this.phase === 'closed') return;
+        this.downstream.end();
+        this.endSession(last);
+      },
+    });
+    this.flushReplies();
+  }
+
+  private endSession(last: Reply): void {
     this.log.info({ reply: `${last.code} ${last.lines.join(' ')}` }, 'session closed by the proxy');
     this.abortTransaction('session closed by the proxy');
     this.closeUpstream();

@@ -1,0 +1,84 @@
+// The stuffed writer owns its connection from a payload's opening line to its final dot: a
+// command throws and a keepalive is skipped meanwhile; afterwards both go through again.
+import t from 'tap';
+import { PassThrough } from 'node:stream';
+import { StuffedWriter } from '../../src/wire/stuffed-writer.js';
+
+function sink(): { stream: PassThrough; bytes: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return { stream, bytes: () => Buffer.concat(chunks).toString('latin1') };
+}
+
+/** A source that hands out one chunk, then waits until released (a spool read in progress). */
+function gatedSource(chunks: string[]): { source: { open(): AsyncGenerator<Buffer> }; release: () => void } {
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return {
+    release,
+    source: {
+      async *open() {
+        for (const [index, chunk] of chunks.entries()) {
+          if (index === 1) await gate;
+          yield Buffer.from(chunk, 'latin1');
+        }
+      },
+    },
+  };
+}
+
+t.test('nothing else is written between the opening and the final dot', async (t) => {
+  const { stream, bytes } = sink();
+  const writer = new StuffedWriter(stream);
+  t.equal(writer.keepalive(Buffer.from('NOOP\r\n')), true, 'a keepalive between payloads is written');
+  const { source, release } = gatedSource(['Subject: x\r\n\r\n', '.dot line\r\n']);
+  const lease = writer.begin([Buffer.from('DATA\r\n')]);
+  const sending = lease.send(source);
+  t.equal(writer.streaming, true);
+  t.throws(() => writer.write(Buffer.from('RSET\r\n')), /a payload owns this connection/, 'a command while the payload streams is a bug');
+  t.equal(writer.keepalive(Buffer.from('NOOP\r\n')), false, 'a keepalive is skipped');
+  t.throws(() => writer.begin([]), /a payload owns this connection/, 'one payload at a time');
+  release();
+  await sending;
+  t.equal(writer.streaming, false, 'the lease ended with the dot');
+  t.equal(writer.write(Buffer.from('QUIT\r\n')), true);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(bytes(), 'NOOP\r\nDATA\r\nSubject: x\r\n\r\n..dot line\r\n.\r\nQUIT\r\n', 're-stuffed, terminated, nothing interleaved');
+});
+
+t.test('a released lease frees the writer; a failed source frees it too', async (t) => {
+  const { stream } = sink();
+  const writer = new StuffedWriter(stream);
+  writer.begin([Buffer.from('DATA\r\n')]).release();
+  t.equal(writer.streaming, false);
+  const failing = {
+    async *open(): AsyncGenerator<Buffer> {
+      yield Buffer.from('a\r\n');
+      throw new Error('spool read failed');
+    },
+  };
+  await t.rejects(writer.begin([]).send(failing), /spool read failed/);
+  t.equal(writer.streaming, false);
+});
+
+t.test('the final write hook can stop the dot', async (t) => {
+  const { stream, bytes } = sink();
+  const writer = new StuffedWriter(stream);
+  const source = {
+    async *open(): AsyncGenerator<Buffer> {
+      yield Buffer.from('body\r\n');
+    },
+  };
+  await t.rejects(
+    writer.begin([]).send(source, () => {
+      throw new Error('upstream lost');
+    }),
+    /upstream lost/,
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  t.notMatch(bytes(), /\.\r\n$/, 'no final dot');
+  t.equal(writer.streaming, false);
+});
