@@ -32,6 +32,12 @@ import { hostname } from 'node:os';
 
 const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
+// A reader that stops reading (`mailmoat quarantine list | head -1`) ends the output: not a failure, no stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+
 const program = new Command()
   .name('mailmoat')
   .description('Transparent, protocol-inspecting SMTP/POP3 proxy')

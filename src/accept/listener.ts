@@ -305,6 +305,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       id,
       downstream: socket,
       downstreamLabel: label(client),
+      downstreamAddress: client.address,
       connectUpstream: () => this.dial(upstreamAddress),
       upstreamLabel: this.derived.upstream.kind === 'fixed' ? listener.upstream : formatDestination(upstreamAddress),
       direction,

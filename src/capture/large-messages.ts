@@ -1,9 +1,16 @@
 /**
  * Large Message Safety (Mailtraq): a message that grows past
- * `limits.large_message.abort_over` is cut off at once, and its key (the HELO, MAIL
- * FROM and RCPT TO arguments) is remembered for `remember_for`, so that the same
- * transaction offered again is refused permanently at DATA (552 5.3.4) instead of
- * being read, megabyte after megabyte, on every retry.
+ * `limits.large_message.abort_over` is cut off at once, and what identifies that
+ * same oversized message is remembered for `remember_for`: the client's network
+ * (its IPv4 address, or its IPv6 /64), the HELO, MAIL FROM and RCPT TO arguments,
+ * and the size the sender declared (MAIL FROM SIZE=, RFC 1870). Offered again, it
+ * is refused permanently at DATA (552 5.3.4) instead of being read, megabyte after
+ * megabyte, on every retry.
+ *
+ * Only a transaction that declares a SIZE= over abort_over is ever refused, so no
+ * message under the limit is: a forged triple cannot make an ordinary message fail,
+ * and a key is remembered only for a cut transaction that declared such a size (one
+ * without SIZE= cannot be recognised before it is read again).
  *
  * The keys live in a small JSON file (SHA-256 of the key, and when it expires),
  * written atomically (temporary file, rename), so they survive a restart; other
@@ -14,20 +21,34 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { clientNetwork } from '../policy/client-network.js';
 
 /** Remembered keys kept at most; the ones expiring first go. */
 const MAX_REMEMBERED_KEYS = 100_000;
 
 export interface TransactionKey {
+  /** The downstream's address (after a PROXY header); remembered as its network. */
+  client: string;
   helo: string;
   sender: string;
   recipients: readonly string[];
+  /** MAIL FROM SIZE=, when the sender declared it. */
+  declaredSize: number | undefined;
 }
 
 export function keyOf(transaction: TransactionKey): string {
-  const text = [transaction.helo.toLowerCase(), transaction.sender.toLowerCase(), ...[...transaction.recipients].map((recipient) => recipient.toLowerCase()).sort()].join('\n');
+  const text = [
+    clientNetwork(transaction.client),
+    String(transaction.declaredSize ?? ''),
+    transaction.helo.toLowerCase(),
+    transaction.sender.toLowerCase(),
+    ...[...transaction.recipients].map((recipient) => recipient.toLowerCase()).sort(),
+  ].join('\n');
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
+
+/** Whether a transaction can be recognised before its data: it declared a size over the limit. */
+export const recognisable = (transaction: TransactionKey, abortOverBytes: number): boolean => transaction.declaredSize !== undefined && transaction.declaredSize > abortOverBytes;
 
 export class LargeMessageMemory {
   private keys = new Map<string, number>();
@@ -42,7 +63,7 @@ export class LargeMessageMemory {
     this.refresh();
   }
 
-  /** Whether this transaction was cut off before and is still remembered. */
+  /** Whether this transaction was cut off before and is still remembered (ask only when it is recognisable()). */
   has(transaction: TransactionKey): boolean {
     this.refresh();
     const until = this.keys.get(keyOf(transaction));

@@ -21,6 +21,7 @@ import type { FlaggedMessage } from '../quarantine/store.js';
 import { parseClamdAddress } from '../inspect/clamd.js';
 import type { ProxyEvent } from '../observe/metrics.js';
 import { startObservability } from '../observe/observability.js';
+import { removeOwnSpoolFiles, spoolDirOf, sweepSpool } from '../capture/spool-sweep.js';
 
 /** After timeouts.drain_seconds, how long a draining process may take to close before it exits anyway. */
 const DRAIN_GRACE_SECONDS = 10;
@@ -38,6 +39,10 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   const onEvent = (event: string, detail: string): void => logger.warn({ detail }, event);
   const shared = role === 'worker' ? parseClamdAddress(process.env[SHARED_CLAMD_ENV] ?? '') : undefined;
   const inspectorOptions = { onEvent, ...(shared === undefined ? {} : { sharedManagedClamd: shared }) };
+  // Spool files hold mail: whatever way this process exits, its own go with it (SIGKILL: the next sweep).
+  const spoolDirs = new Set([spoolDirOf(policy.spool)]);
+  process.on('exit', () => spoolDirs.forEach(removeOwnSpoolFiles));
+  if (role === 'single') await sweepLeftovers(spoolDirOf(policy.spool), logger);
   let inspector: MailInspector = await createMailInspector(policy, inspectorOptions);
   const send = (message: FromWorker): void => {
     if (role === 'worker') process.send?.(message);
@@ -76,6 +81,7 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
     }
     try {
       const { retired } = await proxy.reload(next, nextInspector);
+      spoolDirs.add(spoolDirOf(next.spool));
       const previous = inspector;
       inspector = nextInspector;
       retired.then(() => previous.close()).catch((error: unknown) => logger.warn({ err: error }, 'closing the previous inspector failed'));
@@ -121,6 +127,16 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
     if (message.type === 'drain') drain('supervisor');
   });
   watchRecycling(proxy.listeners, policy, (reason) => send({ type: 'recycle', reason }));
+}
+
+/** Removes the spool files of processes that are gone (a previous run killed, a worker that died). */
+export async function sweepLeftovers(spoolDir: string, logger: Logger): Promise<void> {
+  try {
+    const swept = await sweepSpool(spoolDir);
+    if (swept.files > 0) logger.warn({ spoolDir, files: swept.files, bytes: swept.bytes }, 'spool files left by a process that is gone: removed');
+  } catch (error) {
+    logger.error({ spoolDir, reason: (error as Error).message }, 'spool sweep failed');
+  }
 }
 
 /** Asks for a replacement once, after recycle_after.sessions sessions or recycle_after.hours hours (MailScanner's restarts). */

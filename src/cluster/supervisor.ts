@@ -16,7 +16,8 @@ import { createAlerts, startQuarantinePurge } from '../main.js';
 import { QuarantineStore } from '../quarantine/store.js';
 import { createTlsSetup } from '../tls/setup.js';
 import type { AlertNotifier } from '../alerts/notify.js';
-import { SHARED_CLAMD_ENV, type FromWorker, type ToWorker } from './serve.js';
+import { SHARED_CLAMD_ENV, sweepLeftovers, type FromWorker, type ToWorker } from './serve.js';
+import { spoolDirOf } from '../capture/spool-sweep.js';
 import { ManagedClamd } from '../inspect/managed-clamd.js';
 import { describeClamdAddress } from '../inspect/clamd.js';
 import { startObservability } from '../observe/observability.js';
@@ -34,6 +35,10 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const logger = createLogger(policy.log.level).child({ role: 'supervisor', pid: process.pid });
   let housekeeping = await startHousekeeping(policy, logger);
+  // Spool files left by a killed predecessor, by a worker that died, and at the very end: none may stay.
+  const spoolDirs = new Set([spoolDirOf(policy.spool)]);
+  const sweepSpools = (): Promise<unknown> => Promise.all([...spoolDirs].map((dir) => sweepLeftovers(dir, logger)));
+  await sweepSpools();
   // antivirus.clamd: managed runs one clamd here for every worker (a clamd holds the signatures in memory).
   const clamd =
     policy.antivirus.clamd === 'managed'
@@ -95,6 +100,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     const expected = leaving.delete(worker) || stopping;
     const lived = Date.now() - (startedAt.get(worker) ?? 0);
     startedAt.delete(worker);
+    void sweepSpools();
     if (expected) {
       logger.info({ worker: worker.id, code }, 'worker stopped');
     } else {
@@ -104,7 +110,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
       }, lived < EARLY_DEATH_MS ? RESPAWN_DELAY_MS : 0);
     }
     if (stopping && live.size === 0) {
-      void Promise.all([housekeeping.stop(), clamd?.stop(), observability.close()]).then(() => {
+      void Promise.all([housekeeping.stop(), clamd?.stop(), observability.close(), sweepSpools()]).then(() => {
         logger.info('stopped');
         process.exit(0);
       });
@@ -119,6 +125,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
       async (next) => {
         await housekeeping.stop();
         housekeeping = await startHousekeeping(next, logger);
+        spoolDirs.add(spoolDirOf(next.spool));
         for (const worker of ready) if (!leaving.has(worker)) tell(worker, { type: 'reload' });
       },
       (error: unknown) => logger.error({ policy: policyFile, reason: (error as Error).message }, 'policy reload failed: the running policy is kept'),

@@ -8,8 +8,15 @@
  *
  * Our own client rather than the npm `clamscan` package: every clamd reply must
  * map to an explicit outcome, including the one clamd sends before closing the
- * stream early ("INSTREAM size limit exceeded"), which is read even when our
- * writes then fail; limits and encryption heuristics are never "clean".
+ * stream early ("INSTREAM size limit exceeded"); limits and encryption heuristics
+ * are never "clean".
+ *
+ * That early close races our writes: when a write fails first, Node closes the
+ * socket before the reply waiting in it is read. So a stream that clamd ended
+ * without a reply we could read is judged by asking clamd, on a new connection,
+ * whether it is alive: a living clamd that hung up on a stream did so on purpose
+ * (over StreamMaxLength: `limits`); one that does not answer failed (`error`).
+ * The outcome does not depend on which event came first.
  */
 import { connect, type Socket } from 'node:net';
 import { writeAll } from '../wire/socket-write.js';
@@ -25,6 +32,9 @@ export type ScanOutcome =
 const CHUNK_BYTES = 64 * 1024;
 /** A clamd reply longer than this is not a reply. */
 const MAX_REPLY_BYTES = 4096;
+
+/** clamd closed an INSTREAM without a reply we could read. */
+class StreamCutShort extends Error {}
 
 export function parseClamdAddress(text: string): ClamdAddress | undefined {
   if (text.startsWith('unix:')) return { kind: 'unix', path: text.slice(5) };
@@ -71,6 +81,7 @@ export class ClamdClient {
       return outcomeOf(await this.request(Buffer.from('zINSTREAM\0', 'latin1'), data));
     } catch (error) {
       const message = (error as Error).message;
+      if (error instanceof StreamCutShort && (await this.ping().catch(() => false))) return { kind: 'unscannable', reason: 'limits', detail: `clamd closed the stream early (over its StreamMaxLength): ${message}` };
       return { kind: 'unscannable', reason: /timed out/.test(message) ? 'timeout' : 'error', detail: message };
     }
   }
@@ -81,14 +92,16 @@ export class ClamdClient {
       const socket: Socket = this.address.kind === 'unix' ? connect({ path: this.address.path }) : connect({ host: this.address.host, port: this.address.port });
       let reply = Buffer.alloc(0);
       let settled = false;
+      let streaming = false;
       const finish = (error?: Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         socket.destroy();
         const text = reply.toString('latin1').replace(/\0.*$/s, '').trim();
-        if (text !== '') resolve(text);
-        else reject(error ?? new Error('clamd closed the connection without a reply'));
+        if (text !== '') return resolve(text);
+        const reason = error?.message ?? 'clamd closed the connection without a reply';
+        reject(streaming && error?.message.startsWith('clamd timed out') !== true ? new StreamCutShort(reason) : new Error(reason));
       };
       const timer = setTimeout(() => finish(new Error(`clamd timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
       socket.on('data', (chunk: Buffer) => {
@@ -100,7 +113,9 @@ export class ClamdClient {
       socket.on('close', () => finish());
       socket.once('connect', () => {
         socket.write(command);
-        if (stream !== undefined) void this.sendChunks(socket, stream).catch(() => undefined);
+        if (stream === undefined) return;
+        streaming = true;
+        void this.sendChunks(socket, stream).catch(() => undefined);
       });
     });
   }

@@ -5,17 +5,27 @@
  * to antivirus.max_scan_bytes), starts clamd in the foreground, waits until it
  * answers, and restarts it (with a growing delay) whenever it exits. While it is
  * down, scans fail and the antivirus failure policy applies (tempfail by default).
+ *
+ * A clamd must never outlive the mailmoat that started it (its temporary folder
+ * holds parts of mail): it runs under `setpriv --pdeathsig TERM` (util-linux), so
+ * the kernel stops it when its parent dies, even by SIGKILL; and each start stops
+ * and removes what a killed predecessor left (its folder names the owner's pid in
+ * `owner.pid`, clamd's own pid in `clamd.pid`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClamdAddress } from './clamd.js';
+import { isAlive } from '../process-alive.js';
 
 export const DEFAULT_CLAMD_PATH = '/usr/sbin/clamd';
+/** util-linux's setpriv: sets the parent-death signal, then executes clamd in its place. */
+const SETPRIV_PATH = '/usr/bin/setpriv';
+const FOLDER_PREFIX = 'mailmoat-clamd-';
 /** Loading a full signature database takes tens of seconds; a test database, a second. */
 const START_TIMEOUT_MS = 180_000;
 const RESTART_DELAY_MS = { first: 1000, max: 30_000 };
@@ -44,7 +54,9 @@ export class ManagedClamd {
     const clamd = this.options.clamdPath ?? DEFAULT_CLAMD_PATH;
     if (!existsSync(clamd)) throw new Error(`antivirus.clamd is "managed" but clamd is not installed (${clamd}): apt-get install clamav-daemon, or set antivirus.clamd: off`);
     if (!existsSync(this.options.databaseDir)) throw new Error(`antivirus.managed.database_dir ${this.options.databaseDir} does not exist: run freshclam, or point it at a folder of signatures`);
-    this.dir = await mkdtemp(join(tmpdir(), 'mailmoat-clamd-'));
+    await stopStaleClamds(tmpdir(), this.options.onEvent);
+    this.dir = await mkdtemp(join(tmpdir(), FOLDER_PREFIX));
+    await writeFile(join(this.dir, 'owner.pid'), `${process.pid}\n`);
     await writeFile(
       join(this.dir, 'clamd.conf'),
       [
@@ -76,8 +88,10 @@ export class ManagedClamd {
 
   private async launch(): Promise<void> {
     await rm(this.socket, { force: true });
-    const child = spawn(this.options.clamdPath ?? DEFAULT_CLAMD_PATH, [`--config-file=${join(this.dir, 'clamd.conf')}`], { stdio: 'ignore' });
+    const command = [this.options.clamdPath ?? DEFAULT_CLAMD_PATH, `--config-file=${join(this.dir, 'clamd.conf')}`];
+    const child = existsSync(SETPRIV_PATH) ? spawn(SETPRIV_PATH, ['--pdeathsig', 'TERM', '--', ...command], { stdio: 'ignore' }) : spawn(command[0] as string, command.slice(1), { stdio: 'ignore' });
     this.child = child;
+    if (child.pid !== undefined) await writeFile(join(this.dir, 'clamd.pid'), `${child.pid}\n`);
     child.once('exit', (code) => {
       if (this.stopping || !this.running) return;
       this.options.onEvent?.('clamd exited', `code ${code}; restarting in ${this.restartDelay} ms`);
@@ -93,6 +107,38 @@ export class ManagedClamd {
     this.running = true;
     this.restartDelay = RESTART_DELAY_MS.first;
     this.options.onEvent?.('clamd answers', this.socket);
+  }
+}
+
+/**
+ * Stops the clamd of every managed folder whose owner is gone (a mailmoat killed with
+ * SIGKILL, before pdeathsig, or on a kernel without it) and removes the folder.
+ */
+export async function stopStaleClamds(dir: string, onEvent?: (event: string, detail: string) => void): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [])) {
+    if (!name.startsWith(FOLDER_PREFIX)) continue;
+    const folder = join(dir, name);
+    const owner = await readPid(join(folder, 'owner.pid'));
+    if (owner === undefined || isAlive(owner)) continue;
+    const clamd = await readPid(join(folder, 'clamd.pid'));
+    if (clamd !== undefined && isAlive(clamd) && commandLineOf(clamd).includes(join(folder, 'clamd.conf'))) {
+      process.kill(clamd, 'SIGKILL');
+      onEvent?.('stale managed clamd stopped', `pid ${clamd}, left by pid ${owner}`);
+    }
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  const pid = Number.parseInt(await readFile(file, 'latin1').catch(() => ''), 10);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function commandLineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ');
+  } catch {
+    return '';
   }
 }
 

@@ -7,12 +7,19 @@
  * arrived, unstuffed) and ID.json (the record). Both are written atomically: to a
  * temporary name, fsync'ed, renamed, and the folder fsync'ed; the record is written
  * last, so an entry without its record (a crash in between) is never listed and
- * is removed by the next purge. IDs sort by time.
+ * is removed by the next purge. IDs sort by time. A temporary name carries its
+ * writer's pid (`.tmp-<pid>-<name>`): the purge (at start, then hourly) removes those
+ * of a writer that is gone at once, the others when past keep_for.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessageSource } from '../inspect/api.js';
+import { isAlive } from '../process-alive.js';
+
+/** An entry's .eml is written just before its record: younger than this, a lone .eml may be a write in progress. */
+const RECORD_PENDING_GRACE_MS = 60_000;
+const TEMPORARY_NAME = /^\.tmp-(?:(\d+)-)?/;
 
 export interface QuarantineFinding {
   part: string;
@@ -101,14 +108,18 @@ export class QuarantineStore {
     const ids = new Set(names.filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -5)));
     for (const name of names) {
       const path = join(this.dir, name);
-      if (name.startsWith('.tmp-')) {
-        if ((await stat(path)).mtimeMs < limit) await rm(path, { force: true });
+      const temporary = TEMPORARY_NAME.exec(name);
+      if (temporary !== null) {
+        const writer = temporary[1] === undefined ? undefined : Number(temporary[1]);
+        const abandoned = writer !== undefined && writer !== process.pid && !isAlive(writer);
+        if (abandoned || (await stat(path)).mtimeMs < limit) await rm(path, { force: true });
         continue;
       }
       const id = name.replace(/\.(eml|json)$/, '');
       if (!ID_PATTERN.test(id)) continue;
-      const orphan = name.endsWith('.eml') && !ids.has(id);
-      if ((await stat(path)).mtimeMs >= limit && !orphan) continue;
+      const mtimeMs = (await stat(path)).mtimeMs;
+      const orphan = name.endsWith('.eml') && !ids.has(id) && mtimeMs < this.now().getTime() - RECORD_PENDING_GRACE_MS;
+      if (mtimeMs >= limit && !orphan) continue;
       await rm(path, { force: true });
       if (name.endsWith('.json')) removed++;
     }
@@ -140,7 +151,7 @@ export class QuarantineStore {
 
   /** Writes `name` through a temporary file: write, fsync, rename, fsync the folder. Returns the bytes written. */
   private async writeAtomically(name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<number> {
-    const temporary = join(this.dir, `.tmp-${name}`);
+    const temporary = join(this.dir, `.tmp-${process.pid}-${name}`);
     let written = 0;
     try {
       const handle = await open(temporary, 'wx', 0o600);

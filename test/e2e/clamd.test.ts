@@ -33,6 +33,41 @@ t.test('a real clamd', async (t) => {
   t.match(await client.scan(once(encrypted)), { kind: 'unscannable', reason: 'encrypted' }, 'an encrypted zip is not clean');
   const tooBig = Buffer.alloc(11 * 1024 * 1024, 0x41);
   t.match(await client.scan(once(tooBig)), { kind: 'unscannable', reason: 'limits' }, 'over StreamMaxLength is not clean');
+  // The reply and our failing writes race; the outcome must not depend on which wins.
+  const outcomes = new Set<string>();
+  for (let trial = 0; trial < 8; trial++) {
+    const chunked = (async function* () { for (let offset = 0; offset < tooBig.length; offset += 1 << (12 + trial)) yield tooBig.subarray(offset, offset + (1 << (12 + trial))); })();
+    const outcome = await client.scan(chunked);
+    outcomes.add(outcome.kind === 'unscannable' ? outcome.reason : outcome.kind);
+  }
+  t.same([...outcomes], ['limits'], 'over StreamMaxLength: limits every time, whatever the chunking');
+});
+
+t.test('a clamd that hangs up mid-stream: limits when it is alive, error when it is gone', async (t) => {
+  const accepted: Socket[] = [];
+  let pingsAnswered = true;
+  const fake = createServer((socket) => {
+    accepted.push(socket);
+    socket.on('error', () => undefined);
+    let seen = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      if (seen.subarray(0, 6).toString('latin1') === 'zPING\0') {
+        if (pingsAnswered) socket.end('PONG\0');
+        else socket.destroy();
+      } else if (seen.length > 100_000) socket.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    accepted.forEach((socket) => socket.destroy());
+    fake.close();
+  });
+  const client = new ClamdClient({ kind: 'tcp', host: '127.0.0.1', port: (fake.address() as AddressInfo).port }, 10000);
+  const big = Buffer.alloc(4 * 1024 * 1024, 0x42);
+  t.match(await client.scan(once(big)), { kind: 'unscannable', reason: 'limits' }, 'alive: it hung up on purpose');
+  pingsAnswered = false;
+  t.match(await client.scan(once(big)), { kind: 'unscannable', reason: 'error' }, 'not answering PING: a failure');
 });
 
 t.test('a clamd that stalls hits the timeout; a missing one is an error; neither is clean', async (t) => {

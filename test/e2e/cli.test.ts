@@ -7,8 +7,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/client.js';
-import { SmtpSink } from '../helpers/smtp-sink.js';
+import { SmtpSink, freePort } from '../helpers/smtp-sink.js';
 import { startMailmoat } from '../helpers/mailmoat-process.js';
+import { QuarantineStore } from '../../src/quarantine/store.js';
+import { bytesSource } from '../helpers/inspect.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -44,6 +46,25 @@ t.test('check prints the effective policy; a typo is exit 1 with a suggestion', 
   const missing = await mailmoat(['check', '--policy', join(dir, 'nope.yaml')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /cannot read the file/);
+});
+
+t.test('a reader that goes away (| head -1) ends the output: exit 0, no EPIPE stack trace', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-cli-epipe-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const policy = join(dir, 'policy.yaml');
+  await writeFile(policy, 'quarantine:\n  dir: ./quarantine\n');
+  const store = new QuarantineStore(join(dir, 'quarantine'));
+  await store.store(bytesSource(Buffer.from('Subject: kept\r\n\r\nbody\r\n')), { session: 's-1', protocol: 'smtp', direction: 'inbound', sender: '<a@example.org>', recipients: ['<b@example.net>'], action: 'rewrite', reason: 'stripped 1 part', findings: [] });
+  for (const args of [['quarantine', 'list', '--policy', policy], ['check', '--policy', 'policies/default.yaml']]) {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The read end closes before the command writes a byte: its first write fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = await once(child, 'close');
+    t.equal(code, 0, `${args.slice(0, 2).join(' ')}: exit 0`);
+    t.equal(stderr, '', `${args.slice(0, 2).join(' ')}: nothing on stderr`);
+  }
 });
 
 t.test('check with upstream: original-destination says whether the SO_ORIGINAL_DST addon loads', async (t) => {

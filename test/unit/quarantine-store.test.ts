@@ -3,6 +3,7 @@
 import t from 'tap';
 import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { QuarantineStore, type NewRecord } from '../../src/quarantine/store.js';
 import { bytesSource } from '../helpers/inspect.js';
@@ -46,12 +47,20 @@ t.test('purge: entries past their age go, and so do leftovers of an interrupted 
   for (const extension of ['eml', 'json']) await utimes(join(dir, `${old.id}.${extension}`), oldTime, oldTime);
   const fresh = await store.store(bytesSource(Buffer.from('fresh\r\n')), fields);
   await writeFile(join(dir, '20261122T090000Z-deadbeef.eml'), 'a message whose record was never written');
+  await utimes(join(dir, '20261122T090000Z-deadbeef.eml'), new Date('2026-11-22T09:00:00Z'), new Date('2026-11-22T09:00:00Z'));
+  const beingWritten = '20261122T095959Z-0badf00d.eml';
+  await writeFile(join(dir, beingWritten), 'its record comes next');
+  await utimes(join(dir, beingWritten), new Date('2026-11-22T09:59:59Z'), new Date('2026-11-22T09:59:59Z'));
   await writeFile(join(dir, '.tmp-20261001T000000Z-cafecafe.eml'), 'an interrupted write');
   await utimes(join(dir, '.tmp-20261001T000000Z-cafecafe.eml'), oldTime, oldTime);
+  const deadWriter = spawnSync('true').pid;
+  await writeFile(join(dir, `.tmp-${deadWriter}-20261122T095000Z-feedface.eml`), 'a write its killed writer never finished');
+  const liveWriting = `.tmp-${process.pid}-20261122T095000Z-abcdabcd.eml`;
+  await writeFile(join(dir, liveWriting), 'a write in progress');
   now = new Date('2026-11-22T10:00:00Z');
   t.equal(await store.purge(30 * 86_400_000), 1, 'one entry older than 30 days');
   t.same((await store.list()).map((entry) => entry.id), [fresh.id]);
-  t.same((await readdir(dir)).sort(), [`${fresh.id}.eml`, `${fresh.id}.json`], 'the orphan and the old temporary file are gone too');
+  t.same((await readdir(dir)).sort(), [liveWriting, beingWritten, `${fresh.id}.eml`, `${fresh.id}.json`].sort(), 'the orphan, the old temporary file and the dead writer\'s are gone; writes in progress stay');
 });
 
 t.test('a store that cannot be written rejects (the session then tempfails)', async (t) => {

@@ -33,7 +33,7 @@ import type { Policy } from '../../config/schema.js';
 import type { Logger, TransactionSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
 import { countHeaderLines } from '../../capture/header-lines.js';
-import type { LargeMessageMemory } from '../../capture/large-messages.js';
+import { recognisable, type LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
@@ -61,6 +61,8 @@ export interface SmtpSessionOptions {
   downstream: Socket;
   /** "address:port" of the downstream, for logs. */
   downstreamLabel: string;
+  /** The downstream's address (after a PROXY header): Large Message Safety remembers its network. */
+  downstreamAddress: string;
   /** Opens the upstream leg; rejects with a ProxyError carrying the downstream's reply. */
   connectUpstream: () => Promise<Socket>;
   upstreamLabel: string;
@@ -117,6 +119,8 @@ interface Transaction {
   helo: string;
   sender: string | undefined;
   recipients: string[];
+  /** MAIL FROM SIZE= (RFC 1870), when declared. */
+  declaredSize: number | undefined;
 }
 
 interface Capture {
@@ -143,7 +147,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private readonly waits = new UpstreamWaits();
   private readonly slots = new ReplySlots();
   private readonly paused = new Set<PauseReason>();
-  private readonly transaction: Transaction = { helo: '', sender: undefined, recipients: [] };
+  private readonly transaction: Transaction = { helo: '', sender: undefined, recipients: [], declaredSize: undefined };
   private capture: Capture | undefined;
   private readPaused = false;
   private processing = false;
@@ -490,6 +494,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         if (positive) {
           this.transaction.sender = pathOf(command.argument);
           this.transaction.recipients = [];
+          this.transaction.declaredSize = declaredSize(command.argument);
         }
         return upstreamReply;
       case 'RCPT':
@@ -510,6 +515,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.transaction.helo = helo;
     this.transaction.sender = undefined;
     this.transaction.recipients = [];
+    this.transaction.declaredSize = undefined;
   }
 
   private answerLocally(localReply: Reply): void {
@@ -674,7 +680,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: DATA tempfailed');
       return REPLIES.memoryBudget;
     }
-    if (this.options.largeMessages?.memory.has(this.largeMessageKey()) === true) {
+    const safety = this.options.largeMessages;
+    if (safety !== undefined && recognisable(this.largeMessageKey(), safety.abortOverBytes) && safety.memory.has(this.largeMessageKey())) {
       this.log.info({ sender: this.transaction.sender }, 'large message offered again: refused');
       return REPLIES.largeMessageRemembered;
     }
@@ -895,14 +902,16 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
    */
   private cutLargeMessage(safety: LargeMessageSafety, size: number): void {
     const key = this.largeMessageKey();
-    this.log.warn({ sender: this.transaction.sender, recipients: this.transaction.recipients.length, size, abortOver: safety.abortOverBytes }, 'large message cut off and remembered');
-    safety.memory.remember(key).catch((error: unknown) => this.log.error({ err: error, file: safety.memory.file }, 'large message key could not be saved'));
+    const remembered = recognisable(key, safety.abortOverBytes);
+    this.log.warn({ sender: this.transaction.sender, recipients: this.transaction.recipients.length, size, abortOver: safety.abortOverBytes, declaredSize: key.declaredSize, remembered }, remembered ? 'large message cut off and remembered' : 'large message cut off');
+    if (remembered) safety.memory.remember(key).catch((error: unknown) => this.log.error({ err: error, file: safety.memory.file }, 'large message key could not be saved'));
     this.abortTransaction(`large message safety: over ${safety.abortOverBytes} bytes`);
     this.closeQuietly();
   }
 
   private largeMessageKey() {
-    return { helo: this.transaction.helo, sender: this.transaction.sender ?? '', recipients: this.transaction.recipients };
+    const { helo, sender, recipients, declaredSize } = this.transaction;
+    return { client: this.options.downstreamAddress, helo, sender: sender ?? '', recipients, declaredSize };
   }
 
   /** Drops a transaction that cannot complete; closing the upstream before its final dot delivers nothing. */
