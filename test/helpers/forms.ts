@@ -70,17 +70,35 @@ const mixed = (boundary: string, parts: string[], padding = ''): string =>
 
 const TEXT_PART = `Content-Type: text/plain\r\n\r\n${KEEP_TEXT}`;
 
-/** Each form, as a whole message: [label, message]. */
-export function programForms(program: Buffer = peBytes()): [string, Buffer][] {
-  const exePart = `Content-Type: application/octet-stream; name="evil.exe"\r\nContent-Disposition: attachment; filename="evil.exe"\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(program)}`;
+export interface ProgramForm {
+  label: string;
+  message: Buffer;
+  /** A line of the program's encoded bytes in the message: it must not reach the recipient. */
+  marker: string;
+}
+
+/** A full line from the middle of an encoded body. */
+const markerOf = (encoded: string): string => {
+  const lines = encoded.split('\r\n').filter((line) => line.length >= 40);
+  return lines[Math.floor(lines.length / 2)] ?? encoded;
+};
+
+/** Each form, as a whole message. */
+export function programForms(program: Buffer = peBytes()): ProgramForm[] {
+  const base64 = base64Lines(program);
+  const exePart = `Content-Type: application/octet-stream; name="evil.exe"\r\nContent-Disposition: attachment; filename="evil.exe"\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64}`;
   const inner = mixed('inner', [TEXT_PART, exePart]);
+  const uu = uuencode('evil.exe', program);
+  const hqx = binhexOf('evil.exe', program);
+  const tnef = base64Lines(tnefWith('evil.exe', program));
+  const form = (label: string, message: string, encoded: string): ProgramForm => ({ label, message: Buffer.from(message, 'latin1'), marker: markerOf(encoded) });
   return [
-    ['padded delimiter (spaces)', Buffer.from(mixed('pad', [TEXT_PART, exePart], '   '), 'latin1')],
-    ['padded delimiter (tab)', Buffer.from(mixed('pad', [TEXT_PART, exePart], '\t'), 'latin1')],
-    ['message/news wrapper', Buffer.from(mixed('out', [TEXT_PART, `Content-Type: message/news\r\nContent-Disposition: attachment\r\n\r\n${inner}`]), 'latin1')],
-    ['message/x-anything wrapper', Buffer.from(mixed('out', [TEXT_PART, `Content-Type: message/x-anything\r\n\r\n${inner}`]), 'latin1')],
-    ['x-uuencode', Buffer.from(mixed('out', [TEXT_PART, `Content-Type: application/octet-stream; name="evil.exe"\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n${uuencode('evil.exe', program)}`]), 'latin1')],
-    ['BinHex', Buffer.from(mixed('out', [TEXT_PART, `Content-Type: application/mac-binhex40; name="tool.hqx"\r\n\r\n${binhexOf('evil.exe', program)}`]), 'latin1')],
-    ['TNEF', Buffer.from(mixed('out', [TEXT_PART, `Content-Type: application/ms-tnef; name="winmail.dat"\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(tnefWith('evil.exe', program))}`]), 'latin1')],
+    form('padded delimiter (spaces)', mixed('pad', [TEXT_PART, exePart], '   '), base64),
+    form('padded delimiter (tab)', mixed('pad', [TEXT_PART, exePart], '\t'), base64),
+    form('message/news wrapper', mixed('out', [TEXT_PART, `Content-Type: message/news\r\nContent-Disposition: attachment\r\n\r\n${inner}`]), base64),
+    form('message/x-anything wrapper', mixed('out', [TEXT_PART, `Content-Type: message/x-anything\r\n\r\n${inner}`]), base64),
+    form('x-uuencode', mixed('out', [TEXT_PART, `Content-Type: application/octet-stream; name="evil.exe"\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n${uu}`]), uu),
+    form('BinHex', mixed('out', [TEXT_PART, `Content-Type: application/mac-binhex40; name="tool.hqx"\r\n\r\n${hqx}`]), hqx),
+    form('TNEF', mixed('out', [TEXT_PART, `Content-Type: application/ms-tnef; name="winmail.dat"\r\nContent-Transfer-Encoding: base64\r\n\r\n${tnef}`]), tnef),
   ];
 }

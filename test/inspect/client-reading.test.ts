@@ -10,18 +10,19 @@ import { corpusFile } from '../helpers/corpora.js';
 import { peBytes } from '../helpers/pe.js';
 
 t.test('a program in each form a client opens is stripped, the text is kept', async (t) => {
-  for (const [label, message] of programForms()) {
+  for (const { label, message, marker } of programForms()) {
     const { report, output } = await inspectMessage(message);
     t.equal(report.verdict.action, 'rewrite', `${label}: rewritten`);
     t.ok(report.findings.some((finding) => finding.kind === 'executable-content'), `${label}: the content is sniffed as a program`);
     t.match(output, KEEP_TEXT, `${label}: the text arrives`);
-    t.notMatch(output, /TVqA|MZ\x80|begin 644 evil|#'9fD/, `${label}: the program does not`);
+    t.ok(message.toString('latin1').includes(marker), `${label}: the marker is in what was sent`);
+    t.notOk(output.includes(marker), `${label}: the program does not arrive`);
   }
 });
 
 t.test('the name inside uuencode, BinHex and TNEF is checked like a part name', async (t) => {
   const harmless = Buffer.from('just text, no program\r\n'.repeat(20), 'latin1');
-  for (const [label, message] of programForms(harmless).filter(([label]) => /uuencode|BinHex|TNEF/.test(label))) {
+  for (const { label, message } of programForms(harmless).filter((form) => /uuencode|BinHex|TNEF/.test(form.label))) {
     const { report } = await inspectMessage(message);
     t.match(report.findings, [{ kind: 'executable', filename: 'evil.exe' }], `${label}: evil.exe by name`);
   }

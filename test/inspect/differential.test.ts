@@ -171,7 +171,7 @@ t.teardown(() => {
 
 t.test('every leaf Python finds is among the leaves mailmoat inspected', async (t) => {
   for (const file of corpusMessages()) await compare(relative(CORPORA, file), readFileSync(file));
-  for (const [label, message] of programForms()) await compare(`generated: ${label}`, message);
+  for (const { label, message } of programForms()) await compare(`generated: ${label}`, message);
   await fc.assert(
     fc.asyncProperty(hostile, async (message) => {
       await compare(`hostile: ${JSON.stringify(message.toString('latin1').slice(0, 200))}`, message);
