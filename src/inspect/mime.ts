@@ -5,7 +5,8 @@
  *
  * The reading is a mail client's: delimiter lines with transport padding (RFC 2046
  * 5.1.1, in the mailsplit patch), every message/* subtype walked as a message (RFC
- * 2046 5.2; message/partial, a fragment that cannot be read alone, is unscannable),
+ * 2046 5.2; message/partial, a fragment that cannot be read alone, is unscannable; an
+ * untyped part of a multipart/digest is message/rfc822, RFC 2046 5.1.5),
  * the uuencode transfer encodings decoded (uuencode.ts), the files inside BinHex
  * (binhex.ts) and TNEF (tnef.ts) parts and uuencoded blocks in text listed.
  * An attached message is walked while it is decoded (decoded-feed.ts), so the
@@ -104,6 +105,8 @@ export interface AmbiguousNode {
 const isAttachedMessage = (contentType: string): boolean => /^message\//i.test(contentType) && !isFragment(contentType);
 const isFragment = (contentType: string): boolean => /^message\/partial$/i.test(contentType);
 const FRAGMENT: Unreadable = { unscannable: 'partial', reason: 'a fragment of a message (message/partial, RFC 2046 5.2.2) cannot be inspected alone' };
+/** A part of a multipart/digest without a Content-Type is a message (RFC 2046 5.1.5), as clients read it. */
+const inDigest = (node: MimeNode): boolean => node.parentNode !== false && node.parentNode.multipart === 'digest' && (node.headers ? node.headers.get('content-type').length : 0) === 0;
 /** The line a BinHex 4.0 file starts with (RFC 1741). */
 const BINHEX_FIRST_LINE = /^\s*\(This file must be converted/;
 
@@ -352,7 +355,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     const part: LeafPart = {
       node: index,
       path: node.partNr === false || node.partNr.length === 0 ? '1' : node.partNr.join('.'),
-      contentType: node.contentType || 'text/plain',
+      contentType: inDigest(node) ? 'message/rfc822' : node.contentType || 'text/plain',
       names: headers ? namesFromHeaders(headers.get('content-disposition'), headers.get('content-type')) : [],
       head: Buffer.alloc(0),
       contained: [],

@@ -54,6 +54,30 @@ t.test('transport padding on a delimiter line is ignored, a prefix boundary is n
   t.equal(passed.report.verdict.action, 'pass', 'a clean padded message passes untouched');
 });
 
+t.test('a delimiter of a multipart further up ends every part inside it, as clients read it', async (t) => {
+  const message = [
+    'Content-Type: multipart/mixed; boundary="outer"',
+    '',
+    '--outer',
+    'Content-Type: multipart/alternative; boundary="inner"',
+    '',
+    '--inner',
+    'Content-Type: text/plain',
+    '',
+    KEEP_TEXT,
+    '--outer ',
+    'Content-Type: application/octet-stream; name="evil.exe"',
+    '',
+    'MZ',
+    '--outer--',
+    '',
+  ].join('\r\n');
+  const { report, output } = await inspectMessage(message);
+  t.match(report.findings, [{ part: '2', filename: 'evil.exe', kind: 'executable' }], 'the part after the outer delimiter is a part of the outer multipart');
+  t.match(output, KEEP_TEXT);
+  t.notMatch(output, /\r\nMZ\r\n/, 'and it is stripped');
+});
+
 t.test('message/partial is unscannable with its own policy key', async (t) => {
   const message = ['Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', KEEP_TEXT, '--b', 'Content-Type: message/partial; id="x@y"; number=1; total=2', '', 'From: a@b', '', 'half', '--b--', ''].join('\r\n');
   const stripped = await inspectMessage(message);
