@@ -122,6 +122,7 @@ export const policySchema = z
           encrypted: unscannableAction,
           limits: unscannableAction,
           corrupt: unscannableAction,
+          partial: unscannableAction,
         })
         .prefault({}),
     })

@@ -14,7 +14,7 @@
 import { fromBufferPromise, type Entry, type ZipFile } from 'yauzl';
 import { classifyName, type ExecutableList, type NameFindingKind } from './filename.js';
 
-export type UnscannableReason = 'encrypted' | 'limits' | 'corrupt';
+export type UnscannableReason = 'encrypted' | 'limits' | 'corrupt' | 'partial';
 
 export type ArchiveFinding =
   | { kind: NameFindingKind; filename: string; reason: string }

@@ -298,13 +298,16 @@ export class MailInspector implements Inspector {
         findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'executable-content', reason: `read as ${reading.encoding} (the part declares more than one encoding), sniffed as: ${other.format}` });
       }
     }
-    for (const block of leaf.uuencoded) {
-      for (const finding of classifyName(block.name, this.policy.executables)) findings.push({ part: leaf.path, ...finding, reason: `uuencoded in the text: ${finding.reason}` });
-      const uuContent = sniff(block.head);
-      if (uuContent.kind === 'executable') {
-        findings.push({ part: leaf.path, filename: block.name, kind: 'executable-content', reason: `uuencoded in the text, sniffed as: ${uuContent.format}` });
+    for (const file of leaf.contained) {
+      for (const name of file.names) {
+        for (const finding of classifyName(name, this.policy.executables)) findings.push({ part: leaf.path, ...finding, reason: `${file.form}: ${finding.reason}` });
+      }
+      const containedContent = sniff(file.head);
+      if (containedContent.kind === 'executable') {
+        findings.push({ part: leaf.path, filename: file.names[0] ?? '', kind: 'executable-content', reason: `${file.form}, sniffed as: ${containedContent.format}` });
       }
     }
+    if (leaf.unreadable !== undefined) findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: leaf.unreadable.unscannable, reason: leaf.unreadable.reason });
     if (leaf.archive === 'too big') {
       findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: 'limits', reason: `an archive larger than ${this.policy.limits.maxArchiveBytes} bytes` });
     } else if (leaf.archive !== undefined) {

@@ -3,6 +3,15 @@
  * declared type and the first decoded bytes, in the order mailsplit emits nodes.
  * The same order numbers the parts for the rewrite pass.
  *
+ * The reading is a mail client's: delimiter lines with transport padding (RFC 2046
+ * 5.1.1, in the mailsplit patch), every message/* subtype walked as a message (RFC
+ * 2046 5.2; message/partial, a fragment that cannot be read alone, is unscannable; an
+ * untyped part of a multipart/digest is message/rfc822, RFC 2046 5.1.5),
+ * the uuencode transfer encodings decoded (uuencode.ts), the files inside BinHex
+ * (binhex.ts) and TNEF (tnef.ts) parts and uuencoded blocks in text listed.
+ * An attached message is walked while it is decoded (decoded-feed.ts), so the
+ * memory of the walk does not grow with the nesting.
+ *
  * Input is re-chunked so that no chunk ends in CR: mailsplit loses data when one
  * chunk ends with CR and the next starts with LF (zone-eu/mailsplit #28/#31).
  * Limits: header block size and child count (mailsplit), part count and nesting
@@ -16,17 +25,44 @@ import type { MessageSource } from './api.js';
 import { namesFromHeaders } from './filename.js';
 import { SNIFF_BYTES } from './sniff.js';
 import { looksLikeZip } from './archive.js';
-import { UuScanner, type UuBlock } from './uuencode.js';
+import { UuDecoder, UuScanner, UUENCODE_ENCODINGS } from './uuencode.js';
+import { BinHexScanner, claimsBinHex } from './binhex.js';
+import { claimsTnef, looksLikeTnef, readTnef } from './tnef.js';
+import { DecodedFeed } from './decoded-feed.js';
+import type { UnscannableReason } from './archive.js';
 import libqp from 'libqp';
 
 export interface MimeLimits {
   maxParts: number;
   maxDepth: number;
   maxHeaderBytes: number;
-  /** A zip part's decoded bytes are kept up to this size for listing. */
+  /** A zip or TNEF part's decoded bytes are kept up to this size for listing. */
   maxArchiveBytes: number;
-  /** An attached message (message/rfc822) is decoded and walked up to this size. */
+  /** An attached message (message/*) is walked up to this many decoded bytes. */
   maxAttachedMessageBytes: number;
+}
+
+/** A file inside a part that a client unpacks: a uuencoded block in text, a BinHex file, a TNEF attachment. */
+export interface ContainedFile {
+  /** Its names (a TNEF attachment has up to three; a client may show any). */
+  names: string[];
+  head: Buffer;
+  /** How it is carried, for people ("uuencoded in the text", "inside BinHex", "inside TNEF"). */
+  form: string;
+}
+
+/** Why a part, or what it carries, cannot be read. */
+export interface Unreadable {
+  unscannable: UnscannableReason;
+  reason: string;
+}
+
+/**
+ * Receives every leaf's decoded bytes, at every nesting depth, as the walk decodes them
+ * (the whole of each leaf is then decoded). The walk does not wait for it.
+ */
+export interface LeafObserver {
+  open(part: LeafPart, depth: number): { write(decoded: Buffer): void; end(): void };
 }
 
 export interface LeafPart {
@@ -39,15 +75,17 @@ export interface LeafPart {
   head: Buffer;
   /** For a part that is (or claims to be) a zip: its decoded bytes, or 'too big' past maxArchiveBytes. */
   archive?: Buffer | 'too big';
-  /** uuencoded files found inside a text part. */
-  uuencoded: UuBlock[];
+  /** Files a client unpacks from this part (uuencoded blocks in text, BinHex, TNEF). */
+  contained: ContainedFile[];
+  /** What of this part could not be read (a TNEF stream that does not parse or is too big). */
+  unreadable?: Unreadable;
   /**
    * When the part declares more than one Content-Transfer-Encoding, the first bytes as each
    * other encoding would decode them (a parser differential: a client may pick the other one).
    */
   otherReadings: { encoding: string; head: Buffer }[];
-  /** For an attached message (message/rfc822, any disposition or encoding): its own leaf parts, or why not. */
-  embedded?: LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string };
+  /** For an attached message (message/*, any disposition or encoding): its own leaf parts, or why not. */
+  embedded?: LeafPart[] | Unreadable;
 }
 
 /**
@@ -63,7 +101,14 @@ export interface AmbiguousNode {
   reason: string;
 }
 
-const isAttachedMessage = (contentType: string): boolean => /^message\/(rfc822|global)$/i.test(contentType);
+/** Every message/* subtype holds a message a client displays (message/news, message/x-anything...), but a fragment. */
+const isAttachedMessage = (contentType: string): boolean => /^message\//i.test(contentType) && !isFragment(contentType);
+const isFragment = (contentType: string): boolean => /^message\/partial$/i.test(contentType);
+const FRAGMENT: Unreadable = { unscannable: 'partial', reason: 'a fragment of a message (message/partial, RFC 2046 5.2.2) cannot be inspected alone' };
+/** A part of a multipart/digest without a Content-Type is a message (RFC 2046 5.1.5), as clients read it. */
+const inDigest = (node: MimeNode): boolean => node.parentNode !== false && node.parentNode.multipart === 'digest' && (node.headers ? node.headers.get('content-type').length : 0) === 0;
+/** The line a BinHex 4.0 file starts with (RFC 1741). */
+const BINHEX_FIRST_LINE = /^\s*\(This file must be converted/;
 
 /** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
 const claimsZip = (names: readonly string[], contentType: string): boolean =>
@@ -131,8 +176,13 @@ interface PartState {
   rawBytes: number;
   fedBytes: number;
   archive: boolean;
+  tnef: boolean;
   uu: UuScanner | undefined;
-  attached: boolean;
+  uuDecoder: UuDecoder | undefined;
+  binhex: BinHexScanner | undefined;
+  /** An attached message: its walk, running while it is decoded. */
+  nested: { feed: DecodedFeed; walk: Promise<LeafPart[] | Unreadable> } | undefined;
+  sink: { write(decoded: Buffer): void; end(): void } | undefined;
   base64: boolean;
   otherEncodings: string[];
   raw: Buffer[];
@@ -174,20 +224,18 @@ function ambiguityOf(node: MimeNode, index: number): AmbiguousNode | undefined {
   return ambiguity;
 }
 
-async function walkAttached(decoded: Buffer, size: number, limits: MimeLimits, depth: number): Promise<LeafPart[] | { unscannable: 'limits' | 'corrupt'; reason: string }> {
-  if (size > limits.maxAttachedMessageBytes) return { unscannable: 'limits', reason: `an attached message larger than ${limits.maxAttachedMessageBytes} bytes` };
-  if (depth + 1 > limits.maxDepth) return { unscannable: 'limits', reason: `attached messages nested deeper than ${limits.maxDepth}` };
+/** Walks an attached message as its decoded bytes arrive; never throws (what stops it is the answer). */
+async function walkAttached(feed: DecodedFeed, limits: MimeLimits, depth: number, observer: LeafObserver | undefined): Promise<LeafPart[] | Unreadable> {
   try {
-    return await walkLeafParts({ size, open: async function* () { yield decoded; } }, limits, depth + 1);
+    return await walkLeafParts(feed, limits, depth + 1, [], undefined, observer);
   } catch (error) {
     return { unscannable: error instanceof MimeLimitError ? 'limits' : 'corrupt', reason: `the attached message cannot be walked (${(error as Error).message})` };
+  } finally {
+    // Whatever stopped the walk, the decoder feeding it must not wait for it.
+    feed.close();
   }
 }
 
-/**
- * Walks the message and returns its leaf parts. Attached messages are decoded and
- * walked in turn (mailsplit leaves them closed), `depth` counting how deep.
- */
 export interface WholePartSink {
   /** Decoded parts larger than this are handed over as 'too big'. */
   maxBytes: number;
@@ -195,14 +243,27 @@ export interface WholePartSink {
   take(part: LeafPart, decoded: Buffer | 'too big'): Promise<void>;
 }
 
-export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0, ambiguous: AmbiguousNode[] = [], whole?: WholePartSink): Promise<LeafPart[]> {
+/** Resolves once `decoder` took `value` (its write callback), so a paused reader holds the walk back. */
+const written = (decoder: Transform, value: Buffer): Promise<void> => new Promise<void>((resolve) => decoder.write(value, () => resolve()));
+
+/**
+ * Walks the message and returns its leaf parts. Attached messages (every message/*
+ * but message/partial) are walked in turn while they are decoded (mailsplit leaves
+ * them closed unless inline), `depth` counting how deep. `observer`, when given, gets
+ * every leaf's whole decoded content at every depth.
+ */
+export async function walkLeafParts(message: MessageSource, limits: MimeLimits, depth = 0, ambiguous: AmbiguousNode[] = [], whole?: WholePartSink, observer?: LeafObserver): Promise<LeafPart[]> {
   const wholeSink = depth === 0 ? whole : undefined;
   const leaves: LeafPart[] = [];
   let nodeIndex = -1;
   let current: PartState | undefined;
 
-  /** A zip to list, a message to walk, text that may hold uuencoded files, or a part for the scanner. */
-  const needsWhole = (state: PartState): boolean => wholeSink !== undefined || state.archive || state.attached || state.uu !== undefined;
+  /** A zip or TNEF to list, a message to walk, text that may hold uuencoded files, or a part for the scanner or the observer. */
+  const needsWhole = (state: PartState): boolean =>
+    wholeSink !== undefined || state.sink !== undefined || state.archive || state.tnef || state.nested !== undefined || state.uu !== undefined;
+
+  /** Decoders whose first output can lie far into the body: fed until the head (or the BinHex file's head) came out. */
+  const needsHead = (state: PartState): boolean => (state.binhex !== undefined ? !state.binhex.satisfied : state.uuDecoder !== undefined && state.collectedBytes < SNIFF_BYTES);
 
   /**
    * Only the first bytes are sniffed: the rest of a large body is not decoded at all, unless the part
@@ -215,7 +276,11 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     let offset = 0;
     while (offset < value.length) {
       if (needsWhole(state)) {
-        state.decoder.write(offset === 0 ? value : value.subarray(offset));
+        await written(state.decoder, offset === 0 ? value : value.subarray(offset));
+        return;
+      }
+      if (state.binhex !== undefined || state.uuDecoder !== undefined) {
+        if (needsHead(state)) await written(state.decoder, offset === 0 ? value : value.subarray(offset));
         return;
       }
       if (state.fedBytes >= SNIFF_FEED_BYTES || (state.base64 && state.collectedBytes >= SNIFF_BYTES)) return;
@@ -227,7 +292,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       offset += piece.length;
       state.fedBytes += piece.length;
       // Resolves once the decoder took the piece and emitted what it decoded (a decoder error surfaces through `done`).
-      await new Promise<void>((resolve) => state.decoder.write(piece, () => resolve()));
+      await written(state.decoder, piece);
     }
   };
 
@@ -236,63 +301,134 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     const open = current;
     current = undefined;
     open.decoder.end();
-    await open.done;
+    try {
+      await open.done;
+    } finally {
+      open.nested?.feed.end();
+    }
+    open.sink?.end();
     const decoded = Buffer.concat(open.collected);
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded.subarray(0, limits.maxArchiveBytes);
-    if (open.uu) open.part.uuencoded = open.uu.end();
+    if (open.tnef) readTnefPart(open.part, decoded, open.collectedBytes, limits);
+    if (open.uu) open.part.contained.push(...open.uu.end().map((block) => ({ names: [block.name], head: block.head, form: 'uuencoded in the text' })));
+    if (open.uuDecoder !== undefined && open.uuDecoder.name !== '' && !open.part.names.includes(open.uuDecoder.name)) open.part.names.push(open.uuDecoder.name);
+    const binhex = open.binhex?.end();
+    if (binhex !== undefined) open.part.contained.push({ names: [binhex.name], head: binhex.head, form: 'inside BinHex' });
     const raw = Buffer.concat(open.raw);
     open.part.otherReadings = open.otherEncodings.map((encoding) => ({ encoding, head: decodeAs(encoding, raw).subarray(0, SNIFF_BYTES) }));
-    if (open.attached) open.part.embedded = await walkAttached(decoded, open.collectedBytes, limits, depth);
+    if (open.nested !== undefined) {
+      const embedded = await open.nested.walk;
+      open.part.embedded = open.nested.feed.tooBig ? { unscannable: 'limits', reason: `an attached message larger than ${limits.maxAttachedMessageBytes} bytes` } : embedded;
+    }
     if (wholeSink !== undefined) await wholeSink.take(open.part, open.collectedBytes > wholeSink.maxBytes ? 'too big' : decoded);
   };
 
-  for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
-    if (chunk.type === 'node') {
-      await finishCurrent();
-      nodeIndex++;
-      if (nodeIndex >= limits.maxParts) throw new MimeLimitError(`more than ${limits.maxParts} MIME parts`);
-      const node = chunk as MimeNode;
-      const nesting = node.partNr === false ? 0 : node.partNr.length;
-      if (nesting > limits.maxDepth) throw new MimeLimitError(`MIME nesting deeper than ${limits.maxDepth}`);
-      // Only the outermost message's nodes can be written back; an attached message is replaced whole if needed.
-      const ambiguity = depth === 0 ? ambiguityOf(node, nodeIndex) : undefined;
-      if (ambiguity !== undefined) ambiguous.push(ambiguity);
-      if (node.multipart) continue;
-      const headers = node.headers;
-      const part: LeafPart = {
-        node: nodeIndex,
-        path: node.partNr === false || node.partNr.length === 0 ? '1' : node.partNr.join('.'),
-        contentType: node.contentType || 'text/plain',
-        names: headers ? namesFromHeaders(headers.get('content-disposition'), headers.get('content-type')) : [],
-        head: Buffer.alloc(0),
-        uuencoded: [],
-        otherReadings: [],
-      };
-      leaves.push(part);
-      const decoder = node.getDecoder() as Transform;
-      const uu = /^text\//i.test(part.contentType) ? new UuScanner() : undefined;
-      const attached = isAttachedMessage(part.contentType);
-      const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
-      const otherEncodings = encodings.filter((encoding) => encoding !== (node.encoding || '7bit'));
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, rawBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, base64: node.encoding === 'base64', otherEncodings, raw: [], done: Promise.resolve() };
-      decoder.on('data', (decoded: Buffer) => {
-        uu?.write(decoded);
-        if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
-        const limit = Math.max(state.attached ? limits.maxAttachedMessageBytes + 1 : state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES, wholeSink ? wholeSink.maxBytes + 1 : 0);
-        if (state.collectedBytes >= limit) return;
-        state.collected.push(decoded);
-        state.collectedBytes += decoded.length;
-      });
-      state.done = new Promise((resolve, reject) => {
-        decoder.once('end', resolve);
-        decoder.once('error', reject);
-      });
-      current = state;
-    } else if (chunk.type === 'body' && current !== undefined) {
-      await feedBody(current, chunk.value);
+  try {
+    for await (const chunk of splitMessage(message, limits) as AsyncIterable<SplitterChunk>) {
+      if (chunk.type === 'node') {
+        await finishCurrent();
+        nodeIndex++;
+        if (nodeIndex >= limits.maxParts) throw new MimeLimitError(`more than ${limits.maxParts} MIME parts`);
+        const node = chunk as MimeNode;
+        const nesting = node.partNr === false ? 0 : node.partNr.length;
+        if (nesting > limits.maxDepth) throw new MimeLimitError(`MIME nesting deeper than ${limits.maxDepth}`);
+        // Only the outermost message's nodes can be written back; an attached message is replaced whole if needed.
+        const ambiguity = depth === 0 ? ambiguityOf(node, nodeIndex) : undefined;
+        if (ambiguity !== undefined) ambiguous.push(ambiguity);
+        if (node.multipart) continue;
+        current = openPart(node, nodeIndex);
+        leaves.push(current.part);
+      } else if (chunk.type === 'body' && current !== undefined) {
+        await feedBody(current, chunk.value);
+      }
     }
+    await finishCurrent();
+  } finally {
+    // A walk that stopped early leaves no inner walk waiting for bytes.
+    current?.nested?.feed.end(new Error('the enclosing message could not be walked'));
   }
-  await finishCurrent();
   return leaves;
+
+  function openPart(node: MimeNode, index: number): PartState {
+    const headers = node.headers;
+    const part: LeafPart = {
+      node: index,
+      path: node.partNr === false || node.partNr.length === 0 ? '1' : node.partNr.join('.'),
+      contentType: inDigest(node) ? 'message/rfc822' : node.contentType || 'text/plain',
+      names: headers ? namesFromHeaders(headers.get('content-disposition'), headers.get('content-type')) : [],
+      head: Buffer.alloc(0),
+      contained: [],
+      otherReadings: [],
+    };
+    const encoding = node.encoding || '7bit';
+    const uuDecoder = UUENCODE_ENCODINGS.has(encoding) ? new UuDecoder() : undefined;
+    const decoder = uuDecoder ?? (node.getDecoder() as Transform);
+    const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
+    const state: PartState = {
+      part,
+      decoder,
+      collected: [],
+      collectedBytes: 0,
+      rawBytes: 0,
+      fedBytes: 0,
+      archive: claimsZip(part.names, part.contentType),
+      tnef: claimsTnef(part.names, part.contentType),
+      uu: /^text\//i.test(part.contentType) ? new UuScanner() : undefined,
+      uuDecoder,
+      binhex: claimsBinHex(part.names, part.contentType) ? new BinHexScanner() : undefined,
+      nested: undefined,
+      sink: undefined,
+      base64: encoding === 'base64',
+      otherEncodings: encodings.filter((other) => other !== encoding),
+      raw: [],
+      done: Promise.resolve(),
+    };
+    if (isFragment(part.contentType)) part.embedded = FRAGMENT;
+    if (isAttachedMessage(part.contentType)) {
+      if (depth + 1 > limits.maxDepth) part.embedded = { unscannable: 'limits', reason: `attached messages nested deeper than ${limits.maxDepth}` };
+      else {
+        const feed = new DecodedFeed(decoder, limits.maxAttachedMessageBytes);
+        state.nested = { feed, walk: walkAttached(feed, limits, depth, observer) };
+      }
+    } else {
+      state.sink = observer?.open(part, depth);
+    }
+    decoder.on('data', (decoded: Buffer) => {
+      if (state.collectedBytes === 0) {
+        if (looksLikeZip(decoded)) state.archive = true;
+        if (looksLikeTnef(decoded)) state.tnef = true;
+        if (state.binhex === undefined && BINHEX_FIRST_LINE.test(decoded.subarray(0, 256).toString('latin1'))) state.binhex = new BinHexScanner();
+      }
+      state.uu?.write(decoded);
+      state.binhex?.write(decoded);
+      state.nested?.feed.push(decoded);
+      state.sink?.write(decoded);
+      const limit = Math.max(state.archive || state.tnef ? limits.maxArchiveBytes + 1 : SNIFF_BYTES, wholeSink ? wholeSink.maxBytes + 1 : 0);
+      if (state.collectedBytes >= limit) return;
+      state.collected.push(decoded);
+      state.collectedBytes += decoded.length;
+    });
+    state.done = new Promise((resolve, reject) => {
+      decoder.once('end', resolve);
+      decoder.once('error', (error: Error) => {
+        state.nested?.feed.end(error);
+        reject(error);
+      });
+    });
+    return state;
+  }
+}
+
+/** The attachments of a TNEF part, as contained files; a stream that does not parse, or is too big, is unreadable. */
+function readTnefPart(part: LeafPart, decoded: Buffer, size: number, limits: MimeLimits): void {
+  if (size > limits.maxArchiveBytes) {
+    part.unreadable = { unscannable: 'limits', reason: `a TNEF part (winmail.dat) larger than ${limits.maxArchiveBytes} bytes` };
+    return;
+  }
+  try {
+    for (const attachment of readTnef(decoded)) part.contained.push({ names: attachment.names, head: attachment.data.subarray(0, SNIFF_BYTES), form: 'inside TNEF' });
+  } catch (error) {
+    part.unreadable = { unscannable: 'corrupt', reason: `the TNEF part (winmail.dat) cannot be read (${(error as Error).message})` };
+  }
 }

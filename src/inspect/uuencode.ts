@@ -1,12 +1,17 @@
 /**
+ * uuencode, two ways. A part whose Content-Transfer-Encoding is x-uuencode, x-uue,
+ * uuencode or uue (not in RFC 2045, but decoded by mail clients and by Python's
+ * email package) is decoded whole by UuDecoder, as the client would save it.
  * uuencoded attachments inside text parts (`begin 644 name` ... `end`, the
- * pre-MIME way of attaching files that mail clients still decode). The scanner
+ * pre-MIME way of attaching files that mail clients still decode) are found by
+ * UuScanner. The scanner
  * reads decoded text as it streams, finds each block's name and decodes its first
  * bytes for the content sniffer; it never holds more than one line and SNIFF_BYTES
  * per block. Lines that cannot change its state are passed over in one search:
  * outside a block every line but a "begin" one, inside a block whose first bytes
  * are decoded every line but the ones that end it.
  */
+import { Transform, type TransformCallback } from 'node:stream';
 import { SNIFF_BYTES } from './sniff.js';
 
 export interface UuBlock {
@@ -118,4 +123,83 @@ function decodeUuLine(line: string): number[] {
     bytes.push(((a << 2) | (b >> 4)) & 0xff, ((b << 4) | (c >> 2)) & 0xff, ((c << 6) | d) & 0xff);
   }
   return bytes.slice(0, length);
+}
+
+/** The transfer encodings that name uuencode (RFC 1341 listed x-uuencode; clients accept all four). */
+export const UUENCODE_ENCODINGS: ReadonlySet<string> = new Set(['x-uuencode', 'x-uue', 'uuencode', 'uue']);
+/** Text before the begin line kept to be passed on as it is, should no begin line come (then the part is not uuencoded). */
+export const MAX_UU_PREAMBLE_BYTES = 64 * 1024;
+/** A begin line as Python's email package reads it: "begin ", an octal mode, a space, the name. */
+const TRANSFER_BEGIN_LINE = /^begin ([0-7]+)(?: (.*?))?\r?$/;
+
+/**
+ * Decodes a body whose transfer encoding is uuencode: the lines between the first
+ * begin line and "end" (or an empty line, where the data is cut), line by line. A
+ * body without a begin line is passed on as it was (the reading Python's email
+ * package falls back to). `name` is the begin line's file name, once read.
+ */
+export class UuDecoder extends Transform {
+  name = '';
+  private state: 'preamble' | 'data' | 'done' | 'raw' = 'preamble';
+  private partial = '';
+  private preamble: Buffer[] = [];
+  private preambleBytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.state === 'raw') return callback(null, chunk);
+    if (this.state === 'done') return callback();
+    const lines = (this.partial + chunk.toString('latin1')).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) this.line(line, true);
+    if (this.state === 'preamble' && this.partial.length > MAX_UU_LINE_CHARS) this.giveUp();
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.partial !== '') this.line(this.partial, false);
+    if (this.state === 'preamble') this.giveUp();
+    callback();
+  }
+
+  private line(line: string, terminated: boolean): void {
+    switch (this.state) {
+      case 'preamble': {
+        const begin = TRANSFER_BEGIN_LINE.exec(line);
+        if (begin !== null) {
+          this.name = (begin[2] ?? '').trim();
+          this.state = 'data';
+          this.preamble = [];
+          return;
+        }
+        const raw = Buffer.from(terminated ? `${line}\n` : line, 'latin1');
+        this.preamble.push(raw);
+        this.preambleBytes += raw.length;
+        if (this.preambleBytes > MAX_UU_PREAMBLE_BYTES) this.giveUp();
+        return;
+      }
+      case 'data': {
+        const data = line.replace(/\r$/, '');
+        if (data === '' || data.trim() === 'end') {
+          this.state = 'done';
+          return;
+        }
+        this.push(Buffer.from(decodeUuLine(data)));
+        return;
+      }
+      case 'raw':
+        this.push(Buffer.from(terminated ? `${line}\n` : line, 'latin1'));
+        return;
+      case 'done':
+        return;
+    }
+  }
+
+  /** No begin line: the body is not uuencoded after all, and goes on as it was. */
+  private giveUp(): void {
+    this.state = 'raw';
+    for (const raw of this.preamble) this.push(raw);
+    this.preamble = [];
+    if (this.partial !== '') this.push(Buffer.from(this.partial, 'latin1'));
+    this.partial = '';
+  }
 }

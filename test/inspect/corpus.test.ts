@@ -74,6 +74,12 @@ const EXPECTED_FLAGGED: Record<string, string[]> = {
   'rspamd/test/functional/messages/broken_richtext.eml': ['executable'],
   // ComplaintLetter_*.zip is cut short: a zip that cannot be listed is unscannable.
   'rspamd/test/functional/messages/mixed-html-zip.eml': ['unscannable'],
+  // message/partial fragments (RFC 2046 5.2.2) cannot be inspected alone: unscannable (inspect.unscannable.partial).
+  'MimeKit/UnitTests/TestData/partial/message-partial.0.eml': ['unscannable'],
+  'MimeKit/UnitTests/TestData/partial/message-partial.1.eml': ['unscannable'],
+  'MimeKit/UnitTests/TestData/partial/message-partial.2.eml': ['unscannable'],
+  'MimeKit/UnitTests/TestData/partial/rfc2046.0.eml': ['unscannable'],
+  'MimeKit/UnitTests/TestData/partial/rfc2046.1.eml': ['unscannable'],
   // Two Content-Type headers in the root: written back with the one that was inspected.
   'mime4j/core/src/test/resources/mimetools-testmsgs/multi-bad.msg': ['ambiguous-headers'],
   // A whitespace-only line after the root Content-Type: a folding line to some parsers, the end of the headers to others.
