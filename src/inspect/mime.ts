@@ -15,7 +15,7 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { MessageSource } from './api.js';
 import { namesFromHeaders } from './filename.js';
 import { SNIFF_BYTES } from './sniff.js';
-import { looksLikeZip } from './archive.js';
+import { claimsContainer, looksLikeContainer, CONTAINER_MAGIC_BYTES } from './archive.js';
 import { UuScanner, type UuBlock } from './uuencode.js';
 import libqp from 'libqp';
 
@@ -23,7 +23,7 @@ export interface MimeLimits {
   maxParts: number;
   maxDepth: number;
   maxHeaderBytes: number;
-  /** A zip part's decoded bytes are kept up to this size for listing. */
+  /** A container part's decoded bytes are kept up to this size for listing. */
   maxArchiveBytes: number;
   /** An attached message (message/rfc822) is decoded and walked up to this size. */
   maxAttachedMessageBytes: number;
@@ -37,7 +37,7 @@ export interface LeafPart {
   contentType: string;
   names: string[];
   head: Buffer;
-  /** For a part that is (or claims to be) a zip: its decoded bytes, or 'too big' past maxArchiveBytes. */
+  /** For a part that is (or claims to be) a container (archive, compressed file, Office document): its decoded bytes, or 'too big' past maxArchiveBytes. */
   archive?: Buffer | 'too big';
   /** uuencoded files found inside a text part. */
   uuencoded: UuBlock[];
@@ -64,10 +64,6 @@ export interface AmbiguousNode {
 }
 
 const isAttachedMessage = (contentType: string): boolean => /^message\/(rfc822|global)$/i.test(contentType);
-
-/** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
-const claimsZip = (names: readonly string[], contentType: string): boolean =>
-  names.some((name) => /\.zip[\s.]*$/i.test(name)) || /^(application|multipart)\/(x-)?zip(-compressed)?$/i.test(contentType);
 
 export class MimeLimitError extends Error {}
 
@@ -239,6 +235,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     await open.done;
     const decoded = Buffer.concat(open.collected);
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
+    if (!open.archive && open.collectedBytes < CONTAINER_MAGIC_BYTES) open.archive = looksLikeContainer(decoded);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded.subarray(0, limits.maxArchiveBytes);
     if (open.uu) open.part.uuencoded = open.uu.end();
     const raw = Buffer.concat(open.raw);
@@ -275,10 +272,13 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       const attached = isAttachedMessage(part.contentType);
       const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
       const otherEncodings = encodings.filter((encoding) => encoding !== (node.encoding || '7bit'));
-      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, rawBytes: 0, fedBytes: 0, archive: claimsZip(part.names, part.contentType), uu, attached, base64: node.encoding === 'base64', otherEncodings, raw: [], done: Promise.resolve() };
+      const state: PartState = { part, decoder, collected: [], collectedBytes: 0, rawBytes: 0, fedBytes: 0, archive: claimsContainer(part.names, part.contentType), uu, attached, base64: node.encoding === 'base64', otherEncodings, raw: [], done: Promise.resolve() };
       decoder.on('data', (decoded: Buffer) => {
         uu?.write(decoded);
-        if (state.collectedBytes === 0 && looksLikeZip(decoded)) state.archive = true;
+        // Decided once the bytes that can show a container's magic are in (they are kept anyway: fewer than SNIFF_BYTES).
+        if (!state.archive && state.collectedBytes < CONTAINER_MAGIC_BYTES && state.collectedBytes + decoded.length >= CONTAINER_MAGIC_BYTES) {
+          state.archive = looksLikeContainer(Buffer.concat([...state.collected, decoded]));
+        }
         const limit = Math.max(state.attached ? limits.maxAttachedMessageBytes + 1 : state.archive ? limits.maxArchiveBytes + 1 : SNIFF_BYTES, wholeSink ? wholeSink.maxBytes + 1 : 0);
         if (state.collectedBytes >= limit) return;
         state.collected.push(decoded);
