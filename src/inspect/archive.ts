@@ -1,7 +1,8 @@
 /**
  * Containers inside a part: which format (containers/identify.ts), its members
  * read by the format's reader (zip, tar, gzip/bzip2/xz, OLE compound files, and
- * 7z, cab, arj, cpio, ISO/disk images and RAR through a bounded tool), and each
+ * 7z, cab, arj, cpio, ISO/disk images, ar/deb, LHA, WIM, XAR, RPM and RAR through a
+ * bounded tool), and each
  * member judged like an attachment: its name classified, its first bytes
  * sniffed, Office macros and embedded objects noted, and a member that is itself
  * a container opened in turn, to `maxDepth`. Office documents (OOXML and
@@ -76,6 +77,11 @@ async function read(bytes: Buffer, name: string, format: ContainerFormat, walk: 
     case 'arj':
     case 'cpio':
     case 'disk-image':
+    case 'ar':
+    case 'lzh':
+    case 'wim':
+    case 'xar':
+    case 'rpm':
       return listWithTool(bytes, 'seven-zip', walk);
     case 'ace':
       return { unscannable: 'unsupported', reason: 'ACE archives are not opened' };

@@ -146,3 +146,14 @@ t.test('Office: macros and embedded packages in OLE and OOXML documents', async 
   const plainDoc = await maker.make('plain.doc', 'gsf', ['createole', '../plain.doc', 'WordDocument'], vba);
   t.equal((await examine('plain.doc', plainDoc)).verdict.action, 'pass', 'a .doc without macros passes');
 });
+
+t.test('RecursiveExtractor samples of every format are read: nothing unscannable, no executable content', async (t) => {
+  const samples = ['TestData.a', 'TestData.bsd.ar', 'sysvbanner_1.0-17fakesync1_amd64.deb', 'TestData.wim', 'TestData.iso', 'UdfTest.iso', 'TestData.7z', '100trees.7z', 'TestData.tar.gz', 'TestData.tar.bz2', 'TestData.tar.xz', 'TestData.arj', 'TestData.zip', 'TestDataArchivesNested.zip', 'HfsSampleUDCO.dmg'];
+  for (const name of samples) {
+    const report = await examine(name.replace(/\.(a|ar)$/, '.dat'), readFileSync(join(EXTRACTOR, 'TestDataArchives', name)));
+    // Names such as *.iso and *.deb are on the executable list: only what reading the container found counts here.
+    t.same(report.findings.filter((finding) => finding.kind === 'unscannable' || finding.kind === 'executable-content'), [], name);
+  }
+  const nested = await examine('NestedFormatsTest.zip', readFileSync(join(EXTRACTOR, 'TestDataArchives/NestedFormatsTest.zip')));
+  t.match(nested.findings, [{ kind: 'unscannable', unscannable: 'unsupported', filename: /content\.ace$/ }], 'the ACE archive nested in it is not opened');
+});

@@ -3,10 +3,10 @@
  * number), else, for the few formats that need it, by its name or declared type
  * (an ISO's signature lies at 32 KB, past what is sniffed). Formats: zip (APPNOTE), gzip (RFC 1952), bzip2, xz, POSIX tar
  * (ustar), 7z, RAR 4/5, Microsoft Cabinet, ARJ, cpio, ISO 9660/UDF and disk
- * images, OLE compound files (MS-CFB: .doc, .xls, .ppt, .msg, .msi), and ACE,
- * which is recognised but not opened.
+ * images, OLE compound files (MS-CFB: .doc, .xls, .ppt, .msg, .msi), Unix ar
+ * (and .deb), LHA, WIM, XAR and RPM; and ACE, which is recognised but not opened.
  */
-export type ContainerFormat = 'zip' | 'gzip' | 'bzip2' | 'xz' | 'tar' | '7z' | 'rar' | 'cab' | 'arj' | 'cpio' | 'disk-image' | 'ole' | 'ace';
+export type ContainerFormat = 'zip' | 'gzip' | 'bzip2' | 'xz' | 'tar' | '7z' | 'rar' | 'cab' | 'arj' | 'cpio' | 'disk-image' | 'ole' | 'ace' | 'ar' | 'lzh' | 'wim' | 'xar' | 'rpm';
 
 /** The fewest first bytes that tell every magic below apart (ustar's lies at 257). */
 export const IDENTIFY_BYTES = 512;
@@ -35,6 +35,11 @@ const MAGICS: readonly { format: ContainerFormat; bytes: readonly number[]; offs
   { format: 'ole', bytes: [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1] },
   { format: 'tar', bytes: ascii('ustar'), offset: 257 },
   { format: 'ace', bytes: ascii('**ACE**'), offset: 7 },
+  { format: 'ar', bytes: ascii('!<arch>\n') },
+  { format: 'lzh', bytes: ascii('-lh'), offset: 2 },
+  { format: 'wim', bytes: ascii('MSWIM\0\0\0') },
+  { format: 'xar', bytes: ascii('xar!') },
+  { format: 'rpm', bytes: [0xed, 0xab, 0xee, 0xdb] },
   { format: 'disk-image', bytes: ascii('conectix') },
   { format: 'disk-image', bytes: ascii('vhdxfile') },
 ];
