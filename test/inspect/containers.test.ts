@@ -157,3 +157,29 @@ t.test('RecursiveExtractor samples of every format are read: nothing unscannable
   const nested = await examine('NestedFormatsTest.zip', readFileSync(join(EXTRACTOR, 'TestDataArchives/NestedFormatsTest.zip')));
   t.match(nested.findings, [{ kind: 'unscannable', unscannable: 'unsupported', filename: /content\.ace$/ }], 'the ACE archive nested in it is not opened');
 });
+
+t.test('property: damaged containers are an ordinary case (a finding or none, never a throw)', async (t) => {
+  const { inspectArchive } = await import('../../src/inspect/archive.js');
+  const { parseExecutableList } = await import('../../src/inspect/filename.js');
+  const list = parseExecutableList('*.exe\n');
+  const limits = { maxDepth: 8, maxMembers: 3000, maxExpandedBytes: 64 * 1024 * 1024, maxExpansionRatio: 250, maxNestedBytes: 8 * 1024 * 1024, maxSeconds: 20 };
+  const vba = await maker.tree('fuzz-vba', { WordDocument: Buffer.from('word'), 'Macros/VBA/_VBA_PROJECT': Buffer.from('vba'), 'ObjectPool/_1/\x01Ole10Native': oleNative('invoice.pdf', program()) });
+  const originals: [string, Buffer][] = [
+    ['a.zip', await maker.make('fuzz.zip', 'zip', ['-qr', '../fuzz.zip', '.'], tree)],
+    ['a.tgz', await maker.make('fuzz.tgz', 'tar', ['-czf', '../fuzz.tgz', '.'], tree)],
+    ['a.doc', await maker.make('fuzz.doc', 'gsf', ['createole', '../fuzz.doc', 'WordDocument', 'Macros', 'ObjectPool'], vba)],
+    ['a.7z', await maker.make('fuzz.7z', '7zz', ['a', '-bso0', '../fuzz.7z', '.'], tree)],
+  ];
+  const fc = (await import('fast-check')).default;
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: originals.length - 1 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), async (which, flips, cut) => {
+      const [name, original] = originals[which] as [string, Buffer];
+      const damaged = Buffer.from(original.subarray(0, Math.max(16, original.length - (cut % 64))));
+      for (const [offset, value] of flips) damaged[offset % damaged.length] = value;
+      const findings = await inspectArchive(damaged, [name], '', { list, limits });
+      return Array.isArray(findings);
+    }),
+    { numRuns: 120 },
+  );
+  t.pass('120 damaged containers answered');
+});

@@ -103,9 +103,9 @@ export class MemberReader {
     return undefined;
   }
 
-  /** An ordinary member needs no more than its first bytes (a reader that can skip the rest may). */
+  /** Nothing more is kept: an ordinary member's first bytes are in, or a container member is over maxNestedBytes (a reader that can skip the rest may). */
   get satisfied(): boolean {
-    return this.whole === false && this.kept >= SNIFF_BYTES;
+    return (this.whole === false && this.kept >= SNIFF_BYTES) || this.tooBig;
   }
 
   finish(): Member {
