@@ -35,7 +35,16 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
   [ -x /usr/sbin/haproxy ] || missing+=(haproxy)   # a real load balancer sending PROXY protocol v1 and v2 headers
   need binhex macutils        # BinHex 4.0 files made by a real encoder for the MIME-reading tests
+  need gcab gcab              # makes the tests' cabinet files
+  need arj arj                # makes the tests' ARJ archives
+  need xorriso xorriso        # makes the tests' ISO images
+  need gsf libgsf-bin         # makes the tests' OLE compound files (.doc with macros, embedded packages)
 fi
+# Containers (inspect): 7-Zip lists and extracts 7z, cab, arj, cpio, ISO and disk images; bsdtar reads RAR.
+need 7zz 7zip
+need bsdtar libarchive-tools
+need bzip2 bzip2
+need xz xz-utils
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with
 fi

@@ -123,6 +123,27 @@ export const policySchema = z
           limits: unscannableAction,
           corrupt: unscannableAction,
           partial: unscannableAction,
+          /** Containers (archives, compressed files, Office documents) that break a bound or cannot be opened, one key per reason. */
+          too_deep: unscannableAction,
+          too_many_members: unscannableAction,
+          too_large: unscannableAction,
+          bomb: unscannableAction,
+          timeout: unscannableAction,
+          unsupported: unscannableAction,
+        })
+        .prefault({}),
+      containers: z
+        .strictObject({
+          /** All containers of one part together (archive tools are killed then): unscannable (timeout). */
+          max_seconds: seconds(20),
+        })
+        .prefault({}),
+      office: z
+        .strictObject({
+          /** VBA macros in a document (OOXML vbaProject.bin, OLE Macros / _VBA_PROJECT_CUR / VBA storages). */
+          macros: unscannableAction,
+          /** Embedded packages (OLE Package objects, Ole10Native): a file the reader opens with a double-click. */
+          embedded: unscannableAction,
         })
         .prefault({}),
     })

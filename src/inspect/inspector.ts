@@ -12,7 +12,7 @@ import { wildcardPattern } from '../policy/wildcard.js';
 import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits, type WholePartSink } from './mime.js';
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
-import { inspectZip, type ArchiveLimits, type UnscannableReason } from './archive.js';
+import { inspectArchive, type ArchiveLimits, type UnscannableReason } from './archive.js';
 import type { ClamdClient, ClamdFailover, ScanOutcome } from './clamd.js';
 
 /** A clamd outcome as a finding, or undefined when clean. */
@@ -61,7 +61,7 @@ class PartScans implements WholePartSink {
   }
 }
 
-export type FindingKind = NameFindingKind | 'executable-content' | 'unscannable' | 'ambiguous-headers' | 'virus' | 'scanner-failure';
+export type FindingKind = NameFindingKind | 'executable-content' | 'office-macros' | 'office-embedded' | 'unscannable' | 'ambiguous-headers' | 'virus' | 'scanner-failure';
 
 export interface Finding {
   part: string;
@@ -94,6 +94,10 @@ export interface InspectorPolicy {
   subjectTag: string;
   unscannable: Readonly<Record<UnscannableReason, UnscannableAction>>;
   archiveLimits: ArchiveLimits;
+  /** Office documents: VBA macros and embedded packages, each with its action. */
+  office: { macros: UnscannableAction; embedded: UnscannableAction };
+  /** Where archives are written for a tool that must seek in them. */
+  tempDir?: string;
   /** Notice text; {filename} and {reason} are filled in. */
   notice: string;
   markHeaders: boolean;
@@ -267,6 +271,10 @@ export class MailInspector implements Inspector {
         return this.policy.scanner?.infected ?? 'strip';
       case 'scanner-failure':
         return this.policy.scanner?.failure ?? 'tempfail';
+      case 'office-macros':
+        return this.policy.office.macros;
+      case 'office-embedded':
+        return this.policy.office.embedded;
       default:
         return this.policy.executables.action;
     }
@@ -309,9 +317,10 @@ export class MailInspector implements Inspector {
     }
     if (leaf.unreadable !== undefined) findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: leaf.unreadable.unscannable, reason: leaf.unreadable.reason });
     if (leaf.archive === 'too big') {
-      findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: 'limits', reason: `an archive larger than ${this.policy.limits.maxArchiveBytes} bytes` });
+      findings.push({ part: leaf.path, filename: leaf.names[0] ?? '', kind: 'unscannable', unscannable: 'too_large', reason: `an archive larger than ${this.policy.limits.maxArchiveBytes} bytes` });
     } else if (leaf.archive !== undefined) {
-      for (const finding of await inspectZip(leaf.archive, leaf.names[0] ?? 'archive.zip', this.policy.executables, this.policy.archiveLimits)) {
+      const context = { list: this.policy.executables, limits: this.policy.archiveLimits, ...(this.policy.tempDir === undefined ? {} : { tempDir: this.policy.tempDir }) };
+      for (const finding of await inspectArchive(leaf.archive, leaf.names, leaf.contentType, context)) {
         findings.push({ part: leaf.path, ...finding });
       }
     }

@@ -24,7 +24,7 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { MessageSource } from './api.js';
 import { namesFromHeaders } from './filename.js';
 import { SNIFF_BYTES } from './sniff.js';
-import { looksLikeZip } from './archive.js';
+import { claimsContainer, looksLikeContainer, CONTAINER_MAGIC_BYTES } from './archive.js';
 import { UuDecoder, UuScanner, UUENCODE_ENCODINGS } from './uuencode.js';
 import { BinHexScanner, claimsBinHex } from './binhex.js';
 import { claimsTnef, looksLikeTnef, readTnef } from './tnef.js';
@@ -36,7 +36,7 @@ export interface MimeLimits {
   maxParts: number;
   maxDepth: number;
   maxHeaderBytes: number;
-  /** A zip or TNEF part's decoded bytes are kept up to this size for listing. */
+  /** A container (archive, compressed file, Office document) or TNEF part's decoded bytes are kept up to this size for listing. */
   maxArchiveBytes: number;
   /** An attached message (message/*) is walked up to this many decoded bytes. */
   maxAttachedMessageBytes: number;
@@ -73,7 +73,7 @@ export interface LeafPart {
   contentType: string;
   names: string[];
   head: Buffer;
-  /** For a part that is (or claims to be) a zip: its decoded bytes, or 'too big' past maxArchiveBytes. */
+  /** For a part that is (or claims to be) a container (archive, compressed file, Office document): its decoded bytes, or 'too big' past maxArchiveBytes. */
   archive?: Buffer | 'too big';
   /** Files a client unpacks from this part (uuencoded blocks in text, BinHex, TNEF). */
   contained: ContainedFile[];
@@ -109,10 +109,6 @@ const FRAGMENT: Unreadable = { unscannable: 'partial', reason: 'a fragment of a 
 const inDigest = (node: MimeNode): boolean => node.parentNode !== false && node.parentNode.multipart === 'digest' && (node.headers ? node.headers.get('content-type').length : 0) === 0;
 /** The line a BinHex 4.0 file starts with (RFC 1741). */
 const BINHEX_FIRST_LINE = /^\s*\(This file must be converted/;
-
-/** A part is listed as an archive when its name, its declared type or its first bytes say zip. */
-const claimsZip = (names: readonly string[], contentType: string): boolean =>
-  names.some((name) => /\.zip[\s.]*$/i.test(name)) || /^(application|multipart)\/(x-)?zip(-compressed)?$/i.test(contentType);
 
 export class MimeLimitError extends Error {}
 
@@ -309,6 +305,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     open.sink?.end();
     const decoded = Buffer.concat(open.collected);
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
+    if (!open.archive && open.collectedBytes < CONTAINER_MAGIC_BYTES) open.archive = looksLikeContainer(decoded);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded.subarray(0, limits.maxArchiveBytes);
     if (open.tnef) readTnefPart(open.part, decoded, open.collectedBytes, limits);
     if (open.uu) open.part.contained.push(...open.uu.end().map((block) => ({ names: [block.name], head: block.head, form: 'uuencoded in the text' })));
@@ -372,7 +369,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       collectedBytes: 0,
       rawBytes: 0,
       fedBytes: 0,
-      archive: claimsZip(part.names, part.contentType),
+      archive: claimsContainer(part.names, part.contentType),
       tnef: claimsTnef(part.names, part.contentType),
       uu: /^text\//i.test(part.contentType) ? new UuScanner() : undefined,
       uuDecoder,
@@ -395,8 +392,11 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       state.sink = observer?.open(part, depth);
     }
     decoder.on('data', (decoded: Buffer) => {
+      // Decided once the bytes that can show a container's magic are in (they are kept anyway: fewer than SNIFF_BYTES).
+      if (!state.archive && state.collectedBytes < CONTAINER_MAGIC_BYTES && state.collectedBytes + decoded.length >= CONTAINER_MAGIC_BYTES) {
+        state.archive = looksLikeContainer(Buffer.concat([...state.collected, decoded]));
+      }
       if (state.collectedBytes === 0) {
-        if (looksLikeZip(decoded)) state.archive = true;
         if (looksLikeTnef(decoded)) state.tnef = true;
         if (state.binhex === undefined && BINHEX_FIRST_LINE.test(decoded.subarray(0, 256).toString('latin1'))) state.binhex = new BinHexScanner();
       }

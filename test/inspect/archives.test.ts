@@ -79,9 +79,9 @@ t.test('invalid archives are unscannable (corrupt)', async (t) => {
   }
 });
 
-t.test('nesting beyond the depth limit is unscannable (limits)', async (t) => {
+t.test('nesting beyond the depth limit is unscannable (too_deep)', async (t) => {
   const deep = await examine(fixture(HARAKA, '3layer.zip'), 'limits:\n  max_archive_depth: 2\n');
-  t.match(deep.findings, [{ kind: 'unscannable', unscannable: 'limits', reason: /nested deeper than 2/ }]);
+  t.match(deep.findings, [{ kind: 'unscannable', unscannable: 'too_deep', reason: /nested deeper than 2/ }]);
   const fine = await examine(fixture(HARAKA, '3layer.zip'));
   t.equal(fine.verdict.action, 'pass', 'within the default depth, three harmless layers pass');
 });
@@ -90,11 +90,11 @@ t.test('zip bombs are answered within seconds without extracting them', async (t
   const started = Date.now();
   const before = process.memoryUsage().rss;
   const bomb = await examine(withAttachment('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))));
-  t.match(bomb.findings, [{ kind: 'unscannable', unscannable: 'limits', reason: /declares \d+ bytes/ }]);
+  t.match(bomb.findings, [{ kind: 'unscannable', unscannable: 'too_large', reason: /declares \d+ bytes/ }]);
   t.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms`);
   t.ok(process.memoryUsage().rss - before < 200 * 1024 * 1024, 'memory stayed bounded');
   const ratio = await examine(withAttachment('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))), 'limits:\n  max_archive_expanded_bytes: 99999999999\n');
-  t.match(ratio.findings, [{ kind: 'unscannable', unscannable: 'limits', reason: /zip bomb/ }], 'the ratio limit catches it too');
+  t.match(ratio.findings, [{ kind: 'unscannable', unscannable: 'bomb', reason: /zip bomb/ }], 'the ratio limit catches it too');
 });
 
 t.test('per-reason actions: pass with a warning header, tempfail, reject', async (t) => {
