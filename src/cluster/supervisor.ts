@@ -49,7 +49,10 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
   /** Workers we told to stop (drain, recycle): their exit is expected. */
   const leaving = new Set<Worker>();
   const startedAt = new Map<Worker, number>();
+  /** Workers that listened once: one that exits before it does cannot start (a port taken, a bad policy). */
+  const everReady = new Set<Worker>();
   let stopping = false;
+  let exitCode = 0;
 
   const fork = (): Worker => {
     const worker = cluster.fork(sharedClamd);
@@ -64,8 +67,12 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
 
   const onMessage = (worker: Worker, message: FromWorker): void => {
     switch (message.type) {
+      case 'failed':
+        fail(worker, message.reason);
+        return;
       case 'listening':
         ready.add(worker);
+        everReady.add(worker);
         logger.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening');
         if (stopping) tell(worker, { type: 'drain' });
         return;
@@ -95,7 +102,10 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     const expected = leaving.delete(worker) || stopping;
     const lived = Date.now() - (startedAt.get(worker) ?? 0);
     startedAt.delete(worker);
-    if (expected) {
+    const started = everReady.delete(worker);
+    if (!expected && !started) {
+      fail(worker, `worker exited (code ${code}, signal ${signal}) before it listened`);
+    } else if (expected) {
       logger.info({ worker: worker.id, code }, 'worker stopped');
     } else {
       logger.error({ worker: worker.id, code, signal }, 'worker exited unexpectedly: a replacement is started');
@@ -106,12 +116,16 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     if (stopping && live.size === 0) {
       void Promise.all([housekeeping.stop(), clamd?.stop(), observability.close()]).then(() => {
         logger.info('stopped');
-        process.exit(0);
+        process.exit(exitCode);
       });
     }
   });
 
   for (let index = 0; index < count; index++) fork();
+  observability.watchListeners(() => {
+    const detail = `${Math.min(ready.size, count)} of ${count} workers listening`;
+    return stopping ? { ok: false, detail: 'draining' } : { ok: ready.size >= count, detail };
+  });
   logger.info({ workers: count }, 'supervising workers');
 
   process.on('SIGHUP', () => {
@@ -129,6 +143,14 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     stopping = true;
     logger.info({ signal }, 'draining every worker');
     for (const worker of ready) tell(worker, { type: 'drain' });
+    // A worker still starting drains as soon as it listens (see 'listening').
+  };
+  // A worker that cannot start (a listener that cannot bind): stop every worker and exit 1,
+  // so that a service manager sees the failure instead of a supervisor serving nothing.
+  const fail = (worker: Worker, reason: string): void => {
+    if (exitCode === 0) logger.fatal({ worker: worker.id, reason }, 'a worker cannot start: stopping');
+    exitCode = 1;
+    stop('startup failure');
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
