@@ -34,6 +34,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need ip iproute2            # network namespaces and veth pairs for the transparent-gateway tests
   need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
   [ -x /usr/sbin/haproxy ] || missing+=(haproxy)   # a real load balancer sending PROXY protocol v1 and v2 headers
+  need promtool prometheus     # promtool check metrics on a /metrics scrape (the package is ~96 MB installed; promtool is only there)
+  need systemd-analyze systemd   # systemd-analyze verify and security --offline on deploy/mailmoat.service
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with

@@ -19,7 +19,7 @@ import { createLogger, type Logger } from '../observe/log.js';
 import { startProxy, type RunningProxy } from '../main.js';
 import type { FlaggedMessage } from '../quarantine/store.js';
 import { parseClamdAddress } from '../inspect/clamd.js';
-import type { ProxyEvent } from '../observe/metrics.js';
+import { processMetricsRegistry, type ProcessMetrics, type ProxyEvent } from '../observe/metrics.js';
 import { startObservability, type Observability } from '../observe/observability.js';
 
 /** After timeouts.drain_seconds, how long a draining process may take to close before it exits anyway. */
@@ -30,7 +30,16 @@ export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
 
 /** Messages between the supervisor and its workers. */
 export type ToWorker = { type: 'reload' } | { type: 'drain' };
-export type FromWorker = { type: 'listening' } | { type: 'failed'; reason: string } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string } | { type: 'events'; events: ProxyEvent[] };
+export type FromWorker =
+  | { type: 'listening' }
+  | { type: 'failed'; reason: string }
+  | { type: 'flagged'; message: FlaggedMessage }
+  | { type: 'recycle'; reason: string }
+  | { type: 'events'; events: ProxyEvent[] }
+  | { type: 'process-metrics'; metrics: ProcessMetrics };
+
+/** How often a worker sends its process metrics (CPU, memory, event loop) to the supervisor's /metrics. */
+const PROCESS_METRICS_INTERVAL_MS = 5000;
 
 export async function serve(policyFile: string, policy: Readonly<Policy>, role: 'single' | 'worker'): Promise<void> {
   const base = createLogger(policy.log.level);
@@ -81,6 +90,8 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   let draining = false;
   const listening = proxy.addresses.map((address) => `${address.address}:${address.port}`).join(' ');
   observability?.watchListeners(() => (draining ? { ok: false, detail: 'draining' } : { ok: true, detail: `listening on ${listening}` }));
+  // A worker's process metrics reach the supervisor before it counts the worker as listening.
+  if (role === 'worker') await reportProcessMetrics(send);
   send({ type: 'listening' });
 
   let reloading = Promise.resolve();
@@ -160,4 +171,12 @@ function watchRecycling(listeners: readonly { on(event: 'session', listener: () 
     }
   }
   if (hours > 0) setTimeout(() => once(`${hours} hours`), hours * 3_600_000).unref();
+}
+
+/** A worker's process metrics, now and every PROCESS_METRICS_INTERVAL_MS, for the supervisor's /metrics. */
+async function reportProcessMetrics(send: (message: FromWorker) => void): Promise<void> {
+  const registry = processMetricsRegistry();
+  const report = async (): Promise<void> => send({ type: 'process-metrics', metrics: await registry.getMetricsAsJSON() });
+  await report();
+  setInterval(() => void report().catch(() => undefined), PROCESS_METRICS_INTERVAL_MS).unref();
 }

@@ -42,7 +42,8 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
   const clamdAddress = clamd === undefined ? undefined : await clamd.start();
   const sharedClamd = clamdAddress === undefined ? {} : { [SHARED_CLAMD_ENV]: describeClamdAddress(clamdAddress) };
   // Metrics and the admin listener run here, fed by every worker's events.
-  const observability = await startObservability(policy, logger, clamdAddress);
+  const observability = await startObservability(policy, logger, { processName: 'supervisor', ...(clamdAddress === undefined ? {} : { managedClamd: clamdAddress }) });
+  const processName = (worker: Worker): string => `worker-${worker.id}`;
   const live = new Set<Worker>();
   /** Workers that said they listen: only they can act on a message (a starting one gets its orders when it is ready). */
   const ready = new Set<Worker>();
@@ -82,6 +83,9 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
       case 'events':
         for (const event of message.events) observability.record(event);
         return;
+      case 'process-metrics':
+        if (live.has(worker)) observability.metrics.processMetrics(processName(worker), message.metrics);
+        return;
       case 'recycle': {
         if (stopping || leaving.has(worker)) return;
         logger.info({ worker: worker.id, reason: message.reason }, 'recycling a worker: its replacement starts first');
@@ -98,6 +102,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
 
   cluster.on('exit', (worker, code, signal) => {
     live.delete(worker);
+    observability.metrics.processMetrics(processName(worker), undefined);
     ready.delete(worker);
     const expected = leaving.delete(worker) || stopping;
     const lived = Date.now() - (startedAt.get(worker) ?? 0);

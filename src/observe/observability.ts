@@ -37,8 +37,16 @@ export interface Observability {
   close(): Promise<void>;
 }
 
-export async function startObservability(policy: Readonly<Policy>, logger: Logger, managedClamd?: ClamdAddress): Promise<Observability> {
-  const metrics = new Metrics();
+export interface ObservabilityOptions {
+  /** antivirus.clamd: managed in a cluster: the supervisor's clamd. */
+  managedClamd?: ClamdAddress;
+  /** This process's `process` label on the process metrics (default main). */
+  processName?: string;
+}
+
+export async function startObservability(policy: Readonly<Policy>, logger: Logger, options: ObservabilityOptions = {}): Promise<Observability> {
+  const { managedClamd } = options;
+  const metrics = new Metrics(options.processName);
   const setting = policy.antivirus.clamd;
   const addresses =
     setting === 'managed' ? (managedClamd === undefined ? [] : [managedClamd]) : (Array.isArray(setting) ? setting : [setting]).flatMap((text) => parseClamdAddress(text) ?? []);

@@ -22,6 +22,8 @@ export interface Running {
   logged(message: string, from?: number): Promise<Record<string, unknown>>;
   lines(): number;
   log(): Record<string, unknown>[];
+  /** Every stdout line as written (for strict parsers). */
+  rawLines(): string[];
   /** The exit code, once the process has exited (registered at spawn: it may exit early). */
   exited: Promise<number | null>;
 }
@@ -37,12 +39,17 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   t.teardown(() => child.kill('SIGKILL'));
   const log: Record<string, unknown>[] = [];
+  const raw: string[] = [];
   let partial = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     const text = partial + chunk.toString();
     const lines = text.split('\n');
     partial = lines.pop() ?? '';
-    for (const line of lines) if (line.trim() !== '') log.push(JSON.parse(line) as Record<string, unknown>);
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      raw.push(line);
+      log.push(JSON.parse(line) as Record<string, unknown>);
+    }
   });
   const logged = async (message: string, from = 0): Promise<Record<string, unknown>> => {
     for (const deadline = Date.now() + 15000; Date.now() < deadline; await sleep(25)) {
@@ -57,6 +64,6 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
     const supervising = log.find((line) => line.msg === 'supervising workers');
     if (supervising === undefined || log.filter((line) => line.msg === 'worker listening').length >= Number(supervising.workers)) break;
   }
-  return { child, port, policy, logged, lines: () => log.length, log: () => log, exited };
+  return { child, port, policy, logged, lines: () => log.length, log: () => log, rawLines: () => raw, exited };
 }
 
