@@ -66,6 +66,50 @@ export interface PostfixOptions {
   relayPort: number;
   /** Also listen for implicit TLS (SMTPS) on a second port. */
   smtps?: boolean;
+  /** Hand every message received on `port` to a content filter (mailmoat), as the README's recipes do. */
+  filter?: PostfixFilter;
+}
+
+/**
+ * A content filter on 127.0.0.1:`port` that gives the mail back to a reinjection smtpd on
+ * 127.0.0.1:`reinjectPort` (no filter there; from there it is relayed as usual).
+ * `content_filter`: after the queue, by the `scan` smtp transport (FILTER_README);
+ * `smtpd_proxy_filter`: before the queue, smtpd relays each command of the session to the
+ * filter as it comes (SMTPD_PROXY_README).
+ */
+export interface PostfixFilter {
+  mode: 'content_filter' | 'smtpd_proxy_filter';
+  port: number;
+  reinjectPort: number;
+}
+
+/** master.cf lines of a filter recipe: the README quotes them (test/e2e/postfix-filter.test.ts checks that). */
+export function filterMasterCf(filter: PostfixFilter, port: number): string[] {
+  const reinject = [
+    `127.0.0.1:${filter.reinjectPort} inet n - n - - smtpd`,
+    '  -o syslog_name=postfix/reinject',
+    '  -o content_filter=',
+    '  -o smtpd_proxy_filter=',
+    '  -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters',
+    '  -o smtpd_helo_restrictions=',
+    '  -o smtpd_client_restrictions=',
+    '  -o smtpd_sender_restrictions=',
+    '  -o smtpd_recipient_restrictions=permit_mynetworks,reject',
+    '  -o mynetworks=127.0.0.0/8',
+    '  -o smtpd_authorized_xforward_hosts=127.0.0.0/8',
+  ];
+  if (filter.mode === 'smtpd_proxy_filter') {
+    return [`127.0.0.1:${port} inet n - n - 20 smtpd`, `  -o smtpd_proxy_filter=127.0.0.1:${filter.port}`, ...reinject];
+  }
+  return [
+    `127.0.0.1:${port} inet n - n - - smtpd`,
+    `  -o content_filter=scan:[127.0.0.1]:${filter.port}`,
+    'scan unix - - n - 10 smtp',
+    '  -o syslog_name=postfix/scan',
+    '  -o smtp_send_xforward_command=yes',
+    '  -o disable_mime_output_conversion=yes',
+    ...reinject,
+  ];
 }
 
 export interface RunningPostfix {
@@ -94,7 +138,7 @@ export async function startPostfix(options: PostfixOptions): Promise<RunningPost
   const port = await freePort();
   const smtpsPort = options.smtps ? await freePort() : undefined;
   await writeFile(join(configDir, 'main.cf'), mainCf({ dir, ...options }));
-  await writeFile(join(configDir, 'master.cf'), masterCf(port, smtpsPort));
+  await writeFile(join(configDir, 'master.cf'), masterCf(port, smtpsPort, options.filter));
   // Postfix waits (in 300 ms naps) until main.cf is more than a second old, in case it is still
   // being written, and every start runs several Postfix programs: backdating saves ~2 s.
   const past = new Date(Date.now() - 60000);
@@ -214,9 +258,9 @@ function mainCf({ dir, certFile, keyFile, relayPort }: ConfOptions): string {
 }
 
 /** Every service without chroot (the temporary folder is no chroot jail); as master.cf(5) columns. */
-function masterCf(port: number, smtpsPort: number | undefined): string {
+function masterCf(port: number, smtpsPort: number | undefined, filter: PostfixFilter | undefined): string {
   const services = [
-    `127.0.0.1:${port} inet n - n - - smtpd`,
+    ...(filter === undefined ? [`127.0.0.1:${port} inet n - n - - smtpd`] : filterMasterCf(filter, port)),
     ...(smtpsPort === undefined ? [] : [`127.0.0.1:${smtpsPort} inet n - n - - smtpd`, '  -o syslog_name=postfix/smtps', '  -o smtpd_tls_wrappermode=yes', '  -o smtpd_tls_security_level=encrypt']),
     'pickup unix n - n 60 1 pickup',
     'cleanup unix n - n - 0 cleanup',

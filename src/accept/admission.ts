@@ -4,7 +4,9 @@
  * `max_connections_per_address_per_minute` new ones per address per minute (a
  * sliding minute). Over a limit the downstream is told to come back later
  * (421 4.7.0 / -ERR [SYS/TEMP], RFC 5321 3.8) before anything else happens, so
- * one client cannot take every session from the others.
+ * one client cannot take every session from the others. Addresses in `limits.exempt`
+ * (a Postfix that hands every message over from 127.0.0.1) count only towards
+ * `max_sessions`.
  */
 const MINUTE_MS = 60_000;
 /** Addresses remembered for the per-minute rate before old ones are pruned. */
@@ -14,6 +16,8 @@ export interface AdmissionLimits {
   maxSessions: number;
   maxSessionsPerAddress: number;
   maxConnectionsPerAddressPerMinute: number;
+  /** Trusted peers (limits.exempt: a content filter's Postfix, a load balancer): no per-address limit. */
+  exempt: (address: string) => boolean;
 }
 
 export type Admission = { admitted: true; release: () => void } | { admitted: false; limit: string };
@@ -32,6 +36,7 @@ export class AdmissionControl {
   admit(address: string): Admission {
     const now = this.now();
     const limits = this.limits();
+    if (limits.exempt(address)) return this.take(limits.maxSessions);
     if (this.recent.size > PRUNE_ABOVE_ADDRESSES) this.prune();
     const times = (this.recent.get(address) ?? []).filter((time) => now - time < MINUTE_MS);
     if (times.length >= limits.maxConnectionsPerAddressPerMinute) {
@@ -55,6 +60,21 @@ export class AdmissionControl {
         const left = (this.perAddress.get(address) ?? 1) - 1;
         if (left === 0) this.perAddress.delete(address);
         else this.perAddress.set(address, left);
+      },
+    };
+  }
+
+  /** A session counted only towards max_sessions (an exempt address). */
+  private take(maxSessions: number): Admission {
+    if (this.total >= maxSessions) return { admitted: false, limit: 'max_sessions' };
+    this.total++;
+    let released = false;
+    return {
+      admitted: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.total--;
       },
     };
   }

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { parseHostPort, type HostPort, type ListenerPolicy, type Policy } from '../config/schema.js';
 import type { Inspector } from '../inspect/api.js';
 import type { Logger, RetrievalSummary, TransactionSummary } from '../observe/log.js';
-import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, type DirectionResolver } from '../policy/resolve.js';
+import { addressMatcher, directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, type DirectionResolver } from '../policy/resolve.js';
 import { SmtpSession, type LargeMessageSafety } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
@@ -65,6 +65,7 @@ interface Derived {
   allowPop3Upstream: (host: string, port: number) => boolean;
   spoolDir: string;
   starttls: 'passthrough' | 'strip' | 'intercept';
+  limitExempt: (address: string) => boolean;
 }
 
 function upstreamOf(listener: ListenerPolicy): Derived['upstream'] {
@@ -82,6 +83,7 @@ function derive(options: ListenerOptions): Derived {
     allowPop3Upstream: pop3UpstreamAllowList(options.policy.pop3),
     spoolDir: options.policy.spool.dir || tmpdir(),
     starttls: startTlsMode(options.listener, options.policy),
+    limitExempt: addressMatcher(options.policy.limits.exempt),
   };
 }
 
@@ -110,6 +112,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     maxSessions: this.options.policy.limits.max_sessions,
     maxSessionsPerAddress: this.options.policy.limits.max_sessions_per_address,
     maxConnectionsPerAddressPerMinute: this.options.policy.limits.max_connections_per_address_per_minute,
+    exempt: this.derived.limitExempt,
   }));
 
   constructor(options: ListenerOptions) {

@@ -16,11 +16,11 @@ import type { Policy } from '../config/schema.js';
 import { createMailInspector } from '../inspect/create.js';
 import type { MailInspector } from '../inspect/inspector.js';
 import { createLogger, type Logger } from '../observe/log.js';
-import { startProxy } from '../main.js';
+import { startProxy, type RunningProxy } from '../main.js';
 import type { FlaggedMessage } from '../quarantine/store.js';
 import { parseClamdAddress } from '../inspect/clamd.js';
-import type { ProxyEvent } from '../observe/metrics.js';
-import { startObservability } from '../observe/observability.js';
+import { processMetricsRegistry, type ProcessMetrics, type ProxyEvent } from '../observe/metrics.js';
+import { startObservability, type Observability } from '../observe/observability.js';
 import { removeOwnSpoolFiles, spoolDirOf, sweepSpool } from '../capture/spool-sweep.js';
 
 /** After timeouts.drain_seconds, how long a draining process may take to close before it exits anyway. */
@@ -31,7 +31,16 @@ export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
 
 /** Messages between the supervisor and its workers. */
 export type ToWorker = { type: 'reload' } | { type: 'drain' };
-export type FromWorker = { type: 'listening' } | { type: 'flagged'; message: FlaggedMessage } | { type: 'recycle'; reason: string } | { type: 'events'; events: ProxyEvent[] };
+export type FromWorker =
+  | { type: 'listening' }
+  | { type: 'failed'; reason: string }
+  | { type: 'flagged'; message: FlaggedMessage }
+  | { type: 'recycle'; reason: string }
+  | { type: 'events'; events: ProxyEvent[] }
+  | { type: 'process-metrics'; metrics: ProcessMetrics };
+
+/** How often a worker sends its process metrics (CPU, memory, event loop) to the supervisor's /metrics. */
+const PROCESS_METRICS_INTERVAL_MS = 5000;
 
 export async function serve(policyFile: string, policy: Readonly<Policy>, role: 'single' | 'worker'): Promise<void> {
   const base = createLogger(policy.log.level);
@@ -43,7 +52,6 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   const spoolDirs = new Set([spoolDirOf(policy.spool)]);
   process.on('exit', () => spoolDirs.forEach(removeOwnSpoolFiles));
   if (role === 'single') await sweepLeftovers(spoolDirOf(policy.spool), logger);
-  let inspector: MailInspector = await createMailInspector(policy, inspectorOptions);
   const send = (message: FromWorker): void => {
     if (role === 'worker') process.send?.(message);
   };
@@ -56,16 +64,39 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   const queueEvent = (event: ProxyEvent): void => {
     if (events.push(event) === 1) setImmediate(sendEvents);
   };
-  // Metrics and the admin listener: here when alone, in the supervisor for workers.
-  const observability = role === 'single' ? await startObservability(policy, logger) : undefined;
-  const proxy = await startProxy(
-    policy,
-    inspector,
-    logger,
-    role === 'worker'
-      ? { onFlagged: (message) => send({ type: 'flagged', message }), onEvent: queueEvent }
-      : { onEvent: (event) => observability?.record(event) },
-  );
+  let inspector: MailInspector;
+  let created: MailInspector | undefined;
+  let observability: Observability | undefined;
+  let proxy: RunningProxy;
+  try {
+    inspector = created = await createMailInspector(policy, inspectorOptions);
+    // Metrics and the admin listener: here when alone, in the supervisor for workers.
+    observability = role === 'single' ? await startObservability(policy, logger) : undefined;
+    const recorder = observability;
+    proxy = await startProxy(
+      policy,
+      inspector,
+      logger,
+      role === 'worker'
+        ? { onFlagged: (message) => send({ type: 'flagged', message }), onEvent: queueEvent }
+        : { onEvent: (event) => recorder?.record(event) },
+    );
+  } catch (error) {
+    // A listener that cannot bind, a scanner that cannot start: nothing may keep this process
+    // alive serving nothing (a managed clamd, the admin listener, a worker's IPC channel).
+    const reason = (error as Error).message;
+    logger.fatal({ reason }, 'cannot start: exiting');
+    await Promise.allSettled([created?.close(), observability?.close()]);
+    if (role === 'single') throw error;
+    // The supervisor stops every worker and exits 1 (it would also on this exit alone; the message says why).
+    await new Promise<void>((resolve) => (process.send === undefined ? resolve() : process.send({ type: 'failed', reason } satisfies FromWorker, undefined, {}, () => resolve())));
+    process.exit(1);
+  }
+  let draining = false;
+  const listening = proxy.addresses.map((address) => `${address.address}:${address.port}`).join(' ');
+  observability?.watchListeners(() => (draining ? { ok: false, detail: 'draining' } : { ok: true, detail: `listening on ${listening}` }));
+  // A worker's process metrics reach the supervisor before it counts the worker as listening.
+  if (role === 'worker') await reportProcessMetrics(send);
   send({ type: 'listening' });
 
   let reloading = Promise.resolve();
@@ -92,7 +123,6 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
     }
   };
 
-  let draining = false;
   const drain = (why: string): void => {
     if (draining) return;
     draining = true;
@@ -157,4 +187,12 @@ function watchRecycling(listeners: readonly { on(event: 'session', listener: () 
     }
   }
   if (hours > 0) setTimeout(() => once(`${hours} hours`), hours * 3_600_000).unref();
+}
+
+/** A worker's process metrics, now and every PROCESS_METRICS_INTERVAL_MS, for the supervisor's /metrics. */
+async function reportProcessMetrics(send: (message: FromWorker) => void): Promise<void> {
+  const registry = processMetricsRegistry();
+  const report = async (): Promise<void> => send({ type: 'process-metrics', metrics: await registry.getMetricsAsJSON() });
+  await report();
+  setInterval(() => void report().catch(() => undefined), PROCESS_METRICS_INTERVAL_MS).unref();
 }

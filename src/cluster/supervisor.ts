@@ -47,14 +47,18 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
   const clamdAddress = clamd === undefined ? undefined : await clamd.start();
   const sharedClamd = clamdAddress === undefined ? {} : { [SHARED_CLAMD_ENV]: describeClamdAddress(clamdAddress) };
   // Metrics and the admin listener run here, fed by every worker's events.
-  const observability = await startObservability(policy, logger, clamdAddress);
+  const observability = await startObservability(policy, logger, { processName: 'supervisor', ...(clamdAddress === undefined ? {} : { managedClamd: clamdAddress }) });
+  const processName = (worker: Worker): string => `worker-${worker.id}`;
   const live = new Set<Worker>();
   /** Workers that said they listen: only they can act on a message (a starting one gets its orders when it is ready). */
   const ready = new Set<Worker>();
   /** Workers we told to stop (drain, recycle): their exit is expected. */
   const leaving = new Set<Worker>();
   const startedAt = new Map<Worker, number>();
+  /** Workers that listened once: one that exits before it does cannot start (a port taken, a bad policy). */
+  const everReady = new Set<Worker>();
   let stopping = false;
+  let exitCode = 0;
 
   const fork = (): Worker => {
     const worker = cluster.fork(sharedClamd);
@@ -69,8 +73,12 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
 
   const onMessage = (worker: Worker, message: FromWorker): void => {
     switch (message.type) {
+      case 'failed':
+        fail(worker, message.reason);
+        return;
       case 'listening':
         ready.add(worker);
+        everReady.add(worker);
         logger.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening');
         if (stopping) tell(worker, { type: 'drain' });
         return;
@@ -79,6 +87,9 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
         return;
       case 'events':
         for (const event of message.events) observability.record(event);
+        return;
+      case 'process-metrics':
+        if (live.has(worker)) observability.metrics.processMetrics(processName(worker), message.metrics);
         return;
       case 'recycle': {
         if (stopping || leaving.has(worker)) return;
@@ -96,12 +107,16 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
 
   cluster.on('exit', (worker, code, signal) => {
     live.delete(worker);
+    observability.metrics.processMetrics(processName(worker), undefined);
     ready.delete(worker);
     const expected = leaving.delete(worker) || stopping;
     const lived = Date.now() - (startedAt.get(worker) ?? 0);
     startedAt.delete(worker);
     void sweepSpools();
-    if (expected) {
+    const started = everReady.delete(worker);
+    if (!expected && !started) {
+      fail(worker, `worker exited (code ${code}, signal ${signal}) before it listened`);
+    } else if (expected) {
       logger.info({ worker: worker.id, code }, 'worker stopped');
     } else {
       logger.error({ worker: worker.id, code, signal }, 'worker exited unexpectedly: a replacement is started');
@@ -112,12 +127,16 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     if (stopping && live.size === 0) {
       void Promise.all([housekeeping.stop(), clamd?.stop(), observability.close(), sweepSpools()]).then(() => {
         logger.info('stopped');
-        process.exit(0);
+        process.exit(exitCode);
       });
     }
   });
 
   for (let index = 0; index < count; index++) fork();
+  observability.watchListeners(() => {
+    const detail = `${Math.min(ready.size, count)} of ${count} workers listening`;
+    return stopping ? { ok: false, detail: 'draining' } : { ok: ready.size >= count, detail };
+  });
   logger.info({ workers: count }, 'supervising workers');
 
   process.on('SIGHUP', () => {
@@ -136,6 +155,14 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
     stopping = true;
     logger.info({ signal }, 'draining every worker');
     for (const worker of ready) tell(worker, { type: 'drain' });
+    // A worker still starting drains as soon as it listens (see 'listening').
+  };
+  // A worker that cannot start (a listener that cannot bind): stop every worker and exit 1,
+  // so that a service manager sees the failure instead of a supervisor serving nothing.
+  const fail = (worker: Worker, reason: string): void => {
+    if (exitCode === 0) logger.fatal({ worker: worker.id, reason }, 'a worker cannot start: stopping');
+    exitCode = 1;
+    stop('startup failure');
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -4,8 +4,13 @@
  * messages per minute by verdict over the last hour. Fed by the listeners' events
  * (transaction, retrieval, flagged, passthrough, limit, session); labels are bounded
  * (protocol, direction, verdict, finding kind, TLS mode, limit name), never addresses.
+ *
+ * Process metrics (CPU, memory, event loop, handles: prom-client's defaults, named
+ * mailmoat_process_* and mailmoat_nodejs_*) cover every process: this one's and those that
+ * cluster workers report (processMetrics), each with a `process` label (main, supervisor,
+ * worker-N). The exposition passes `promtool check metrics`.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RetrievalSummary, TransactionSummary } from './log.js';
 import type { FlaggedMessage } from '../quarantine/store.js';
 
@@ -42,8 +47,32 @@ export interface StatusSnapshot {
 
 const zeroVerdicts = (): Record<VerdictName, number> => ({ pass: 0, rewrite: 0, tempfail: 0, reject: 0, refused: 0, aborted: 0 });
 
+/** One process's runtime metrics, as prom-client's JSON (a worker sends these to the supervisor). */
+export type ProcessMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** The runtime metrics of the process that calls this: a registry of its own (several proxies may run in one process). */
+export function processMetricsRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'mailmoat_' });
+  // prom-client's nodejs_active_{handles,requests,resources}_total are gauges, which promtool rejects
+  // ("_total" is for counters); the per-type gauges without the suffix carry the same counts.
+  for (const metric of registry.getMetricsAsArray()) {
+    if (metric instanceof Gauge && metric.name.endsWith('_total')) registry.removeSingleMetric(metric.name);
+  }
+  return registry;
+}
+
+/** What the admin listener serves on /metrics. */
+export interface Exposition {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 export class Metrics {
-  readonly registry = new Registry();
+  private readonly app = new Registry();
+  private readonly self = processMetricsRegistry();
+  private readonly processes = new Map<string, ProcessMetrics>();
+  readonly registry: Exposition = { contentType: this.app.contentType, metrics: () => this.exposition() };
   private readonly sessions: Counter<'protocol'>;
   private readonly messages: Counter<'protocol' | 'direction' | 'verdict'>;
   private readonly findings: Counter<'kind'>;
@@ -57,9 +86,13 @@ export class Metrics {
   private readonly recent: RecentVerdict[] = [];
   private readonly minutes = new Map<number, Record<VerdictName, number>>();
 
-  constructor(private readonly now: () => number = Date.now) {
+  /** `processName`: this process's `process` label (main, or supervisor in a cluster). */
+  constructor(
+    private readonly processName = 'main',
+    private readonly now: () => number = Date.now,
+  ) {
     this.startedAt = new Date(now());
-    const registers = [this.registry];
+    const registers = [this.app];
     this.sessions = new Counter({ name: 'mailmoat_sessions_total', help: 'Sessions started, by protocol', labelNames: ['protocol'], registers });
     this.messages = new Counter({ name: 'mailmoat_messages_total', help: 'SMTP transactions and POP3 retrievals, by verdict', labelNames: ['protocol', 'direction', 'verdict'], registers });
     this.findings = new Counter({ name: 'mailmoat_findings_total', help: 'Findings in rewritten or refused messages, by kind', labelNames: ['kind'], registers });
@@ -74,7 +107,18 @@ export class Metrics {
     this.tls = new Counter({ name: 'mailmoat_tls_sessions_total', help: 'Sessions by TLS mode (intercepted, implicit, passthrough)', labelNames: ['mode'], registers });
     this.limits = new Counter({ name: 'mailmoat_limits_hit_total', help: 'Connections refused by a limit, by its policy key', labelNames: ['limit'], registers });
     this.scannersUp = new Gauge({ name: 'mailmoat_scanner_up', help: '1 when the clamd at this address answers PING', labelNames: ['address'], registers });
-    collectDefaultMetrics({ register: this.registry, prefix: 'mailmoat_process_' });
+  }
+
+  /** A worker's latest process metrics; undefined once it has exited. */
+  processMetrics(name: string, metrics: ProcessMetrics | undefined): void {
+    if (metrics === undefined) this.processes.delete(name);
+    else this.processes.set(name, metrics);
+  }
+
+  private async exposition(): Promise<string> {
+    const all: [string, ProcessMetrics][] = [[this.processName, await this.self.getMetricsAsJSON()], ...this.processes];
+    const labelled = all.map(([process, metrics]) => metrics.map((metric) => ({ ...metric, values: metric.values.map((value) => ({ ...value, labels: { ...value.labels, process } })) })));
+    return Registry.merge([this.app, AggregatorRegistry.aggregate(labelled)]).metrics();
   }
 
   session(protocol: 'smtp' | 'pop3'): void {

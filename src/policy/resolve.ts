@@ -14,21 +14,26 @@ export interface DirectionResolver {
   directionOf(address: string): Direction;
 }
 
-export function directionResolver(internal: readonly string[]): DirectionResolver {
+/** Whether an address is in one of `ranges` (addresses or CIDR blocks). */
+export function addressMatcher(ranges: readonly string[]): (address: string) => boolean {
   const list = new BlockList();
-  for (const range of internal) {
+  for (const range of ranges) {
     const [address = '', bits] = range.split('/');
     const family = isIPv4(address) ? 'ipv4' : 'ipv6';
     if (bits === undefined) list.addAddress(address, family);
     else list.addSubnet(address, Number(bits), family);
   }
+  return (address) => {
+    const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1];
+    const plain = mapped ?? address;
+    return list.check(plain, isIPv4(plain) ? 'ipv4' : 'ipv6');
+  };
+}
+
+export function directionResolver(internal: readonly string[]): DirectionResolver {
+  const inside = addressMatcher(internal);
   return {
-    directionOf(address: string): Direction {
-      const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1];
-      const plain = mapped ?? address;
-      const family = isIPv4(plain) ? 'ipv4' : 'ipv6';
-      return list.check(plain, family) ? 'outbound' : 'inbound';
-    },
+    directionOf: (address: string): Direction => (inside(address) ? 'outbound' : 'inbound'),
   };
 }
 

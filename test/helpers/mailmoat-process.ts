@@ -23,6 +23,8 @@ export interface Running {
   loggedTimes(message: string, count: number, from?: number): Promise<Record<string, unknown>[]>;
   lines(): number;
   log(): Record<string, unknown>[];
+  /** Every stdout line as written (for strict parsers). */
+  rawLines(): string[];
   /** The exit code, once the process has exited (registered at spawn: it may exit early). */
   exited: Promise<number | null>;
 }
@@ -37,6 +39,7 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
   const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   const log: Record<string, unknown>[] = [];
+  const raw: string[] = [];
   // Every new line (and the exit) wakes the waiters: a wait ends on an event, never on a clock;
   // the test runner's own timeout is the only bound.
   const changed = new EventEmitter();
@@ -51,7 +54,11 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
     const text = partial + chunk.toString();
     const lines = text.split('\n');
     partial = lines.pop() ?? '';
-    for (const line of lines) if (line.trim() !== '') log.push(JSON.parse(line) as Record<string, unknown>);
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      raw.push(line);
+      log.push(JSON.parse(line) as Record<string, unknown>);
+    }
     changed.emit('change');
   });
   const loggedTimes = (message: string, count: number, from = 0): Promise<Record<string, unknown>[]> =>
@@ -78,5 +85,5 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
   // With workers (the default: one per core), wait until every one listens.
   const supervising = log.find((line) => line.msg === 'supervising workers');
   if (supervising !== undefined) await loggedTimes('worker listening', Number(supervising.workers));
-  return { child, port, policy, logged, loggedTimes, lines: () => log.length, log: () => log, exited };
+  return { child, port, policy, logged, loggedTimes, lines: () => log.length, log: () => log, rawLines: () => raw, exited };
 }

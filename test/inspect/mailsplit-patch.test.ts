@@ -1,4 +1,4 @@
-// patches/ is applied at npm ci (patch-package): the installed mailsplit must carry every line the
+// patches/ is applied at install (scripts/postinstall.mjs): the installed mailsplit must carry every line the
 // patch adds, or the MIME walk silently runs at the unpatched speed. What the patch changes is
 // checked by behaviour elsewhere (corpus.test.ts: every split point, random chunkings, the corpora).
 import t from 'tap';
