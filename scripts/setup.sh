@@ -34,6 +34,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need ip iproute2            # network namespaces and veth pairs for the transparent-gateway tests
   need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
   [ -x /usr/sbin/haproxy ] || missing+=(haproxy)   # a real load balancer sending PROXY protocol v1 and v2 headers
+  # dkimpy, an ARC/DKIM implementation independent of mailauth, signs and validates in the ARC tests (Debian's python3)
+  /usr/bin/python3 -c 'import dkim, dns.message, authres' >/dev/null 2>&1 || missing+=(python3-dkim python3-dnspython python3-authres)
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with
