@@ -46,10 +46,14 @@ export function budgetedLookup(settings: ResolverSettings): BudgetedLookup {
   timer.unref();
   const lookup: Lookup = async (name, rrtype) => {
     if (expired) throw new DnsBudgetExceeded(settings.budgetMs, name);
-    const answer = resolver.resolve(name, rrtype);
-    // The query's own rejection (ECANCELLED after the budget) is superseded by the budget's error.
-    answer.catch(() => undefined);
-    const outcome = await Promise.race([answer.then((records) => ({ records })), deadline.then(() => undefined)]);
+    const answer = resolver.resolve(name, rrtype).catch((error: NodeJS.ErrnoException) => {
+      // The resolver's own timeout is the budget's (both are budgetMs: whichever timer fires first), and
+      // ECANCELLED comes from the budget's cancel(): either way the budget is spent.
+      if (error.code !== 'ETIMEOUT' && error.code !== 'ECANCELLED') throw error;
+      expired = true;
+      return undefined;
+    });
+    const outcome = await Promise.race([answer.then((records) => (records === undefined ? undefined : { records })), deadline.then(() => undefined)]);
     if (outcome === undefined) throw new DnsBudgetExceeded(settings.budgetMs, name);
     return outcome.records;
   };

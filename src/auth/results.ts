@@ -6,12 +6,24 @@
  * bytes (latin1): nothing is decoded.
  */
 
-/** RFC 5322 3.2.3: the "(comment)" and whitespace that may stand before the authserv-id. */
-const LEADING_CFWS = /^(?:\s|\((?:[^()\\]|\\.)*\))*/s;
+/** Skips the whitespace and "(comments)" (nested, with quoted-pairs; RFC 5322 3.2.2) at the start of `text`. */
+function skipCfws(text: string): string {
+  let position = 0;
+  let depth = 0;
+  while (position < text.length) {
+    const char = text[position];
+    if (depth > 0 && char === '\\') position++;
+    else if (char === '(') depth++;
+    else if (char === ')' && depth > 0) depth--;
+    else if (depth === 0 && !/\s/.test(char ?? '')) break;
+    position++;
+  }
+  return text.slice(position);
+}
 
 /** The authserv-id a field's value names (RFC 8601 2.2: the value, up to ";" or whitespace). */
 export function authservIdOf(value: string): string {
-  const rest = value.replace(LEADING_CFWS, '');
+  const rest = skipCfws(value);
   const end = rest.search(/[;\s(]/);
   return (end < 0 ? rest : rest.slice(0, end)).replace(/^"|"$/g, '');
 }

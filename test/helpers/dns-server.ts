@@ -1,5 +1,5 @@
 /**
- * A small authoritative DNS server on loopback (npm dns2, UDP and TCP on one port) that
+ * A small authoritative DNS server on loopback (npm dns2, UDP on an ephemeral port) that
  * answers the TXT records a test publishes (DKIM and ARC keys, SPF, DMARC) and NXDOMAIN
  * for anything else; or, `silent`, that never answers (a DNS outage).
  */
@@ -40,17 +40,12 @@ export async function startTestDns(t: Test, options: { silent?: boolean } = {}):
     }
     send(response);
   };
-  // UDP on an ephemeral port, then TCP on the same one (a truncated answer is asked again over TCP).
-  const udp = dns2.createServer({ udp: true, handle });
-  const { udp: bound } = await udp.listen({ udp: { port: 0, address: '127.0.0.1' } });
+  // UDP only: dns2 never truncates, so no answer here needs TCP (and a second, TCP port could be taken).
+  const server = dns2.createServer({ udp: true, handle });
+  const { udp: bound } = await server.listen({ udp: { port: 0, address: '127.0.0.1' } });
   if (bound === undefined) throw new Error('the DNS server has no UDP address');
   const port = bound.port;
-  const tcp = dns2.createServer({ tcp: true, handle });
-  await tcp.listen({ tcp: { port, address: '127.0.0.1' } });
-  t.teardown(async () => {
-    await udp.close();
-    await tcp.close();
-  });
+  t.teardown(() => server.close());
   return {
     port,
     address: `127.0.0.1:${port}`,
