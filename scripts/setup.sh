@@ -41,6 +41,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need gsf libgsf-bin         # makes the tests' OLE compound files (.doc with macros, embedded packages)
   need promtool prometheus     # promtool check metrics on a /metrics scrape (the package is ~96 MB installed; promtool is only there)
   need systemd-analyze systemd   # systemd-analyze verify and security --offline on deploy/mailmoat.service
+  # dkimpy, an ARC/DKIM implementation independent of mailauth, signs and validates in the ARC tests (Debian's python3)
+  /usr/bin/python3 -c 'import dkim, dns.message, authres' >/dev/null 2>&1 || missing+=(python3-dkim python3-dnspython python3-authres)
 fi
 # Containers (inspect): 7-Zip lists and extracts 7z, cab, arj, cpio, ISO and disk images; bsdtar reads RAR.
 need 7zz 7zip

@@ -32,6 +32,7 @@ import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { DEFAULT_CLAMD_PATH } from './inspect/managed-clamd.js';
 import { probeAddress, probeHealth } from './observe/health-probe.js';
+import { generateArcKey } from './auth/keygen.js';
 
 const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
@@ -136,6 +137,23 @@ program
     process.stdout.write(
       `created ${certPath} (give it to your mail clients and senders to trust) and ${keyPath} (keep it secret)\n` +
         `policy: tls: { ca_cert: ${certPath}, ca_key: ${keyPath} }\n`,
+    );
+  });
+
+program
+  .command('arc')
+  .description('the key mailmoat seals rewritten mail with (ARC, RFC 8617; auth.arc)')
+  .command('keygen')
+  .description('create DIR/<selector>.key (RSA, mode 0600; never overwrites) and print the DNS TXT record to publish')
+  .requiredOption('--out <dir>', 'folder for the key')
+  .requiredOption('--selector <selector>', 'the DNS selector, for example mailmoat2026')
+  .requiredOption('--domain <domain>', 'the sealing domain (d=) receivers will trust')
+  .action(async (options: { out: string; selector: string; domain: string }) => {
+    const { keyPath, record } = await generateArcKey(options.out, options.selector, options.domain);
+    process.stdout.write(
+      `created ${keyPath} (keep it secret)\n` +
+        `publish this DNS record:\n${record.zoneLine}\n` +
+        `policy: auth: { arc: { domain: ${options.domain}, selector: ${options.selector}, private_key: ${keyPath} } }\n`,
     );
   });
 

@@ -54,6 +54,7 @@ export function validatePolicy(document: unknown, source: string, baseDir = proc
   for (const key of ['ca_cert', 'ca_key', 'upstream_ca'] as const) {
     if (policy.tls[key] !== '') policy.tls[key] = resolve(baseDir, policy.tls[key]);
   }
+  if (policy.auth.arc.private_key !== '') policy.auth.arc.private_key = resolve(baseDir, policy.auth.arc.private_key);
   return deepFreeze(policy);
 }
 

@@ -292,6 +292,34 @@ export const policySchema = z
       hours: z.number().min(0).max(24 * 365).default(0),
     })
     .prefault({}),
+  auth: z
+    .strictObject({
+      /** The authserv-id of the Authentication-Results mailmoat writes (RFC 8601 2.5); "" = this host's name. */
+      authserv_id: z.string().regex(/^[A-Za-z0-9.-]*$/, 'expected a host name, for example mailmoat.example.org').default(''),
+      /** "ip" or "ip:port" of the DNS server for DKIM, SPF, DMARC and ARC lookups; "" = the system's. */
+      resolver: z
+        .string()
+        .refine((text) => text === '' || isIP(text) !== 0 || (parseHostPort(text) !== undefined && isIP(parseHostPort(text)?.host ?? '') !== 0), {
+          message: 'expected an IP address, optionally with a port, for example 127.0.0.1:53',
+        })
+        .default(''),
+      /** All DNS lookups of one message together; past it they are temperror and the message goes on. */
+      dns_budget_ms: z.number().int().positive().max(60_000).default(3000),
+      /** Verify and seal outbound mail too (off: the sender's own signature is what receivers check). */
+      seal_outbound: z.boolean().default(false),
+      /** The ARC sealing key (RFC 8617); all three set = rewritten mail is verified and sealed, none = off. */
+      arc: z
+        .strictObject({
+          domain: z.string().regex(/^[A-Za-z0-9.-]*$/, 'expected a domain name').default(''),
+          selector: z.string().regex(/^[A-Za-z0-9._-]*$/, 'expected a DNS label, for example mailmoat2026').default(''),
+          private_key: z.string().default(''),
+        })
+        .prefault({})
+        .refine((arc) => [arc.domain, arc.selector, arc.private_key].every((value) => value === '') || [arc.domain, arc.selector, arc.private_key].every((value) => value !== ''), {
+          message: 'auth.arc.domain, selector and private_key go together (mailmoat arc keygen makes the key)',
+        }),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -24,6 +24,8 @@ export interface InspectionContext {
    * because it is cut is stripped, never given the unscannable policy's tempfail or reject.
    */
   partial?: boolean;
+  /** The SMTP client's address and HELO name, when known (SPF and DMARC of a rewritten message, src/auth). */
+  client?: { address: string; helo: string };
 }
 
 /** What was found in one part (the quarantine record and the alerts carry these). */

@@ -12,6 +12,7 @@ import { parseExecutableList } from './filename.js';
 import { MailInspector } from './inspector.js';
 import { ClamdClient, ClamdFailover, parseClamdAddress, type ClamdAddress } from './clamd.js';
 import { ManagedClamd } from './managed-clamd.js';
+import { createAuthenticator } from '../auth/create.js';
 
 export interface CreateOptions {
   /** Where clamd is, for `antivirus.clamd: managed` (default /usr/sbin/clamd). */
@@ -30,6 +31,7 @@ export async function createMailInspector(policy: Readonly<Policy>, options: Cre
   } catch (error) {
     throw new Error(`cannot read the executable list ${listPath}: ${(error as Error).message}`);
   }
+  const authenticator = await createAuthenticator(policy);
   const managed =
     policy.antivirus.clamd === 'managed' && options.sharedManagedClamd === undefined
       ? new ManagedClamd({ databaseDir: policy.antivirus.managed.database_dir, streamMaxBytes: policy.antivirus.max_scan_bytes, ...(options.clamdPath === undefined ? {} : { clamdPath: options.clamdPath }), ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }) })
@@ -62,6 +64,7 @@ export async function createMailInspector(policy: Readonly<Policy>, options: Cre
       subjectTag: policy.inspect.subject_tag,
       notice: policy.inspect.notice,
       markHeaders: policy.inspect.mark_headers,
+      ...(authenticator === undefined ? {} : { authenticator }),
       unscannable: policy.inspect.unscannable,
       limits: {
         maxParts: policy.limits.max_mime_parts,

@@ -14,6 +14,7 @@ import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrit
 import { sniff } from './sniff.js';
 import { inspectArchive, type ArchiveLimits, type UnscannableReason } from './archive.js';
 import type { ClamdClient, ClamdFailover, ScanOutcome } from './clamd.js';
+import type { MessageAuthenticator } from '../auth/authenticator.js';
 
 /** A clamd outcome as a finding, or undefined when clean. */
 function scanFinding(part: string, filename: string, outcome: ScanOutcome): Finding | undefined {
@@ -102,6 +103,8 @@ export interface InspectorPolicy {
   notice: string;
   markHeaders: boolean;
   limits: MimeLimits;
+  /** Verifies the original and ARC-seals the rewritten message (auth.*), when the policy configures a key. */
+  authenticator?: MessageAuthenticator;
 }
 
 export interface SpooledMessage extends MessageSource, MessageSink {
@@ -239,14 +242,17 @@ export class MailInspector implements Inspector {
         ]
       : [];
     const output = this.createSpool();
+    let forwarded: MessageSource & { dispose(): Promise<void> } = output;
     try {
       await rewriteMessage(message, { replacements, rootHeaders, subjectTag: this.policy.subjectTag, limits: this.policy.limits }, output);
       await output.finish();
+      // The rewrite breaks DKIM: what the original proved is recorded and sealed (ARC) over what is forwarded.
+      if (this.policy.authenticator !== undefined && context !== undefined) forwarded = await this.policy.authenticator.apply(message, output, context);
     } catch (error) {
       await output.dispose();
       throw error;
     }
-    return { verdict: { action: 'rewrite', message: output, summary, findings }, findings };
+    return { verdict: { action: 'rewrite', message: forwarded, summary, findings }, findings };
   }
 
   /** Executables are stripped; an unscannable part gets its reason's policy action; the worst wins. */

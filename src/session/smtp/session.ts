@@ -830,6 +830,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       direction: this.options.direction,
       sender: this.transaction.sender ?? '',
       recipients: this.transaction.recipients,
+      client: { address: this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')), helo: this.transaction.helo.split(/\s/)[0] ?? '' },
     });
   }
 

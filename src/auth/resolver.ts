@@ -1,0 +1,67 @@
+/**
+ * The DNS resolver that message authentication uses: the policy's server (`auth.resolver`)
+ * or the system's, with one time budget per message shared by every lookup. Past the
+ * budget every pending and later lookup fails with ETIMEOUT, which the DKIM, SPF and
+ * DMARC checks report as temperror (RFC 8601 2.7, RFC 7208 2.6.6, RFC 7489 6.6.3): a DNS
+ * server that does not answer costs at most the budget and never blocks delivery.
+ */
+import { Resolver } from 'node:dns/promises';
+
+export type Lookup = (name: string, rrtype: string) => Promise<unknown>;
+
+export interface ResolverSettings {
+  /** "ip" or "ip:port" ("[v6]:port"); undefined: the system's resolvers. */
+  server: string | undefined;
+  /** The whole message's lookups, together. */
+  budgetMs: number;
+}
+
+export interface BudgetedLookup {
+  lookup: Lookup;
+  /** Stops the budget's timer (the message is done). */
+  close(): void;
+}
+
+class DnsBudgetExceeded extends Error {
+  readonly code = 'ETIMEOUT';
+  constructor(budgetMs: number, name: string) {
+    super(`DNS budget of ${budgetMs} ms exceeded (${name})`);
+  }
+}
+
+/** A lookup function for one message; its budget starts now. */
+export function budgetedLookup(settings: ResolverSettings): BudgetedLookup {
+  const resolver = new Resolver({ timeout: settings.budgetMs, tries: 1 });
+  if (settings.server !== undefined) resolver.setServers([settings.server]);
+  let expired = false;
+  let expire: () => void = () => undefined;
+  const deadline = new Promise<void>((resolve) => {
+    expire = resolve;
+  });
+  const timer = setTimeout(() => {
+    expired = true;
+    resolver.cancel();
+    expire();
+  }, settings.budgetMs);
+  timer.unref();
+  const lookup: Lookup = async (name, rrtype) => {
+    if (expired) throw new DnsBudgetExceeded(settings.budgetMs, name);
+    const answer = resolver.resolve(name, rrtype).catch((error: NodeJS.ErrnoException) => {
+      // The resolver's own timeout is the budget's (both are budgetMs: whichever timer fires first), and
+      // ECANCELLED comes from the budget's cancel(): either way the budget is spent.
+      if (error.code !== 'ETIMEOUT' && error.code !== 'ECANCELLED') throw error;
+      expired = true;
+      return undefined;
+    });
+    const outcome = await Promise.race([answer.then((records) => (records === undefined ? undefined : { records })), deadline.then(() => undefined)]);
+    if (outcome === undefined) throw new DnsBudgetExceeded(settings.budgetMs, name);
+    return outcome.records;
+  };
+  return {
+    lookup,
+    close: () => {
+      clearTimeout(timer);
+      expire();
+    },
+  };
+}
