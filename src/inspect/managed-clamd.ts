@@ -5,10 +5,13 @@
  * to antivirus.max_scan_bytes), starts clamd in the foreground, waits until it
  * answers, and restarts it (with a growing delay) whenever it exits. While it is
  * down, scans fail and the antivirus failure policy applies (tempfail by default).
+ * A database folder with no signatures yet (a container whose freshclam has not
+ * finished its first download) is waited for, with one log line, instead of a
+ * clamd that would exit at once; mailmoat listens only once clamd answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +22,10 @@ export const DEFAULT_CLAMD_PATH = '/usr/sbin/clamd';
 /** Loading a full signature database takes tens of seconds; a test database, a second. */
 const START_TIMEOUT_MS = 180_000;
 const RESTART_DELAY_MS = { first: 1000, max: 30_000 };
+/** How often a database folder without signatures is looked at again (freshclam renames finished files into it). */
+const SIGNATURES_POLL_MS = 2000;
+/** The names of the files clamd loads signatures from (ClamAV's database formats); freshclam's other files are not. */
+const SIGNATURE_FILE = /\.(cvd|cld|cud|hdb|hsb|hdu|hsu|mdb|msb|mdu|msu|ndb|ndu|ldb|ldu|idb|cdb|pdb|gdb|wdb|yar|yara)$/;
 
 export interface ManagedClamdOptions {
   databaseDir: string;
@@ -44,6 +51,7 @@ export class ManagedClamd {
     const clamd = this.options.clamdPath ?? DEFAULT_CLAMD_PATH;
     if (!existsSync(clamd)) throw new Error(`antivirus.clamd is "managed" but clamd is not installed (${clamd}): apt-get install clamav-daemon, or set antivirus.clamd: off`);
     if (!existsSync(this.options.databaseDir)) throw new Error(`antivirus.managed.database_dir ${this.options.databaseDir} does not exist: run freshclam, or point it at a folder of signatures`);
+    await this.waitForSignatures();
     this.dir = await mkdtemp(join(tmpdir(), 'mailmoat-clamd-'));
     await writeFile(
       join(this.dir, 'clamd.conf'),
@@ -72,6 +80,18 @@ export class ManagedClamd {
       await Promise.race([exited, sleep(10_000, undefined, { ref: false })]);
     }
     if (this.dir !== '') await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async waitForSignatures(): Promise<void> {
+    const dir = this.options.databaseDir;
+    let waiting = false;
+    while (!(await readdir(dir)).some((name) => SIGNATURE_FILE.test(name))) {
+      if (this.stopping) throw new Error(`stopped while waiting for signatures in ${dir}`);
+      if (!waiting) this.options.onEvent?.('clamd waits for signatures', `${dir} holds no signature database yet (freshclam's first download): clamd starts, and mail is accepted, once one appears`);
+      waiting = true;
+      await sleep(SIGNATURES_POLL_MS);
+    }
+    if (waiting) this.options.onEvent?.('clamd signatures found', dir);
   }
 
   private async launch(): Promise<void> {
