@@ -11,6 +11,10 @@
  * the kernel stops it when its parent dies, even by SIGKILL; and each start stops
  * and removes what a killed predecessor left (its folder names the owner's pid in
  * `owner.pid`, clamd's own pid in `clamd.pid`).
+ *
+ * A database folder with no signatures yet (a container whose freshclam has not
+ * finished its first download) is waited for, with one log line, instead of a
+ * clamd that would exit at once; mailmoat listens only once clamd answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,6 +33,10 @@ const FOLDER_PREFIX = 'mailmoat-clamd-';
 /** Loading a full signature database takes tens of seconds; a test database, a second. */
 const START_TIMEOUT_MS = 180_000;
 const RESTART_DELAY_MS = { first: 1000, max: 30_000 };
+/** How often a database folder without signatures is looked at again (freshclam renames finished files into it). */
+const SIGNATURES_POLL_MS = 2000;
+/** The names of the files clamd loads signatures from (ClamAV's database formats); freshclam's other files are not. */
+const SIGNATURE_FILE = /\.(cvd|cld|cud|hdb|hsb|hdu|hsu|mdb|msb|mdu|msu|ndb|ndu|ldb|ldu|idb|cdb|pdb|gdb|wdb|yar|yara)$/;
 
 export interface ManagedClamdOptions {
   databaseDir: string;
@@ -55,6 +63,7 @@ export class ManagedClamd {
     if (!existsSync(clamd)) throw new Error(`antivirus.clamd is "managed" but clamd is not installed (${clamd}): apt-get install clamav-daemon, or set antivirus.clamd: off`);
     if (!existsSync(this.options.databaseDir)) throw new Error(`antivirus.managed.database_dir ${this.options.databaseDir} does not exist: run freshclam, or point it at a folder of signatures`);
     await stopStaleClamds(tmpdir(), this.options.onEvent);
+    await this.waitForSignatures();
     this.dir = await mkdtemp(join(tmpdir(), FOLDER_PREFIX));
     await writeFile(join(this.dir, 'owner.pid'), `${process.pid}\n`);
     await writeFile(
@@ -84,6 +93,18 @@ export class ManagedClamd {
       await Promise.race([exited, sleep(10_000, undefined, { ref: false })]);
     }
     if (this.dir !== '') await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async waitForSignatures(): Promise<void> {
+    const dir = this.options.databaseDir;
+    let waiting = false;
+    while (!(await readdir(dir)).some((name) => SIGNATURE_FILE.test(name))) {
+      if (this.stopping) throw new Error(`stopped while waiting for signatures in ${dir}`);
+      if (!waiting) this.options.onEvent?.('clamd waits for signatures', `${dir} holds no signature database yet (freshclam's first download): clamd starts, and mail is accepted, once one appears`);
+      waiting = true;
+      await sleep(SIGNATURES_POLL_MS);
+    }
+    if (waiting) this.options.onEvent?.('clamd signatures found', dir);
   }
 
   private async launch(): Promise<void> {
