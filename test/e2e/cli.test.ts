@@ -1,13 +1,14 @@
 // The command line as an administrator uses it: check, start (with a real smtp-sink behind it),
 // demo, help, and the exit codes (0 ok, 1 invalid policy, 2 usage).
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/client.js';
-import { SmtpSink, freePort } from '../helpers/smtp-sink.js';
+import { SmtpSink } from '../helpers/smtp-sink.js';
 import { startMailmoat } from '../helpers/mailmoat-process.js';
 import { QuarantineStore } from '../../src/quarantine/store.js';
 import { bytesSource } from '../helpers/inspect.js';
