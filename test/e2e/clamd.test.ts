@@ -106,13 +106,15 @@ t.test('mailmoat check reports whether the scanner answers, and its signature ve
     new Promise((resolve) => execFile(process.execPath, [cli, 'check', '--policy', policy], (error, stdout) => resolve({ code: error ? Number(error.code) : 0, stdout })));
   const clamd = await startClamd(t);
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-check-'));
+  // A policy serves at least one listener (check refuses one with none).
+  const listener = 'listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:2525\n    upstream: 127.0.0.1:25\n';
   const up = join(dir, 'up.yaml');
-  await writeFile(up, `antivirus:\n  clamd: unix:${clamd.socket}\n`);
+  await writeFile(up, `${listener}antivirus:\n  clamd: unix:${clamd.socket}\n`);
   const answered = await run(up);
   t.equal(answered.code, 0);
   t.match(answered.stdout, /# antivirus: clamd at unix:\S+ answers: ClamAV \d/);
   const down = join(dir, 'down.yaml');
-  await writeFile(down, 'antivirus:\n  clamd: unix:/nonexistent/clamd.sock\n');
+  await writeFile(down, `${listener}antivirus:\n  clamd: unix:/nonexistent/clamd.sock\n`);
   const failed = await run(down);
   t.equal(failed.code, 1, 'a scanner that does not answer fails the health check');
   t.match(failed.stdout, /does not answer/);
