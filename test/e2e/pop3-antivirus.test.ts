@@ -29,7 +29,8 @@ async function inspectorFor(t: Test, antivirus: Partial<Policy['antivirus']>, po
 
 /**
  * A clamd that misbehaves on purpose: it reads a zINSTREAM request to its end, then
- * answers the first request after `firstDelayMs` (or closes without an answer) and
+ * answers the first request after `firstDelayMs` (or dies: closes that stream without an
+ * answer and stops listening, so a PING to it is refused) and
  * every later one at once with "stream: OK".
  */
 async function slowClamd(t: Test, firstDelayMs: number, firstAnswer: 'ok' | 'close'): Promise<string> {
@@ -52,8 +53,11 @@ async function slowClamd(t: Test, firstDelayMs: number, firstAnswer: 'ok' | 'clo
           ended = true;
           const first = requests++ === 0;
           const answer = (): void => {
-            if (first && firstAnswer === 'close') socket.destroy();
-            else socket.end('stream: OK\0');
+            if (first && firstAnswer === 'close') {
+              // The scanner dies: this stream is cut and nothing listens any more.
+              server.close();
+              socket.destroy();
+            } else socket.end('stream: OK\0');
           };
           if (first) setTimeout(answer, firstDelayMs).unref();
           else answer();
