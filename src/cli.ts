@@ -33,6 +33,7 @@ import { existsSync } from 'node:fs';
 import { DEFAULT_CLAMD_PATH } from './inspect/managed-clamd.js';
 import { probeAddress, probeHealth } from './observe/health-probe.js';
 import { generateArcKey } from './auth/keygen.js';
+import { checkBind } from './accept/bind-check.js';
 
 const DEFAULT_POLICY = DEFAULT_POLICY_FILE;
 
@@ -79,6 +80,10 @@ program
       process.stdout.write(`# effective policy from ${options.policy}: valid (${inspector.executablePatterns} executable patterns)\n`);
       const scanners = managed ? [checkManagedClamd(policy)] : inspector.scanners.length === 0 ? [{ ok: true, text: 'off' }] : await Promise.all(inspector.scanners.map(checkScanner));
       for (const scanner of scanners) process.stdout.write(`# antivirus: ${scanner.text}\n`);
+      for (const bind of await Promise.all(policy.listeners.map((listener) => checkBind(listener.listen)))) {
+        process.stdout.write(`# listen ${bind.listen}: ${bind.text}\n`);
+        if (!bind.ok) process.exitCode = 1;
+      }
       if (policy.listeners.some((listener) => listener.upstream === 'original-destination')) {
         const addon = originalDestinationAddon();
         process.stdout.write(`# original-destination: ${addon ?? 'the SO_ORIGINAL_DST addon loads'}\n`);

@@ -106,9 +106,9 @@ t.test('mailmoat check reports whether the scanner answers, and its signature ve
     new Promise((resolve) => execFile(process.execPath, [cli, 'check', '--policy', policy], (error, stdout) => resolve({ code: error ? Number(error.code) : 0, stdout })));
   const clamd = await startClamd(t);
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-check-'));
-  // A policy serves at least one listener (check refuses one with none).
-  const listener = 'listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:2525\n    upstream: 127.0.0.1:25\n';
   const up = join(dir, 'up.yaml');
+  // check validates a proxy policy: it needs a listener (a policy without one is refused).
+  const listener = 'listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:25\n';
   await writeFile(up, `${listener}antivirus:\n  clamd: unix:${clamd.socket}\n`);
   const answered = await run(up);
   t.equal(answered.code, 0);

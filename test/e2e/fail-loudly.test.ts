@@ -74,3 +74,16 @@ t.test('a policy without listeners: start and check exit 1 and say why', async (
     t.match(result.stderr, /listeners: none: mailmoat would serve nothing/, `${command}: says why`);
   }
 });
+
+t.test('check binds each listen address: one this machine lacks fails, one in use is reported', async (t) => {
+  const port = await takenPort(t);
+  const taken = await policyFile(t, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:25\n`);
+  const inUse = await run(['check', '--policy', taken]);
+  t.equal(inUse.code, 0, 'in use may be the running mailmoat: not a failure');
+  t.match(inUse.stdout, new RegExp(`# listen 127\\.0\\.0\\.1:${port}: in use`));
+  // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): no machine has it.
+  const foreign = await policyFile(t, 'listeners:\n  - protocol: smtp\n    listen: 192.0.2.7:2525\n    upstream: 127.0.0.1:25\n');
+  const missing = await run(['check', '--policy', foreign]);
+  t.equal(missing.code, 1);
+  t.match(missing.stdout, /# listen 192\.0\.2\.7:2525: EADDRNOTAVAIL/);
+});
