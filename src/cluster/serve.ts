@@ -7,8 +7,10 @@
  * Alone (`workers: 1`) it answers SIGHUP and SIGTERM/SIGINT itself. As a cluster
  * worker it takes the same orders from the supervisor over IPC (and still drains
  * on SIGTERM, which a service manager may send to the whole group); it reports
- * when it listens, the messages it flagged (the supervisor sends the alerts), and
- * asks to be recycled after `recycle_after` sessions or hours.
+ * when it listens (or that it cannot start, then exits 1), its process metrics, the
+ * messages it flagged (the supervisor sends the alerts), and asks to be recycled
+ * after `recycle_after` sessions or hours. Alone, a listener that cannot bind ends
+ * the process with exit 1 (nothing is left running).
  */
 import cluster from 'node:cluster';
 import { loadPolicyFile } from '../config/load.js';

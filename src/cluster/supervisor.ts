@@ -4,7 +4,8 @@
  * that asks for it (a replacement is started and listening before the old one is
  * told to drain, so no session is dropped), relays SIGHUP as a reload to every
  * worker (after checking the policy itself), and on SIGTERM/SIGINT drains every
- * worker and exits when they have. It also runs what must happen once: the alerts
+ * worker and exits when they have. A worker that cannot start (a listener that
+ * cannot bind: it says so, or exits before it listens) stops them all: exit 1. It also runs what must happen once: the alerts
  * (workers send it their flagged messages) and the quarantine's retention.
  */
 import cluster, { type Worker } from 'node:cluster';
