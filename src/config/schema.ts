@@ -254,6 +254,8 @@ export const policySchema = z
     .strictObject({
       /** host:port of the metrics, health and status page listener; "" = off. */
       listen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9925'),
+      /** Host header names the admin listener answers besides IP literals and localhost (DNS rebinding). */
+      allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name')).default([]),
     })
     .prefault({}),
   /** Serving processes (node:cluster); 0 = one per core; 1 = no cluster. */

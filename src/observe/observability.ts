@@ -48,7 +48,7 @@ export async function startObservability(policy: Readonly<Policy>, logger: Logge
         const scannerStates = Object.fromEntries(scanners);
         const ok = addresses.length === 0 || [...scanners.values()].some(Boolean);
         return { ok, detail: { scanners: scannerStates } };
-      });
+      }, policy.admin.allowed_hosts);
       logger.info({ admin: `${admin.address.address}:${admin.address.port}` }, 'admin listener: /metrics, /healthz, status page on /');
     } catch (error) {
       logger.error({ admin: policy.admin.listen, reason: (error as Error).message }, 'admin listener could not start: mail flows on without it');
