@@ -5,7 +5,14 @@
  * sliding minute). Over a limit the downstream is told to come back later
  * (421 4.7.0 / -ERR [SYS/TEMP], RFC 5321 3.8) before anything else happens, so
  * one client cannot take every session from the others.
+ *
+ * An address is counted as its client network (policy/client-network.ts): an
+ * IPv4-mapped IPv6 address as its IPv4, an IPv6 address by its prefix
+ * (`ipv6ClientPrefixBits`), so one host cannot multiply its share by changing the
+ * low bits of its address.
  */
+import { clientNetwork } from '../policy/client-network.js';
+
 const MINUTE_MS = 60_000;
 /** Addresses remembered for the per-minute rate before old ones are pruned. */
 const PRUNE_ABOVE_ADDRESSES = 10_000;
@@ -14,6 +21,7 @@ export interface AdmissionLimits {
   maxSessions: number;
   maxSessionsPerAddress: number;
   maxConnectionsPerAddressPerMinute: number;
+  ipv6ClientPrefixBits: number;
 }
 
 export type Admission = { admitted: true; release: () => void } | { admitted: false; limit: string };
@@ -29,9 +37,10 @@ export class AdmissionControl {
     private readonly now: () => number = Date.now,
   ) {}
 
-  admit(address: string): Admission {
+  admit(downstreamAddress: string): Admission {
     const now = this.now();
     const limits = this.limits();
+    const address = clientNetwork(downstreamAddress, limits.ipv6ClientPrefixBits);
     if (this.recent.size > PRUNE_ABOVE_ADDRESSES) this.prune();
     const times = (this.recent.get(address) ?? []).filter((time) => now - time < MINUTE_MS);
     if (times.length >= limits.maxConnectionsPerAddressPerMinute) {

@@ -202,6 +202,8 @@ export const policySchema = z
       max_sessions_per_address: z.number().int().positive().default(20),
       /** New connections from one address within a minute, then 421 4.7.0. */
       max_connections_per_address_per_minute: z.number().int().positive().default(120),
+      /** Per-address limits count an IPv6 client by this prefix (one /64 is one host's); IPv4-mapped IPv6 counts as IPv4. */
+      ipv6_client_prefix_bits: z.number().int().min(1).max(128).default(64),
       /** Inside DATA, a sender slower than this (averaged over 30 s) is cut off with 421 4.4.2 (slowloris). */
       min_data_bytes_per_second: z.number().int().min(0).default(256),
       /** Header lines of a message: more is refused (SMTP 554 5.6.0) or warned about (POP3). Mailtraq's 150. */
