@@ -44,12 +44,16 @@ export async function startMailmoat(t: Test, sinkPort: number, extra: string): P
     partial = lines.pop() ?? '';
     for (const line of lines) if (line.trim() !== '') log.push(JSON.parse(line) as Record<string, unknown>);
   });
+  // Waits for the line itself (a loaded machine may take long to start), failing as soon as the process has exited.
+  let exitedWith: number | null | undefined;
+  void exited.then((code) => (exitedWith = code));
   const logged = async (message: string, from = 0): Promise<Record<string, unknown>> => {
-    for (const deadline = Date.now() + 15000; Date.now() < deadline; await sleep(25)) {
+    for (;;) {
       const found = log.slice(from).find((line) => line.msg === message);
       if (found !== undefined) return found;
+      if (exitedWith !== undefined) throw new Error(`no "${message}" in the log (exit code ${exitedWith}): ${JSON.stringify(log.slice(from))}`);
+      await sleep(25);
     }
-    throw new Error(`no "${message}" in the log: ${JSON.stringify(log.slice(from))}`);
   };
   await logged('listening');
   // With workers (the default: one per core), wait until every one listens.
