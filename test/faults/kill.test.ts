@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMailmoat, type Running } from '../helpers/mailmoat-process.js';
-import { RecordingSink } from '../helpers/recording-sink.js';
-import { seeded, sendTrial, tally, trialMessage, type Trial } from '../helpers/fault-trials.js';
+import { RecordingSink } from '../../bench/recording-sink.js';
+import { seeded, sendTrial, tally, trialMessage, type Trial } from '../../bench/fault-trials.js';
 import { isAlive } from '../../src/process-alive.js';
 
 const SENDERS_PER_KILL = 11;
@@ -34,7 +34,8 @@ t.test('kill -9 of workers and of the supervisor at random points', async (t) =>
   t.comment(`seed ${seed}`);
   const random = seeded(seed);
   const between = (range: { min: number; max: number }): number => Math.floor(range.min + random() * (range.max - range.min));
-  const sink = await RecordingSink.start(t);
+  const sink = await RecordingSink.start();
+  t.teardown(() => sink.close());
   // Half the dots are answered after a pause: a window in which a kill lands mid-forwarding.
   sink.behaviour = { dotReplyDelayMs: () => (random() < 0.5 ? 0 : between({ min: 1, max: 300 })) };
   const spoolDir = await mkdtemp(join(tmpdir(), 'mailmoat-fault-spool-'));

@@ -10,8 +10,8 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startMailmoat } from '../helpers/mailmoat-process.js';
-import { RecordingSink } from '../helpers/recording-sink.js';
-import { sendTrial, tally, trialMessage } from '../helpers/fault-trials.js';
+import { RecordingSink } from '../../bench/recording-sink.js';
+import { sendTrial, tally, trialMessage } from '../../bench/fault-trials.js';
 
 /** A message with an executable attachment (flagged, so its original goes to the quarantine), about `bytes` long. */
 function flaggedMessage(id: string, bytes: number): Buffer {
@@ -23,7 +23,8 @@ function flaggedMessage(id: string, bytes: number): Buffer {
 }
 
 t.test('upstream faults, and the quarantine on a full disk', async (t) => {
-  const sink = await RecordingSink.start(t);
+  const sink = await RecordingSink.start();
+  t.teardown(() => sink.close());
   const running = await startMailmoat(t, sink.port, 'workers: 1\n');
   // The policy's quarantine folder (./quarantine beside it), on a 256 KiB tmpfs.
   const quarantine = join(dirname(running.policy), 'quarantine');
@@ -66,7 +67,8 @@ t.test('upstream faults, and the quarantine on a full disk', async (t) => {
 });
 
 t.test('clamd gone, hanging up mid-stream, stalled: 451 4.3.0 each time, nothing delivered', async (t) => {
-  const sink = await RecordingSink.start(t);
+  const sink = await RecordingSink.start();
+  t.teardown(() => sink.close());
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-fault-clamd-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const socketPath = join(dir, 'clamd.sock');

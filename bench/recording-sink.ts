@@ -1,5 +1,5 @@
 /**
- * A recording SMTP upstream for the fault suite: it keeps the exact bytes of every
+ * A recording SMTP upstream for the fault suite (test/faults) and the soak (bench/soak.ts): it keeps the exact bytes of every
  * message (dot-unstuffed, CRLF kept) and counts a message as delivered only once it
  * has sent its 250 for it, as a real MTA commits a message when it answers the dot
  * (RFC 5321 4.1.1.4). It can misbehave on purpose: die after some bytes of DATA, die
@@ -7,7 +7,6 @@
  * a proxy killed mid-forwarding leaves nothing delivered).
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { Test } from 'tap';
 
 export interface SinkBehaviour {
   /** Destroy the connection once this many bytes of DATA have arrived. */
@@ -27,12 +26,12 @@ export class RecordingSink {
 
   private constructor(private readonly server: Server) {}
 
-  static async start(t: Test): Promise<RecordingSink> {
+  /** Listens on an ephemeral loopback port; the caller closes it. */
+  static async start(): Promise<RecordingSink> {
     const server = createServer();
     const sink = new RecordingSink(server);
     server.on('connection', (socket) => sink.serve(socket));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.teardown(() => sink.close());
     return sink;
   }
 
