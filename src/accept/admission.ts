@@ -7,7 +7,14 @@
  * one client cannot take every session from the others. Addresses in `limits.exempt`
  * (a Postfix that hands every message over from 127.0.0.1) count only towards
  * `max_sessions`.
+ *
+ * An address is counted as its client network (policy/client-network.ts): an
+ * IPv4-mapped IPv6 address as its IPv4, an IPv6 address by its prefix
+ * (`ipv6ClientPrefixBits`), so one host cannot multiply its share by changing the
+ * low bits of its address.
  */
+import { clientNetwork } from '../policy/client-network.js';
+
 const MINUTE_MS = 60_000;
 /** Addresses remembered for the per-minute rate before old ones are pruned. */
 const PRUNE_ABOVE_ADDRESSES = 10_000;
@@ -18,6 +25,7 @@ export interface AdmissionLimits {
   maxConnectionsPerAddressPerMinute: number;
   /** Trusted peers (limits.exempt: a content filter's Postfix, a load balancer): no per-address limit. */
   exempt: (address: string) => boolean;
+  ipv6ClientPrefixBits: number;
 }
 
 export type Admission = { admitted: true; release: () => void } | { admitted: false; limit: string };
@@ -33,10 +41,11 @@ export class AdmissionControl {
     private readonly now: () => number = Date.now,
   ) {}
 
-  admit(address: string): Admission {
+  admit(downstreamAddress: string): Admission {
     const now = this.now();
     const limits = this.limits();
-    if (limits.exempt(address)) return this.take(limits.maxSessions);
+    if (limits.exempt(downstreamAddress)) return this.take(limits.maxSessions);
+    const address = clientNetwork(downstreamAddress, limits.ipv6ClientPrefixBits);
     if (this.recent.size > PRUNE_ABOVE_ADDRESSES) this.prune();
     const times = (this.recent.get(address) ?? []).filter((time) => now - time < MINUTE_MS);
     if (times.length >= limits.maxConnectionsPerAddressPerMinute) {

@@ -113,6 +113,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     maxSessionsPerAddress: this.options.policy.limits.max_sessions_per_address,
     maxConnectionsPerAddressPerMinute: this.options.policy.limits.max_connections_per_address_per_minute,
     exempt: this.derived.limitExempt,
+    ipv6ClientPrefixBits: this.options.policy.limits.ipv6_client_prefix_bits,
   }));
 
   constructor(options: ListenerOptions) {

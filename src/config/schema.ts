@@ -226,6 +226,8 @@ export const policySchema = z
       max_connections_per_address_per_minute: z.number().int().positive().default(120),
       /** Trusted peers exempt from the two per-address limits above (a content filter's Postfix on loopback). */
       exempt: z.array(cidr).default([]),
+      /** Per-address limits count an IPv6 client by this prefix (one /64 is one host's); IPv4-mapped IPv6 counts as IPv4. */
+      ipv6_client_prefix_bits: z.number().int().min(1).max(128).default(64),
       /** Inside DATA, a sender slower than this (averaged over 30 s) is cut off with 421 4.4.2 (slowloris). */
       min_data_bytes_per_second: z.number().int().min(0).default(256),
       /** Header lines of a message: more is refused (SMTP 554 5.6.0) or warned about (POP3). Mailtraq's 150. */
@@ -280,6 +282,8 @@ export const policySchema = z
     .strictObject({
       /** host:port of the metrics, health and status page listener; "" = off. */
       listen: z.union([z.literal(''), hostPort]).default('127.0.0.1:9925'),
+      /** Host header names the admin listener answers besides IP literals and localhost (DNS rebinding). */
+      allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name')).default([]),
     })
     .prefault({}),
   /** Serving processes (node:cluster); 0 = one per core; 1 = no cluster. */

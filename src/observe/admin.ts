@@ -3,9 +3,13 @@
  * GET /metrics (Prometheus text), /healthz (200 or 503 with the reasons), /api/status
  * (the status snapshot as JSON) and / with /status.css and /status.js (the status
  * page). Only GET and HEAD; no request body is read; strict security headers.
+ *
+ * DNS rebinding (a web page whose name is made to resolve to this listener) is
+ * refused by the Host header: only an IP literal, `localhost` or a name listed in
+ * `admin.allowed_hosts` is answered; any other name gets 421 (RFC 9110 15.5.20).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { HostPort } from '../config/schema.js';
 import type { Metrics } from './metrics.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
@@ -30,8 +34,16 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-export async function startAdminServer(listen: HostPort, metrics: Metrics, health: () => Promise<Health>): Promise<AdminServer> {
+/** Whether a Host header names this listener by an IP literal, localhost or an allowed name (no header: HTTP/1.0, not a browser). */
+export function hostAllowed(host: string | undefined, allowedHosts: readonly string[]): boolean {
+  if (host === undefined) return true;
+  const name = (/^\[([^\]]+)\](?::\d+)?$/.exec(host)?.[1] ?? host.replace(/:\d+$/, '')).replace(/\.$/, '').toLowerCase();
+  return isIP(name) !== 0 || name === 'localhost' || allowedHosts.some((allowed) => allowed.toLowerCase().replace(/\.$/, '') === name);
+}
+
+export async function startAdminServer(listen: HostPort, metrics: Metrics, health: () => Promise<Health>, allowedHosts: readonly string[] = []): Promise<AdminServer> {
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (request, response) => {
+    if (!hostAllowed(request.headers.host, allowedHosts)) return send(response, 421, 'text/plain; charset=utf-8', 'this host name is not served here (admin.allowed_hosts)\n');
     answer(request, response, metrics, health).catch((error: unknown) => {
       if (!response.headersSent) send(response, 500, 'text/plain; charset=utf-8', `internal error: ${(error as Error).message}\n`);
       else response.destroy();

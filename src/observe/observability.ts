@@ -78,7 +78,7 @@ export async function startObservability(policy: Readonly<Policy>, logger: Logge
         const spool = await spoolWritable(spoolDir);
         const ok = listenerState.ok && scannersOk && spool.ok;
         return { ok, detail: { listeners: listenerState.detail, scanners: Object.fromEntries(scanners), spool: spool.detail } };
-      });
+      }, policy.admin.allowed_hosts);
       logger.info({ admin: `${admin.address.address}:${admin.address.port}` }, 'admin listener: /metrics, /healthz, status page on /');
     } catch (error) {
       logger.error({ admin: policy.admin.listen, reason: (error as Error).message }, 'admin listener could not start: mail flows on without it');

@@ -8,7 +8,7 @@
 import { BlockList, isIPv4 } from 'node:net';
 import type { Direction } from '../inspect/api.js';
 import { parseHostPort, type HostPort, type ListenerPolicy, type Policy } from '../config/schema.js';
-import { wildcardPattern } from './wildcard.js';
+import { hostPattern } from './wildcard.js';
 
 export interface DirectionResolver {
   directionOf(address: string): Direction;
@@ -56,8 +56,8 @@ export function inspectsSmtp(setting: Policy['inspect']['smtp'], direction: Dire
  * list refuses every such login (mailmoat is never an open proxy).
  */
 export function pop3UpstreamAllowList(pop3: Policy['pop3']): (host: string, port: number) => boolean {
-  const hosts = pop3.upstream_hosts.map(wildcardPattern);
-  return (host, port) => pop3.upstream_ports.includes(port) && hosts.some((pattern) => pattern.test(host));
+  const hosts = pop3.upstream_hosts.map(hostPattern);
+  return (host, port) => pop3.upstream_ports.includes(port) && hosts.some((matches) => matches(host));
 }
 
 /**

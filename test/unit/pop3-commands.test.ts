@@ -69,6 +69,13 @@ t.test('pop3.upstream_hosts and upstream_ports: wildcards, and an empty list all
   t.notOk(allowed('example.com.evil.net', 110), 'anchored');
   t.notOk(allowed('pop.example.com', 25), 'a port outside the list');
   t.notOk(allowed('192.0.2.11', 110));
+  const network = pop3UpstreamAllowList({ upstream_hosts: ['10.0.0.*', '2001:db8::*', '*.example.org'], upstream_ports: [110], keepalive_seconds: 10, idle_seconds: 600 });
+  t.ok(network('10.0.0.1', 110), 'an IP pattern matches the IP literal');
+  t.ok(network('2001:db8::5', 110));
+  t.notOk(network('10.0.0.1.nip.io', 110), 'but never a DNS name that begins like it');
+  t.notOk(network('10.0.0.1.example.org.evil', 110));
+  t.ok(network('mail.example.org', 110), 'a name pattern still matches names');
+  t.ok(pop3UpstreamAllowList({ upstream_hosts: ['*'], upstream_ports: [110], keepalive_seconds: 10, idle_seconds: 600 })('pop.example.net', 110), '"*" is any host');
   const none = pop3UpstreamAllowList({ upstream_hosts: [], upstream_ports: [110], keepalive_seconds: 10, idle_seconds: 600 });
   t.notOk(none('pop.example.com', 110), 'not an open proxy by default');
 });

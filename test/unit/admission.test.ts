@@ -1,0 +1,31 @@
+// Per-address admission counts a client, not an address spelling: IPv4-mapped IPv6 is the IPv4
+// address, and every address of one IPv6 /64 (or the configured prefix) is one client.
+import t from 'tap';
+import { AdmissionControl } from '../../src/accept/admission.js';
+
+const limits = (ipv6ClientPrefixBits: number) => () => ({ maxSessions: 100, maxSessionsPerAddress: 2, maxConnectionsPerAddressPerMinute: 100, ipv6ClientPrefixBits, exempt: () => false });
+
+t.test('IPv4 and its IPv4-mapped form share one count', async (t) => {
+  const admission = new AdmissionControl(limits(64));
+  t.ok(admission.admit('192.0.2.7').admitted);
+  t.ok(admission.admit('::ffff:192.0.2.7').admitted);
+  t.same(admission.admit('::ffff:192.0.2.7'), { admitted: false, limit: 'max_sessions_per_address' });
+  t.ok(admission.admit('192.0.2.8').admitted, 'another IPv4 address is another client');
+});
+
+t.test('IPv6 addresses of one /64 share one count; another /64 does not', async (t) => {
+  const admission = new AdmissionControl(limits(64));
+  t.ok(admission.admit('2001:db8:1:2::1').admitted);
+  t.ok(admission.admit('2001:db8:1:2:ffff:0:0:99').admitted);
+  t.same(admission.admit('2001:db8:1:2::3'), { admitted: false, limit: 'max_sessions_per_address' });
+  t.ok(admission.admit('2001:db8:1:3::1').admitted);
+});
+
+t.test('the prefix is configurable, and a released session frees its place', async (t) => {
+  const admission = new AdmissionControl(limits(48));
+  const first = admission.admit('2001:db8:1:2::1');
+  t.ok(admission.admit('2001:db8:1:3::1').admitted, 'same /48');
+  t.same(admission.admit('2001:db8:1:4::1'), { admitted: false, limit: 'max_sessions_per_address' });
+  if (first.admitted) first.release();
+  t.ok(admission.admit('2001:db8:1:4::1').admitted);
+});
