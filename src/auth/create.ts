@@ -17,11 +17,11 @@ export async function createAuthenticator(policy: Readonly<Policy>, onAuthentica
   } catch (error) {
     throw new Error(`cannot read auth.arc.private_key ${auth.arc.private_key}: ${(error as Error).message}`);
   }
-  parseArcKey(pem, auth.arc.private_key);
+  const privateKey = parseArcKey(pem, auth.arc.private_key);
   return new MessageAuthenticator(
     {
       authservId: auth.authserv_id || hostname(),
-      arc: { domain: auth.arc.domain, selector: auth.arc.selector, privateKey: pem },
+      arc: { domain: auth.arc.domain, selector: auth.arc.selector, privateKey },
       resolver: { server: auth.resolver === '' ? undefined : auth.resolver, budgetMs: auth.dns_budget_ms },
       sealOutbound: auth.seal_outbound,
       maxHeaderBytes: policy.limits.max_mime_header_bytes,
