@@ -8,7 +8,7 @@
  * what the world checks; mailmoat's seal there would vouch for the sender's own network).
  */
 import type { InspectionContext, MessageSource } from '../inspect/api.js';
-import { budgetedLookup, type ResolverSettings } from './resolver.js';
+import { BudgetedResolver, type ResolverSettings } from './resolver.js';
 import { arcResultsValue, authenticationResultsField, withoutForgedResults } from './results.js';
 import { arcSet, type ArcKey } from './seal.js';
 import { splitHeader, withHeader } from './message.js';
@@ -36,10 +36,14 @@ export interface AuthenticationEvent {
 }
 
 export class MessageAuthenticator {
+  private readonly resolver: BudgetedResolver;
+
   constructor(
     private readonly settings: AuthenticatorSettings,
     private readonly onAuthenticated: (event: AuthenticationEvent) => void = () => undefined,
-  ) {}
+  ) {
+    this.resolver = new BudgetedResolver(settings.resolver);
+  }
 
   /** The message to forward instead of `rewritten`; disposing it disposes `rewritten`. */
   async apply(original: MessageSource, rewritten: ForwardedMessage, context: InspectionContext): Promise<ForwardedMessage> {
@@ -47,7 +51,7 @@ export class MessageAuthenticator {
     if (context.partial === true) return rewritten;
     if (context.direction === 'outbound' && !this.settings.sealOutbound) return rewritten;
     const { authservId, arc } = this.settings;
-    const dns = budgetedLookup(this.settings.resolver);
+    const dns = this.resolver.forMessage();
     let verified;
     try {
       verified = await authenticate(original, { sender: context.sender, ...(context.client === undefined ? {} : { client: context.client }) }, dns.lookup, authservId);

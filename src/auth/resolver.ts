@@ -1,9 +1,11 @@
 /**
  * The DNS resolver that message authentication uses: the policy's server (`auth.resolver`)
  * or the system's, with one time budget per message shared by every lookup. Past the
- * budget every pending and later lookup fails with ETIMEOUT, which the DKIM, SPF and
- * DMARC checks report as temperror (RFC 8601 2.7, RFC 7208 2.6.6, RFC 7489 6.6.3): a DNS
- * server that does not answer costs at most the budget and never blocks delivery.
+ * budget every pending and later lookup of that message fails with ETIMEOUT, which the
+ * DKIM, SPF and DMARC checks report as temperror (RFC 8601 2.7, RFC 7208 2.6.6, RFC 7489
+ * 6.6.3): a DNS server that does not answer costs at most the budget and never blocks
+ * delivery. One resolver (one c-ares channel) serves every message: creating one per message
+ * cost more CPU than the lookups themselves.
  */
 import { Resolver } from 'node:dns/promises';
 
@@ -29,39 +31,46 @@ class DnsBudgetExceeded extends Error {
   }
 }
 
-/** A lookup function for one message; its budget starts now. */
-export function budgetedLookup(settings: ResolverSettings): BudgetedLookup {
-  const resolver = new Resolver({ timeout: settings.budgetMs, tries: 1 });
-  if (settings.server !== undefined) resolver.setServers([settings.server]);
-  let expired = false;
-  let expire: () => void = () => undefined;
-  const deadline = new Promise<void>((resolve) => {
-    expire = resolve;
-  });
-  const timer = setTimeout(() => {
-    expired = true;
-    resolver.cancel();
-    expire();
-  }, settings.budgetMs);
-  timer.unref();
-  const lookup: Lookup = async (name, rrtype) => {
-    if (expired) throw new DnsBudgetExceeded(settings.budgetMs, name);
-    const answer = resolver.resolve(name, rrtype).catch((error: NodeJS.ErrnoException) => {
-      // The resolver's own timeout is the budget's (both are budgetMs: whichever timer fires first), and
-      // ECANCELLED comes from the budget's cancel(): either way the budget is spent.
-      if (error.code !== 'ETIMEOUT' && error.code !== 'ECANCELLED') throw error;
-      expired = true;
-      return undefined;
+export class BudgetedResolver {
+  private readonly resolver: Resolver;
+
+  constructor(private readonly settings: ResolverSettings) {
+    // A query outlives a budget by at most its own timeout, which is the budget.
+    this.resolver = new Resolver({ timeout: settings.budgetMs, tries: 1 });
+    if (settings.server !== undefined) this.resolver.setServers([settings.server]);
+  }
+
+  /** A lookup function for one message; its budget starts now. */
+  forMessage(): BudgetedLookup {
+    const { budgetMs } = this.settings;
+    let expired = false;
+    let expire: () => void = () => undefined;
+    const deadline = new Promise<void>((resolve) => {
+      expire = resolve;
     });
-    const outcome = await Promise.race([answer.then((records) => (records === undefined ? undefined : { records })), deadline.then(() => undefined)]);
-    if (outcome === undefined) throw new DnsBudgetExceeded(settings.budgetMs, name);
-    return outcome.records;
-  };
-  return {
-    lookup,
-    close: () => {
-      clearTimeout(timer);
+    const timer = setTimeout(() => {
+      expired = true;
       expire();
-    },
-  };
+    }, budgetMs);
+    timer.unref();
+    const lookup: Lookup = async (name, rrtype) => {
+      if (expired) throw new DnsBudgetExceeded(budgetMs, name);
+      const answer = this.resolver.resolve(name, rrtype).catch((error: NodeJS.ErrnoException) => {
+        // The resolver's own timeout is the budget's (both are budgetMs: whichever timer fires first).
+        if (error.code !== 'ETIMEOUT') throw error;
+        expired = true;
+        return undefined;
+      });
+      const outcome = await Promise.race([answer.then((records) => (records === undefined ? undefined : { records })), deadline.then(() => undefined)]);
+      if (outcome === undefined) throw new DnsBudgetExceeded(budgetMs, name);
+      return outcome.records;
+    };
+    return {
+      lookup,
+      close: () => {
+        clearTimeout(timer);
+        expire();
+      },
+    };
+  }
 }

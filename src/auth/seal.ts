@@ -14,8 +14,8 @@ import type { ChainValidation } from './verify.js';
 export interface ArcKey {
   domain: string;
   selector: string;
-  /** PEM. */
-  privateKey: string;
+  /** Parsed once (patches/ lets mailauth take a KeyObject: parsing the PEM for each of a seal's two signatures cost 2 ms). */
+  privateKey: KeyObject;
 }
 
 /** Checks the PEM names an RSA private key; the message says what is wrong. */

@@ -51,6 +51,7 @@ declare module 'mailauth/lib/dmarc/index.js' {
 
 declare module 'mailauth/lib/arc/index.js' {
   import type { Readable } from 'node:stream';
+  import type { KeyObject } from 'node:crypto';
   import type { ArcData } from 'mailauth/lib/dkim/verify.js';
   /** dns.promises.resolve's shape: TXT answers come as arrays of strings. */
   export type Resolver = (name: string, rrtype: string) => Promise<unknown>;
@@ -66,7 +67,8 @@ declare module 'mailauth/lib/arc/index.js' {
     cv: 'none' | 'pass' | 'fail';
     signingDomain: string;
     selector: string;
-    privateKey: string | Buffer;
+    /** A KeyObject only with patches/mailauth+4.9.5.patch (its getPrivateKey takes PEM otherwise). */
+    privateKey: string | Buffer | KeyObject;
     algorithm: 'rsa-sha256';
     /** The ARC-Authentication-Results value after `i=N; `. */
     authResults: string;
@@ -74,4 +76,12 @@ declare module 'mailauth/lib/arc/index.js' {
   }
   /** The three ARC header fields (ARC-Seal first), CRLF-terminated. */
   export function sealMessage(input: Readable | Buffer, seal: SealOptions): Promise<Buffer>;
+}
+
+declare module 'mailauth/lib/dkim/sign.js' {
+  /** DKIM-Signature header fields (CRLF-terminated) for `input` (the ARC bench signs its message with it). */
+  export function dkimSign(
+    input: Buffer,
+    options: { canonicalization?: string; signatureData: { signingDomain: string; selector: string; privateKey: string; algorithm?: string }[] },
+  ): Promise<{ signatures: string; errors: unknown[] }>;
 }

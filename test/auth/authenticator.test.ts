@@ -10,7 +10,6 @@ import { startTestDns, type TestDns } from '../helpers/dns-server.js';
 import { dkimpyArcVerify } from '../helpers/dkimpy.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
-const PEM = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const context: InspectionContext = { sessionId: 's', direction: 'inbound', sender: '<a@sender.example>', recipients: ['<b@example.net>'] };
 
 function source(bytes: Buffer, chunkBytes = bytes.length): ForwardedMessage & { disposed: boolean } {
@@ -36,7 +35,7 @@ function authenticator(dns: TestDns, events: AuthenticationEvent[] = []): Messag
   return new MessageAuthenticator(
     {
       authservId: 'mailmoat.test',
-      arc: { domain: 'mailmoat.test', selector: 'mm', privateKey: PEM },
+      arc: { domain: 'mailmoat.test', selector: 'mm', privateKey },
       resolver: { server: dns.address, budgetMs: 5000 },
       sealOutbound: false,
       maxHeaderBytes: 65536,

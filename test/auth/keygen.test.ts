@@ -3,6 +3,7 @@
 // half-configured auth.arc and an Ed25519 key.
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,7 @@ t.test('the policy: all of auth.arc or none, an IP resolver, an RSA key', async 
   t.throws(() => parsePolicyText('auth:\n  resolver: dns.example.org:53\n', 'x'), /auth\.resolver: expected an IP address/);
   t.equal(parsePolicyText('auth:\n  resolver: "[::1]:5353"\n', 'x').auth.resolver, '[::1]:5353');
   t.equal(await createAuthenticator(parsePolicyText('', 'x')), undefined, 'no key: off');
+  t.same(Object.keys(createRequire(import.meta.url).cache).filter((path) => path.includes('/mailauth/')), [], 'and mailauth is not even loaded');
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-keygen-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'ed.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));

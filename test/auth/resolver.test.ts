@@ -2,13 +2,13 @@
 // system resolver's would; a server that never answers ends every lookup with ETIMEOUT once the
 // budget is spent, and later lookups of the same message fail at once.
 import t from 'tap';
-import { budgetedLookup } from '../../src/auth/resolver.js';
+import { BudgetedResolver } from '../../src/auth/resolver.js';
 import { startTestDns } from '../helpers/dns-server.js';
 
 t.test('an answering server: TXT records, and NXDOMAIN as ENOTFOUND', async (t) => {
   const dns = await startTestDns(t);
   dns.setTxt('s1._domainkey.a.example', 'v=DKIM1; p=abc');
-  const { lookup, close } = budgetedLookup({ server: dns.address, budgetMs: 5000 });
+  const { lookup, close } = new BudgetedResolver({ server: dns.address, budgetMs: 5000 }).forMessage();
   t.teardown(close);
   t.same(await lookup('s1._domainkey.a.example', 'TXT'), [['v=DKIM1; p=abc']]);
   await t.rejects(lookup('missing.a.example', 'TXT'), { code: 'ENOTFOUND' });
@@ -16,7 +16,7 @@ t.test('an answering server: TXT records, and NXDOMAIN as ENOTFOUND', async (t) 
 
 t.test('a silent server: the budget ends the lookups with ETIMEOUT, and nothing is asked after it', async (t) => {
   const dns = await startTestDns(t, { silent: true });
-  const { lookup, close } = budgetedLookup({ server: dns.address, budgetMs: 200 });
+  const { lookup, close } = new BudgetedResolver({ server: dns.address, budgetMs: 200 }).forMessage();
   t.teardown(close);
   const [first, second] = await Promise.allSettled([lookup('a.example', 'TXT'), lookup('b.example', 'TXT')]);
   t.match(first, { status: 'rejected', reason: { code: 'ETIMEOUT', message: /DNS budget of 200 ms exceeded/ } });

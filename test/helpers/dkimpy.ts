@@ -29,8 +29,9 @@ function call<T>(request: Record<string, unknown>): Promise<T> {
 
 const b64 = (message: Buffer): string => message.toString('base64');
 
-export async function dkimpySign(message: Buffer, selector: string, domain: string, key: string, dnsPort: number): Promise<Buffer> {
-  const { message: signed } = await call<{ message: string }>({ op: 'sign', message: b64(message), selector, domain, key, dns_port: dnsPort });
+/** `length`: with an l= tag (the body length signed), so text appended later leaves the signature valid. */
+export async function dkimpySign(message: Buffer, selector: string, domain: string, key: string, dnsPort: number, length = false): Promise<Buffer> {
+  const { message: signed } = await call<{ message: string }>({ op: 'sign', message: b64(message), selector, domain, key, dns_port: dnsPort, length });
   return Buffer.from(signed, 'base64');
 }
 

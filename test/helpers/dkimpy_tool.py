@@ -2,7 +2,7 @@
 
 Reads a JSON request on stdin, answers JSON on stdout. Every DNS lookup goes to the
 loopback server the test started (dnspython, UDP, its port), never to the system's.
-  {"op": "sign", "message": b64, "selector", "domain", "key": pem}           -> {"message": b64}
+  {"op": "sign", "message": b64, "selector", "domain", "key": pem, "length"?: bool (l= tag)} -> {"message": b64}
   {"op": "arc_sign", "message": b64, "selector", "domain", "key", "srv_id"} -> {"message": b64}
   {"op": "verify", "message": b64}      -> {"dkim": bool}
   {"op": "arc_verify", "message": b64}  -> {"cv": str or null, "results": [...], "comment": str}
@@ -33,7 +33,7 @@ message = base64.b64decode(request["message"])
 op = request["op"]
 if op == "sign":
     header = dkim.sign(message, request["selector"].encode(), request["domain"].encode(), request["key"].encode(),
-                       canonicalize=(b"relaxed", b"relaxed"), include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type"])
+                       canonicalize=(b"relaxed", b"relaxed"), length=bool(request.get("length")), include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type"])
     out = {"message": base64.b64encode(header + message).decode()}
 elif op == "arc_sign":
     headers = dkim.arc_sign(message, request["selector"].encode(), request["domain"].encode(), request["key"].encode(), request["srv_id"].encode())
