@@ -15,8 +15,8 @@ import type { Logger } from '../observe/log.js';
 import type { FlaggedMessage } from '../quarantine/store.js';
 import { submitMessage, type ReleaseTarget } from '../quarantine/release.js';
 
-/** Findings that raise an alert: a virus, or an executable found by name or by content. */
-const ALERTING_KINDS: ReadonlySet<string> = new Set(['virus', 'executable', 'executable-content', 'double-extension', 'hidden-extension', 'clsid', 'bidi-control']);
+/** Findings that raise an alert: a virus, an executable found by name or by content, Office macros or an embedded package. */
+const ALERTING_KINDS: ReadonlySet<string> = new Set(['virus', 'executable', 'executable-content', 'double-extension', 'hidden-extension', 'clsid', 'bidi-control', 'office-macros', 'office-embedded']);
 /** At most this many events are listed one by one in a notice; the rest are counted. */
 const MAX_LISTED_EVENTS = 50;
 const HOUR_MS = 3_600_000;

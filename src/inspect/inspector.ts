@@ -13,6 +13,7 @@ import { walkLeafParts, type AmbiguousNode, type LeafPart, type MimeLimits, type
 import { rewriteMessage, type MessageSink, type PartReplacement } from './rewrite.js';
 import { sniff } from './sniff.js';
 import { inspectArchive, type ArchiveLimits, type UnscannableReason } from './archive.js';
+import { mapBounded } from './containers/bounded.js';
 import type { ClamdClient, ClamdFailover, ScanOutcome } from './clamd.js';
 import type { MessageAuthenticator } from '../auth/authenticator.js';
 
@@ -129,6 +130,9 @@ const SEVERITY: Record<PartAction, number> = { pass: 1, sanitize: 2, strip: 3, t
 
 const bareAddress = (path: string): string => path.replace(/^<|>$/g, '');
 
+/** Parts of one message classified side by side (containers may each run an archive tool as a subprocess). */
+const PARTS_CLASSIFIED_AT_ONCE = 4;
+
 export class MailInspector implements Inspector {
   /** The allow-lists, compiled once. */
   private readonly allowPatterns: { senders: RegExp[]; recipients: RegExp[] };
@@ -196,9 +200,10 @@ export class MailInspector implements Inspector {
         if (messageAction === 'pass') warnings++;
       }
     }
-    for (const leaf of leaves) {
+    const classified = await mapBounded(leaves, PARTS_CLASSIFIED_AT_ONCE, (leaf) => this.classify(leaf));
+    for (const [index, leaf] of leaves.entries()) {
       const scanFindingOfLeaf = scanned?.get(leaf.node);
-      const all = [...(await this.classify(leaf)), ...(scanFindingOfLeaf === undefined ? [] : [scanFindingOfLeaf])];
+      const all = [...(classified[index] ?? []), ...(scanFindingOfLeaf === undefined ? [] : [scanFindingOfLeaf])];
       // An allow-listed transaction is exempt from the executable policy, never from the unscannable one.
       const partFindings = exempt ? all.filter((finding) => finding.kind === 'unscannable') : all;
       if (partFindings.length === 0) continue;

@@ -77,10 +77,11 @@ const realErrors = (stderr: string): string =>
     .filter((line) => line.trim() !== '' && !/Can't decompress an entry marked as a directory|Error exit delayed from previous errors/.test(line))
     .join('\n');
 
-const failed = (stderr: string): Unscannable =>
+/** The tool's complaint, without the temporary file's name (a reason must not depend on where the archive was put). */
+const failed = (stderr: string, file: string): Unscannable =>
   /encrypt|password|passphrase/i.test(stderr)
     ? { unscannable: 'encrypted', reason: 'the archive is encrypted' }
-    : { unscannable: 'corrupt', reason: `the archive cannot be read (${stderr.replace(/\s+/g, ' ').trim().slice(0, 200)})` };
+    : { unscannable: 'corrupt', reason: `the archive cannot be read (${stderr.replaceAll(file, 'the archive').replace(/\s+/g, ' ').trim().slice(0, 200)})` };
 
 export async function listWithTool(archive: Buffer, tool: 'seven-zip' | 'bsdtar', walk: ContainerWalk): Promise<Listing | Unscannable> {
   const dir = await mkdtemp(join(walk.tempDir, 'mailmoat-archive-'));
@@ -98,7 +99,7 @@ export async function listWithTool(archive: Buffer, tool: 'seven-zip' | 'bsdtar'
     });
     if (listed.kind === 'too-much-output') return { unscannable: 'too_many_members', reason: `a listing over ${MAX_LISTING_BYTES} bytes` };
     if (listed.kind !== 'exited' && listed.kind !== 'stopped') return toolFailure(listed, walk.limits.maxExpandedBytes);
-    if (listed.kind === 'exited' && listed.code !== 0) return failed(listed.stderr);
+    if (listed.kind === 'exited' && listed.code !== 0) return failed(listed.stderr, file);
     const text = Buffer.concat(listing).toString('utf8');
     const items = tool === 'seven-zip' ? parseSevenZipListing(text) : parseBsdtarListing(text);
     return await extract(file, archive.length, tool, items, walk);
@@ -146,7 +147,7 @@ async function extract(file: string, archiveBytes: number, tool: 'seven-zip' | '
   if (end.kind === 'too-much-output') return { unscannable: 'corrupt', reason: 'the archive holds more than it declares' };
   if (end.kind === 'stopped') return broken ?? { unscannable: 'corrupt', reason: 'extraction stopped' };
   if (end.kind !== 'exited') return toolFailure(end, limits.maxExpandedBytes);
-  if (end.code !== 0 && realErrors(end.stderr) !== '') return failed(realErrors(end.stderr));
+  if (end.code !== 0 && realErrors(end.stderr) !== '') return failed(realErrors(end.stderr), file);
   const unread = leftInItem + items.slice(index + 1).reduce((sum, item) => sum + item.size, 0);
   if (unread > 0) return { unscannable: 'corrupt', reason: 'the archive holds less than it declares' };
   const members: Member[] = readers.map((reader) => reader.finish());
