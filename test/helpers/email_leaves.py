@@ -10,9 +10,13 @@ null), why it is not compared or ""]. The reasons, each a reading that cannot hi
                        while mailmoat splits and inspects its parts;
   "encoded message"    under a message/* part with a base64 or quoted-printable transfer
                        encoding: Python parses the encoded text, mailmoat decodes it and walks
-                       the message inside.
+                       the message inside;
+  "undecodable base64" base64 whose length is one more than a multiple of 4: Python gives up
+                       and keeps the encoded text (bpo-27397), mailmoat decodes all but the
+                       last character, as clients do.
 """
 import email
+import email.errors
 import email.policy
 import hashlib
 import json
@@ -46,6 +50,8 @@ def leaves(part, why, out):
         name = None
     if not why and part.get_content_maintype() == 'multipart':
         why = 'unsplit multipart'
+    if not why and any(isinstance(defect, email.errors.InvalidBase64LengthDefect) for defect in part.defects):
+        why = 'undecodable base64'
     key = text_key(payload) if part.get_content_maintype() == 'text' else None
     out.append([name, hashlib.sha256(payload).hexdigest(), key, why])
 

@@ -78,6 +78,12 @@ t.test('a delimiter of a multipart further up ends every part inside it, as clie
   t.notMatch(output, /\r\nMZ\r\n/, 'and it is stripped');
 });
 
+t.test('a boundary parameter ending in spaces is read without them', async (t) => {
+  const message = ['Content-Type: multipart/mixed; boundary="b  "', '', '--b', 'Content-Type: text/plain', '', KEEP_TEXT, '--b', 'Content-Type: application/octet-stream; name="a.exe"', '', 'x', '--b--'].join('\r\n');
+  const { report } = await inspectMessage(message);
+  t.match(report.findings, [{ part: '2', filename: 'a.exe', kind: 'executable' }], 'the boundary is read without its trailing spaces (RFC 2046 bcharsnospace)');
+});
+
 t.test('message/partial is unscannable with its own policy key', async (t) => {
   const message = ['Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', KEEP_TEXT, '--b', 'Content-Type: message/partial; id="x@y"; number=1; total=2', '', 'From: a@b', '', 'half', '--b--', ''].join('\r\n');
   const stripped = await inspectMessage(message);
