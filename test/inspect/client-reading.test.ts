@@ -78,6 +78,24 @@ t.test('a delimiter of a multipart further up ends every part inside it, as clie
   t.notMatch(output, /\r\nMZ\r\n/, 'and it is stripped');
 });
 
+t.test('a line that is no header field ends the header block and starts the body, as clients read it', async (t) => {
+  const pe = peBytes().toString('base64').replace(/.{76}/g, '$&\r\n');
+  const message = ['Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', KEEP_TEXT, '--b', 'Content-Type: application/pdf; name="invoice.pdf"', 'Content-Transfer-Encoding: base64', pe, '--b--', ''].join('\r\n');
+  const { report, output } = await inspectMessage(message);
+  t.match(report.findings, [{ part: '2', filename: 'invoice.pdf', kind: 'executable-content' }], 'the base64 right after the headers (no empty line) is the body, decoded and sniffed');
+  t.match(output, KEEP_TEXT);
+  t.notOk(output.includes(pe.slice(0, 60)), 'and it is stripped');
+  const clean = message.replace(pe, Buffer.from('%PDF-1.4 clean').toString('base64'));
+  const passed = await inspectMessage(clean);
+  t.equal(passed.report.verdict.action, 'pass', 'a clean part written that way passes untouched');
+});
+
+t.test('a boundary parameter ending in spaces is read without them', async (t) => {
+  const message = ['Content-Type: multipart/mixed; boundary="b  "', '', '--b', 'Content-Type: text/plain', '', KEEP_TEXT, '--b', 'Content-Type: application/octet-stream; name="a.exe"', '', 'x', '--b--'].join('\r\n');
+  const { report } = await inspectMessage(message);
+  t.match(report.findings, [{ part: '2', filename: 'a.exe', kind: 'executable' }], 'the boundary is read without its trailing spaces (RFC 2046 bcharsnospace)');
+});
+
 t.test('message/partial is unscannable with its own policy key', async (t) => {
   const message = ['Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', KEEP_TEXT, '--b', 'Content-Type: message/partial; id="x@y"; number=1; total=2', '', 'From: a@b', '', 'half', '--b--', ''].join('\r\n');
   const stripped = await inspectMessage(message);
