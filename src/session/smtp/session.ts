@@ -41,6 +41,7 @@ import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
+import { PhaseTimer } from '../timers.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 
@@ -111,6 +112,8 @@ interface SocketHandlers {
   close: () => void;
 }
 
+type DownstreamDeadline = 'command' | 'data';
+
 type PauseReason = 'upstream-drain' | 'downstream-drain' | 'spool-drain' | 'busy';
 
 interface Transaction {
@@ -151,9 +154,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private unknownCommands = 0;
   private downstreamEnded = false;
   private quitting = false;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private idleTimerSeconds = 0;
-  private replyTimer: NodeJS.Timeout | undefined;
+  /** The downstream's deadline: the next command line, or the next DATA bytes. */
+  private readonly downstreamDeadline = new PhaseTimer<DownstreamDeadline>((kind) => this.guard(this.onDownstreamDeadline, kind));
+  /** The upstream's deadline: the reply owed to the oldest wait. */
+  private readonly upstreamDeadline = new PhaseTimer<WaitKind>((kind) => this.guard(this.onUpstreamDeadline, kind));
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private rateTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -282,7 +286,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private onUpstreamLost(notice: Reply): void {
     if (!this.upstreamAlive) return;
     this.upstreamAlive = false;
-    this.clearTimer('reply');
+    this.upstreamDeadline.clear();
     this.waits.failAll(() => new ProxyError('MM_UPSTREAM_LOST', notice));
     switch (this.phase) {
       case 'command':
@@ -610,7 +614,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const injected = this.commandLines.takeRest().length + discardBuffered(raw);
     if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
     unbind(raw, this.downstreamHandlers);
-    this.clearTimer('idle');
+    this.downstreamDeadline.clear();
     acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds).then(
       (secure) => this.guard(this.onDownstreamSecure, secure),
       (error: unknown) => {
@@ -647,8 +651,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     unbind(downstream, this.downstreamHandlers);
     unbind(upstream, this.upstreamHandlers);
     this.phase = 'closed';
-    this.clearTimer('idle');
-    this.clearTimer('reply');
+    this.downstreamDeadline.clear();
+    this.upstreamDeadline.clear();
     this.stopKeepalive();
     this.log.info({ upstream: this.options.upstreamLabel }, 'STARTTLS passed through: the rest of this session is not inspected');
     this.emit('passthrough');
@@ -726,7 +730,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.commandLines.push(decoded.rest);
     this.phase = 'inspecting';
     this.stopRateCheck();
-    this.clearTimer('idle');
+    this.downstreamDeadline.clear();
     this.completeTransaction(capture).catch((error: unknown) => {
       this.log.error({ err: error }, 'transaction failed');
       this.closeWith(REPLIES.internalError);
@@ -949,50 +953,48 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
    * does not); inside DATA each chunk restarts it, and the minimum rate bounds a trickle there.
    */
   private armIdleTimer(): void {
-    const seconds = this.idleLimitSeconds();
-    if (seconds === undefined) return this.clearTimer('idle');
-    if (this.idleTimer !== undefined && this.idleTimerSeconds === seconds) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.clearTimer('idle');
-    this.idleTimerSeconds = seconds;
-    this.idleTimer = setTimeout(() => {
-      this.log.info({ phase: this.phase }, 'downstream idle timeout');
-      const inData = this.phase === 'data';
-      this.abortTransaction('downstream idle timeout during DATA');
-      this.closeWith(inData ? REPLIES.dataTimeout : REPLIES.commandTimeout);
-    }, seconds * 1000);
-    this.idleTimer.unref();
+    const { timeouts } = this.options.policy;
+    if (this.phase === 'data') return this.downstreamDeadline.set('data', timeouts.data_seconds);
+    const awaitingCommand = this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken';
+    if (awaitingCommand && this.slots.length === 0) return this.downstreamDeadline.set('command', timeouts.command_seconds);
+    this.downstreamDeadline.clear();
   }
 
-  private idleLimitSeconds(): number | undefined {
-    const { timeouts } = this.options.policy;
-    if (this.phase === 'data') return timeouts.data_seconds;
-    const awaitingCommand = this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken';
-    return awaitingCommand && this.slots.length === 0 ? timeouts.command_seconds : undefined;
+  private onDownstreamDeadline(kind: DownstreamDeadline): void {
+    this.log.info({ phase: this.phase }, 'downstream idle timeout');
+    switch (kind) {
+      case 'data':
+        this.abortTransaction('downstream idle timeout during DATA');
+        return this.closeWith(REPLIES.dataTimeout);
+      case 'command':
+        return this.closeWith(REPLIES.commandTimeout);
+    }
   }
 
   /** The upstream owes a reply: the oldest wait's kind sets the limit. */
   private armReplyTimer(): void {
-    this.clearTimer('reply');
     const head = this.waits.head;
-    if (head === undefined) return;
+    if (head === undefined) return this.upstreamDeadline.clear();
     const { timeouts } = this.options.policy;
     const seconds = head.kind === 'greeting' ? timeouts.greeting_seconds : head.kind === 'final' ? timeouts.final_reply_seconds : timeouts.upstream_reply_seconds;
-    this.replyTimer = setTimeout(() => {
-      this.log.warn({ waiting: head.kind }, 'upstream reply timeout');
-      const failure = (): ProxyError =>
-        head.kind === 'greeting'
-          ? new ProxyError('MM_UPSTREAM_GREETING_TIMEOUT', REPLIES.upstreamGreetingTimeout)
-          : head.kind === 'final'
-            ? new ProxyError('MM_UPSTREAM_FINAL_TIMEOUT', REPLIES.upstreamFinalTimeout)
-            : new ProxyError('MM_UPSTREAM_REPLY_TIMEOUT', REPLIES.upstreamReplyTimeout);
-      this.upstreamAlive = false;
-      this.waits.failAll(failure);
-      this.upstream?.destroy();
-    }, seconds * 1000);
-    this.replyTimer.unref();
+    this.upstreamDeadline.set(head.kind, seconds);
+  }
+
+  private onUpstreamDeadline(kind: WaitKind): void {
+    this.log.warn({ waiting: kind }, 'upstream reply timeout');
+    const failure = (): ProxyError => {
+      switch (kind) {
+        case 'greeting':
+          return new ProxyError('MM_UPSTREAM_GREETING_TIMEOUT', REPLIES.upstreamGreetingTimeout);
+        case 'final':
+          return new ProxyError('MM_UPSTREAM_FINAL_TIMEOUT', REPLIES.upstreamFinalTimeout);
+        case 'command':
+          return new ProxyError('MM_UPSTREAM_REPLY_TIMEOUT', REPLIES.upstreamReplyTimeout);
+      }
+    };
+    this.upstreamAlive = false;
+    this.waits.failAll(failure);
+    this.upstream?.destroy();
   }
 
   /** ProxSMTP's KeepAlives: NOOP upstream while the downstream sends or we inspect. */
@@ -1034,13 +1036,6 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private stopKeepalive(): void {
     if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
     this.keepaliveTimer = undefined;
-  }
-
-  private clearTimer(which: 'idle' | 'reply'): void {
-    const timer = which === 'idle' ? this.idleTimer : this.replyTimer;
-    if (timer !== undefined) clearTimeout(timer);
-    if (which === 'idle') this.idleTimer = undefined;
-    else this.replyTimer = undefined;
   }
 
   // ---- flow control ----------------------------------------------------------------
@@ -1134,8 +1129,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private finalize(): void {
     this.phase = 'closed';
-    this.clearTimer('idle');
-    this.clearTimer('reply');
+    this.downstreamDeadline.clear();
+    this.upstreamDeadline.clear();
     this.stopKeepalive();
     this.stopRateCheck();
     this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
