@@ -24,6 +24,7 @@ import { directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, t
 import { SmtpSession, type LargeMessageSafety } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
+import type { StartTlsMode } from '../tls/starttls.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
 import { formatDestination, originalDestination, OriginalDestinationError, requireAddon } from './original-destination.js';
@@ -64,7 +65,7 @@ interface Derived {
   listening: HostPort[];
   allowPop3Upstream: (host: string, port: number) => boolean;
   spoolDir: string;
-  starttls: 'passthrough' | 'strip' | 'intercept';
+  starttls: StartTlsMode;
 }
 
 function upstreamOf(listener: ListenerPolicy): Derived['upstream'] {

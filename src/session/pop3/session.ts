@@ -40,6 +40,7 @@ import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, 
 import { RetrievalKeepalive } from './keepalive.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
 const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
@@ -67,7 +68,7 @@ export interface Pop3SessionOptions {
   spoolDir: string;
   logger: Logger;
   /** What STLS does on this listener. */
-  starttls: 'passthrough' | 'strip' | 'intercept';
+  starttls: StartTlsMode;
   /** 'implicit' when both legs are TLS from the first byte (the listener did the downstream handshake). */
   tls: 'none' | 'implicit';
   tlsSetup: TlsSetup;
@@ -405,7 +406,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
     if (this.options.starttls === 'passthrough') {
       await this.sendDownstream([answer.line, CRLF]);
-      this.splice();
+      this.passThrough();
       return false;
     }
     await this.upgradeUpstream();
@@ -436,8 +437,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** The downstream leg becomes a TLS server with a leaf from our CA; plaintext sent behind STLS is dropped. */
   private async upgradeDownstream(): Promise<void> {
     const raw = this.downstream;
-    const injected = this.downstreamReader.detach() + discardBuffered(raw);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STLS (CVE-2011-0411)');
+    discardInjected('STLS', this.downstreamReader.detach(), raw, this.log);
     let secure: Socket;
     try {
       secure = await acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds);
@@ -452,25 +452,17 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   /** Passthrough: after the upstream's +OK the legs are joined; nothing after this is read or inspected. */
-  private splice(): void {
+  private passThrough(): void {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    const injected = this.downstreamReader.detach() + discardBuffered(downstream);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STLS (CVE-2011-0411)');
+    discardInjected('STLS', this.downstreamReader.detach(), downstream, this.log);
     upstream.reader.detach();
     discardBuffered(upstream.socket);
     this.closed = true;
     this.log.info({ upstream: upstream.label }, 'STLS passed through: the rest of this session is not inspected');
     this.emit('passthrough');
-    const idleMs = this.options.policy.pop3.idle_seconds * 1000;
-    for (const [from, to] of [[downstream, upstream.socket], [upstream.socket, downstream]] as const) {
-      from.on('error', () => to.destroy());
-      from.once('close', () => to.destroy());
-      from.setTimeout(idleMs, () => from.destroy());
-      from.pipe(to);
-    }
-    downstream.once('close', () => this.emit('close'));
+    splice(downstream, upstream.socket, this.options.policy.pop3.idle_seconds, () => this.emit('close'));
   }
 
   // ---- RETR and TOP ----------------------------------------------------------------

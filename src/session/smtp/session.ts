@@ -44,6 +44,7 @@ import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
@@ -92,8 +93,6 @@ export interface LargeMessageSafety {
   /** Whether an envelope sender is exempt (limits.large_message.exceptions). */
   exempt(sender: string): boolean;
 }
-
-export type StartTlsMode = 'passthrough' | 'strip' | 'intercept';
 
 export interface SmtpSessionEvents {
   transaction: [TransactionSummary];
@@ -557,7 +556,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const slot = this.slots.add({});
     if (this.options.starttls === 'passthrough') {
       // Relayed; on the upstream's 220 the two legs are spliced and the TLS bytes flow through unread.
-      slot.after = (answer) => (answer.code === 220 ? this.splice() : this.resumeReading());
+      slot.after = (answer) => (answer.code === 220 ? this.passThrough() : this.resumeReading());
       this.expectUpstream('command', (upstreamReply) => {
         slot.reply = upstreamReply;
         this.flushReplies();
@@ -611,8 +610,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   /** Intercept, downstream leg: after our 220, a TLS server handshake with a leaf from our CA. */
   private upgradeDownstream(): void {
     const raw = this.downstream;
-    const injected = this.commandLines.takeRest().length + discardBuffered(raw);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
+    discardInjected('STARTTLS', this.commandLines.takeRest().length, raw, this.log);
     unbind(raw, this.downstreamHandlers);
     this.downstreamDeadline.clear();
     acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds).then(
@@ -640,12 +638,11 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   /** Passthrough: after the upstream's 220 the legs are joined; nothing after this is read or inspected. */
-  private splice(): void {
+  private passThrough(): void {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined || !this.upstreamAlive) return this.closeWith(REPLIES.upstreamLost);
-    const injected = this.commandLines.takeRest().length + discardBuffered(downstream);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
+    discardInjected('STARTTLS', this.commandLines.takeRest().length, downstream, this.log);
     this.upstreamLines.takeRest();
     discardBuffered(upstream);
     unbind(downstream, this.downstreamHandlers);
@@ -656,14 +653,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.stopKeepalive();
     this.log.info({ upstream: this.options.upstreamLabel }, 'STARTTLS passed through: the rest of this session is not inspected');
     this.emit('passthrough');
-    const idleMs = this.options.policy.timeouts.command_seconds * 1000;
-    for (const [from, to] of [[downstream, upstream], [upstream, downstream]] as const) {
-      from.on('error', () => to.destroy());
-      from.once('close', () => to.destroy());
-      from.setTimeout(idleMs, () => from.destroy());
-      from.pipe(to);
-    }
-    downstream.once('close', () => this.emit('close'));
+    splice(downstream, upstream, this.options.policy.timeouts.command_seconds, () => this.emit('close'));
   }
 
   // ---- DATA --------------------------------------------------------------------
