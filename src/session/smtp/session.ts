@@ -39,7 +39,7 @@ import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
-import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
+import { declaredSize, inGroup, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
@@ -200,7 +200,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   shutdown(): void {
     if (this.phase === 'closed') return;
     this.draining = true;
-    if (this.phase === 'data' || this.phase === 'inspecting' || this.phase === 'forwarding') return;
+    if (inGroup(this.phase, 'transaction')) return;
     this.closeWith(REPLIES.shuttingDown);
   }
 
@@ -364,7 +364,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private onDownstreamEnd(): void {
     this.downstreamEnded = true;
-    if (this.phase === 'data' || this.phase === 'connecting' || this.phase === 'greeting') {
+    if (this.phase === 'data' || inGroup(this.phase, 'opening')) {
       this.abortTransaction('downstream closed the connection during DATA');
       return this.closeQuietly();
     }
@@ -386,7 +386,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.processing) return;
     this.processing = true;
     try {
-      while (!this.readPaused && (this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken')) {
+      while (!this.readPaused && inGroup(this.phase, 'awaiting-line')) {
         const event = this.commandLines.next();
         if (event === null) break;
         this.handleLine(event);
@@ -945,8 +945,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private armIdleTimer(): void {
     const { timeouts } = this.options.policy;
     if (this.phase === 'data') return this.downstreamDeadline.set('data', timeouts.data_seconds);
-    const awaitingCommand = this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken';
-    if (awaitingCommand && this.slots.length === 0) return this.downstreamDeadline.set('command', timeouts.command_seconds);
+    if (inGroup(this.phase, 'awaiting-line') && this.slots.length === 0) return this.downstreamDeadline.set('command', timeouts.command_seconds);
     this.downstreamDeadline.clear();
   }
 
@@ -1056,7 +1055,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private closeIfHalfClosedAndIdle(): void {
     if (!this.downstreamEnded || this.processing || this.slots.length > 0) return;
-    if (this.phase !== 'command' && this.phase !== 'auth' && this.phase !== 'broken') return;
+    if (!inGroup(this.phase, 'awaiting-line')) return;
     this.closeGracefully();
   }
 
