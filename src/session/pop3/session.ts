@@ -38,6 +38,7 @@ import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
+import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
@@ -469,9 +470,15 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
 
   private async retrieve(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
     const startedAt = performance.now();
+    const message = command.argument.split(' ')[0] ?? '';
+    const budget = this.options.policy.limits.max_process_memory_bytes;
+    const resident = this.options.inspect ? overMemoryBudget(budget) : undefined;
+    if (resident !== undefined) {
+      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: retrieval tempfailed');
+      return this.sendDownstream([notInspected(message, 'the proxy is short of memory')]);
+    }
     const status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
     if (status.status !== 'ok') return this.sendDownstream([status.line, CRLF]);
-    const message = command.argument.split(' ')[0] ?? '';
     const report = (outcome: RetrievalOutcome, keptAlive: boolean): void =>
       this.report({ command: command.verb, message, startedAt, keptAlive, ...outcome });
     if (!this.options.inspect) {

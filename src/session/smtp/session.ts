@@ -42,6 +42,7 @@ import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
 import { declaredSize, inGroup, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
+import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
@@ -663,8 +664,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.transaction.sender === undefined) return REPLIES.needMail;
     if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
     const budget = this.options.policy.limits.max_process_memory_bytes;
-    const resident = budget === 0 ? 0 : process.memoryUsage.rss();
-    if (resident > budget) {
+    const resident = overMemoryBudget(budget);
+    if (resident !== undefined) {
       this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: DATA tempfailed');
       return REPLIES.memoryBudget;
     }
