@@ -424,6 +424,15 @@ async function main(): Promise<void> {
         latency(pipe, direct),
       ]),
       ...results.map(({ sessions, inspecting, relay, pipe }) => [`proxy CPU per RETR, ${sessions} session${sessions === 1 ? '' : 's'}`, '', `${inspecting.cpuMs.toFixed(2)} ms`, '', '', `${relay.cpuMs.toFixed(2)} ms`, `${pipe.cpuMs.toFixed(2)} ms`]),
+      ...results.map(({ sessions, inspecting, relay, pipe }) => [
+        `vs the pipe proxy (same run), ${sessions} session${sessions === 1 ? '' : 's'}`,
+        '',
+        `ratio ${(inspecting.perSecond / pipe.perSecond).toFixed(2)}`,
+        '',
+        '>= 0.60 / >= 0.85',
+        `ratio ${(relay.perSecond / pipe.perSecond).toFixed(2)}`,
+        'ratio 1.00',
+      ]),
       ['bench process (both mailmoat listeners) peak resident memory', '', `${rss.toFixed(0)} MB`, '', '', '', ''],
     ];
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];

@@ -12,12 +12,16 @@
  * (loopback is not internal, so every message is inspected: this issue's
  * inspector passes everything). Peak resident memory of the proxy is read from
  * /proc. Rounds alternate direct/proxy; the median round is reported.
+ * Each proxy's CPU time (user + system, summed over its process tree: the supervisor
+ * and its workers) is read from /proc around each run and printed as CPU ms per
+ * message, with each target's ratio to the pipe proxy measured in the same run (on a
+ * loaded machine wall-clock figures move; CPU per message and same-run ratios less so).
  *
  * Usage: npm run bench [-- --rounds 3 --messages-a 2000 --messages-b 1000]
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { freePort, listening } from './ports.js';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -40,8 +44,9 @@ const ROUNDS = Number(values.rounds);
 const MESSAGES_A = Number(values['messages-a']);
 const MESSAGES_B = Number(values['messages-b']);
 
+/** Up to 60 s: a loaded machine can take long to start the supervisor and its workers. */
 async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
+  for (let attempt = 0; attempt < 1200; attempt++) {
     if (await listening(port)) return;
     await sleep(50);
   }
@@ -91,6 +96,40 @@ async function peakRssMb(pid: number): Promise<number> {
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** Linux reports process CPU time in clock ticks of 1/100 s (USER_HZ). */
+const MS_PER_CLOCK_TICK = 10;
+
+/** CPU time (user + system) of `root` and all its descendants, in ms, from /proc. */
+async function treeCpuMs(root: number): Promise<number> {
+  const stats = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces) start at state; ppid is the 2nd, utime the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length < 13) continue;
+    stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  const inTree = (pid: number): boolean => {
+    for (let current = pid, hops = 0; current > 1 && hops < 64; hops++) {
+      if (current === root) return true;
+      current = stats.get(current)?.parent ?? 0;
+    }
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, stat] of stats) if (inTree(pid)) ticks += stat.ticks;
+  return ticks * MS_PER_CLOCK_TICK;
+}
+
+/** One smtp-source run through a proxy process: wall seconds and the proxy's CPU ms per message. */
+async function measure(pid: number | undefined, port: number, sessions: number, messages: number, file: string): Promise<{ seconds: number; cpuMsPerMessage: number }> {
+  const before = pid === undefined ? 0 : await treeCpuMs(pid);
+  const seconds = await smtpSource(port, sessions, messages, file);
+  const after = pid === undefined ? 0 : await treeCpuMs(pid);
+  return { seconds, cpuMsPerMessage: (after - before) / messages };
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-bench-'));
   const fileA = join(dir, 'a-100k.eml');
@@ -122,15 +161,25 @@ async function main(): Promise<void> {
 
     const a = { direct: [] as number[], proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
     const b = { direct: [] as number[], proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
+    const cpu = { aProxy: [] as number[], aRelay: [] as number[], aPipe: [] as number[], bProxy: [] as number[], bRelay: [] as number[], bPipe: [] as number[] };
+    const targets = [
+      { port: proxyPort, pid: proxy.pid, a: a.proxy, b: b.proxy, cpuA: cpu.aProxy, cpuB: cpu.bProxy },
+      { port: relayPort, pid: relay.pid, a: a.relay, b: b.relay, cpuA: cpu.aRelay, cpuB: cpu.bRelay },
+      { port: pipePort, pid: pipe.pid, a: a.pipe, b: b.pipe, cpuA: cpu.aPipe, cpuB: cpu.bPipe },
+    ];
     for (let round = 0; round < ROUNDS; round++) {
       a.direct.push(MESSAGES_A / (await smtpSource(sinkPort, 10, MESSAGES_A, fileA)));
-      a.proxy.push(MESSAGES_A / (await smtpSource(proxyPort, 10, MESSAGES_A, fileA)));
-      a.relay.push(MESSAGES_A / (await smtpSource(relayPort, 10, MESSAGES_A, fileA)));
-      a.pipe.push(MESSAGES_A / (await smtpSource(pipePort, 10, MESSAGES_A, fileA)));
+      for (const target of targets) {
+        const run = await measure(target.pid, target.port, 10, MESSAGES_A, fileA);
+        target.a.push(MESSAGES_A / run.seconds);
+        target.cpuA.push(run.cpuMsPerMessage);
+      }
       b.direct.push(((await smtpSource(sinkPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
-      b.proxy.push(((await smtpSource(proxyPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
-      b.relay.push(((await smtpSource(relayPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
-      b.pipe.push(((await smtpSource(pipePort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
+      for (const target of targets) {
+        const run = await measure(target.pid, target.port, 1, MESSAGES_B, fileB);
+        target.b.push((run.seconds * 1000) / MESSAGES_B);
+        target.cpuB.push(run.cpuMsPerMessage);
+      }
     }
     const rss = await peakRssMb(proxy.pid ?? 0);
     const result = {
@@ -139,6 +188,13 @@ async function main(): Promise<void> {
       a: { messages: MESSAGES_A, sessions: 10, directPerSecond: median(a.direct), proxyPerSecond: median(a.proxy), relayPerSecond: median(a.relay), pipePerSecond: median(a.pipe) },
       b: { messages: MESSAGES_B, sessions: 1, directMs: median(b.direct), proxyMs: median(b.proxy), relayMs: median(b.relay), pipeMs: median(b.pipe) },
       proxyPeakRssMb: rss,
+      cpuMsPerMessage: { aProxy: median(cpu.aProxy), aRelay: median(cpu.aRelay), aPipe: median(cpu.aPipe), bProxy: median(cpu.bProxy), bRelay: median(cpu.bRelay), bPipe: median(cpu.bPipe) },
+    };
+    const toPipe = {
+      aProxy: result.a.proxyPerSecond / result.a.pipePerSecond,
+      aRelay: result.a.relayPerSecond / result.a.pipePerSecond,
+      bProxyMs: result.b.proxyMs - result.b.pipeMs,
+      bRelayMs: result.b.relayMs - result.b.pipeMs,
     };
     const ratio = result.a.proxyPerSecond / result.a.directPerSecond;
     const added = result.b.proxyMs - result.b.directMs;
@@ -149,12 +205,16 @@ async function main(): Promise<void> {
       [`A: 100 KB multipart+PDF, 10 sessions, ${MESSAGES_A} msgs`, `${result.a.directPerSecond.toFixed(0)} msg/s`, `${result.a.proxyPerSecond.toFixed(0)} msg/s`, `ratio ${ratio.toFixed(2)}`, '>= 0.50', perSecond(result.a.relayPerSecond), perSecond(result.a.pipePerSecond)],
       [`B: 10 KB, 1 session, ${MESSAGES_B} msgs`, `${result.b.directMs.toFixed(2)} ms/msg`, `${result.b.proxyMs.toFixed(2)} ms/msg`, `+${added.toFixed(2)} ms`, '<= 2 ms added', perMessage(result.b.relayMs), perMessage(result.b.pipeMs)],
       ['mailmoat (inspecting) peak resident memory', '', `${rss.toFixed(0)} MB`, '', '', '', ''],
+      ['A vs the pipe proxy (same run)', '', `ratio ${toPipe.aProxy.toFixed(2)}`, '', '>= 0.75 / >= 0.85', `ratio ${toPipe.aRelay.toFixed(2)}`, 'ratio 1.00'],
+      ['B vs the pipe proxy (same run)', '', `+${toPipe.bProxyMs.toFixed(2)} ms`, '', '<= +0.5 ms', `+${toPipe.bRelayMs.toFixed(2)} ms`, '+0.00 ms'],
+      ['A: proxy CPU ms per message', '', result.cpuMsPerMessage.aProxy.toFixed(2), '', '', result.cpuMsPerMessage.aRelay.toFixed(2), result.cpuMsPerMessage.aPipe.toFixed(2)],
+      ['B: proxy CPU ms per message', '', result.cpuMsPerMessage.bProxy.toFixed(2), '', '', result.cpuMsPerMessage.bRelay.toFixed(2), result.cpuMsPerMessage.bPipe.toFixed(2)],
     ];
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
     console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds)`);
     for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '));
     await mkdir(new URL('../../bench/out/', import.meta.url), { recursive: true });
-    await writeFile(new URL('../../bench/out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added }, null, 2));
+    await writeFile(new URL('../../bench/out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added, toPipe }, null, 2));
   } finally {
     proxy.kill('SIGTERM');
     relay.kill('SIGTERM');

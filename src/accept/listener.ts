@@ -24,14 +24,13 @@ import { addressMatcher, directionResolver, inspectsSmtp, pop3UpstreamAllowList,
 import { SmtpSession, type LargeMessageSafety } from '../session/smtp/session.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
+import type { StartTlsMode } from '../tls/starttls.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
 import { formatDestination, originalDestination, OriginalDestinationError, requireAddon } from './original-destination.js';
 import { readProxyHeader, type Endpoint, ProxyHeaderError } from './proxy-protocol.js';
 import { AdmissionControl } from './admission.js';
-import { REPLIES, type Reply } from '../errors.js';
-import { serializeReply } from '../session/smtp/replies.js';
-import { POP3_RESPONSES } from '../session/pop3/responses.js';
+import { protocolKit, type RefusalKind } from '../session/protocol.js';
 
 export interface ListenerEvents {
   transaction: [TransactionSummary];
@@ -64,7 +63,7 @@ interface Derived {
   listening: HostPort[];
   allowPop3Upstream: (host: string, port: number) => boolean;
   spoolDir: string;
-  starttls: 'passthrough' | 'strip' | 'intercept';
+  starttls: StartTlsMode;
   limitExempt: (address: string) => boolean;
 }
 
@@ -201,7 +200,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       (header) => this.admit(socket, header.source ?? peer),
       (error: ProxyHeaderError) => {
         this.options.logger.info({ downstream: label(peer), reason: error.reason, detail: error.message }, 'connection refused: no valid PROXY protocol header');
-        this.sendRefusal(socket, REPLIES.proxyHeaderRequired, POP3_RESPONSES.proxyHeaderRequired);
+        this.sendRefusal(socket, 'proxy-header-required');
       },
     );
   }
@@ -260,25 +259,24 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private refuse(socket: Socket, client: Endpoint, limit: string): void {
     this.options.logger.info({ downstream: label(client), limit }, 'connection refused by a limit');
     this.emit('limit', limit);
-    this.sendRefusal(socket, REPLIES.tooManySessions, POP3_RESPONSES.tooManySessions);
+    this.sendRefusal(socket, 'too-many-sessions');
   }
 
   /** No usable original destination (a loop, a connection that was not redirected, no addon): 421, never a guess. */
   private refuseUnroutable(socket: Socket, client: Endpoint, error: OriginalDestinationError): void {
     const destination = error.destination === undefined ? undefined : formatDestination(error.destination);
     this.options.logger.warn({ downstream: label(client), reason: error.reason, destination, detail: error.message }, 'connection refused: no usable original destination');
-    if (error.reason === 'loop') this.sendRefusal(socket, REPLIES.routingLoop, POP3_RESPONSES.routingLoop);
-    else this.sendRefusal(socket, REPLIES.noOriginalDestination, POP3_RESPONSES.noOriginalDestination);
+    this.sendRefusal(socket, error.reason === 'loop' ? 'routing-loop' : 'no-original-destination');
   }
 
   /** The last word to a refused connection (in plaintext only: an implicit-TLS client gets the connection closed). */
-  private sendRefusal(socket: Socket, smtp: Reply, pop3: Buffer): void {
+  private sendRefusal(socket: Socket, kind: RefusalKind): void {
     socket.on('error', () => undefined);
     if (this.options.listener.tls === 'implicit') {
       socket.destroy();
       return;
     }
-    socket.end(this.options.listener.protocol === 'pop3' ? pop3 : serializeReply(smtp));
+    socket.end(protocolKit(this.options.listener.protocol).refusal(kind));
     setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 

@@ -15,6 +15,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
+import { drainOrClose } from '../wire/socket-write.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -53,8 +54,9 @@ export class Spool {
     const file = this.file;
     if (this.failure) throw this.failure;
     if (file === undefined || !file.writableNeedDrain) return;
-    // 'close' follows an error (the stream destroys itself), so a failure never leaves this waiting.
-    await Promise.race([once(file, 'drain'), once(file, 'close')]);
+    // 'close' follows an error (the stream destroys itself), so a failure never leaves this waiting;
+    // drainOrClose removes both of its listeners whichever comes first.
+    await drainOrClose(file).catch(() => undefined);
     if (this.failure) throw this.failure;
   }
 

@@ -38,8 +38,10 @@ import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
 import { RetrievalKeepalive } from './keepalive.js';
+import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
 const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
@@ -67,7 +69,7 @@ export interface Pop3SessionOptions {
   spoolDir: string;
   logger: Logger;
   /** What STLS does on this listener. */
-  starttls: 'passthrough' | 'strip' | 'intercept';
+  starttls: StartTlsMode;
   /** 'implicit' when both legs are TLS from the first byte (the listener did the downstream handshake). */
   tls: 'none' | 'implicit';
   tlsSetup: TlsSetup;
@@ -405,7 +407,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
     if (this.options.starttls === 'passthrough') {
       await this.sendDownstream([answer.line, CRLF]);
-      this.splice();
+      this.passThrough();
       return false;
     }
     await this.upgradeUpstream();
@@ -436,8 +438,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** The downstream leg becomes a TLS server with a leaf from our CA; plaintext sent behind STLS is dropped. */
   private async upgradeDownstream(): Promise<void> {
     const raw = this.downstream;
-    const injected = this.downstreamReader.detach() + discardBuffered(raw);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STLS (CVE-2011-0411)');
+    discardInjected('STLS', this.downstreamReader.detach(), raw, this.log);
     let secure: Socket;
     try {
       secure = await acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds);
@@ -452,34 +453,32 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   /** Passthrough: after the upstream's +OK the legs are joined; nothing after this is read or inspected. */
-  private splice(): void {
+  private passThrough(): void {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    const injected = this.downstreamReader.detach() + discardBuffered(downstream);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STLS (CVE-2011-0411)');
+    discardInjected('STLS', this.downstreamReader.detach(), downstream, this.log);
     upstream.reader.detach();
     discardBuffered(upstream.socket);
     this.closed = true;
     this.log.info({ upstream: upstream.label }, 'STLS passed through: the rest of this session is not inspected');
     this.emit('passthrough');
-    const idleMs = this.options.policy.pop3.idle_seconds * 1000;
-    for (const [from, to] of [[downstream, upstream.socket], [upstream.socket, downstream]] as const) {
-      from.on('error', () => to.destroy());
-      from.once('close', () => to.destroy());
-      from.setTimeout(idleMs, () => from.destroy());
-      from.pipe(to);
-    }
-    downstream.once('close', () => this.emit('close'));
+    splice(downstream, upstream.socket, this.options.policy.pop3.idle_seconds, () => this.emit('close'));
   }
 
   // ---- RETR and TOP ----------------------------------------------------------------
 
   private async retrieve(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
     const startedAt = performance.now();
+    const message = command.argument.split(' ')[0] ?? '';
+    const budget = this.options.policy.limits.max_process_memory_bytes;
+    const resident = this.options.inspect ? overMemoryBudget(budget) : undefined;
+    if (resident !== undefined) {
+      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: retrieval tempfailed');
+      return this.sendDownstream([notInspected(message, 'the proxy is short of memory')]);
+    }
     const status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
     if (status.status !== 'ok') return this.sendDownstream([status.line, CRLF]);
-    const message = command.argument.split(' ')[0] ?? '';
     const report = (outcome: RetrievalOutcome, keptAlive: boolean): void =>
       this.report({ command: command.verb, message, startedAt, keptAlive, ...outcome });
     if (!this.options.inspect) {

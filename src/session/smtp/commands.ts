@@ -17,6 +17,26 @@ import type { Reply } from '../../errors.js';
 
 export type Phase = 'connecting' | 'greeting' | 'command' | 'auth' | 'data' | 'inspecting' | 'forwarding' | 'broken' | 'closed';
 
+/** Phase groups, as data: what each phase means to reading, deadlines and closing. */
+export type PhaseGroup = 'opening' | 'awaiting-line' | 'transaction' | 'closed';
+
+export const PHASE_GROUP = {
+  /** Before the upstream's greeting was relayed: a downstream byte is an early talker. */
+  connecting: 'opening',
+  greeting: 'opening',
+  /** The downstream owes a command line (or a SASL line). */
+  command: 'awaiting-line',
+  auth: 'awaiting-line',
+  broken: 'awaiting-line',
+  /** A message is captured, inspected or forwarded: the session closes only after its final reply. */
+  data: 'transaction',
+  inspecting: 'transaction',
+  forwarding: 'transaction',
+  closed: 'closed',
+} as const satisfies Record<Phase, PhaseGroup>;
+
+export const inGroup = (phase: Phase, group: PhaseGroup): boolean => PHASE_GROUP[phase] === group;
+
 export type CommandAction =
   | { kind: 'forward' }
   /** DATA: answered by the proxy once earlier replies are in; the upstream gets DATA after inspection. */

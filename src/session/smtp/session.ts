@@ -39,10 +39,13 @@ import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
-import { declaredSize, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
+import { declaredSize, inGroup, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
+import { PhaseTimer } from '../timers.js';
+import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
@@ -94,8 +97,6 @@ export interface LargeMessageSafety {
   exempt(sender: string): boolean;
 }
 
-export type StartTlsMode = 'passthrough' | 'strip' | 'intercept';
-
 export interface SmtpSessionEvents {
   transaction: [TransactionSummary];
   /** STARTTLS was passed through: the rest of the session is spliced, uninspected. */
@@ -112,6 +113,8 @@ interface SocketHandlers {
   error: (error: Error) => void;
   close: () => void;
 }
+
+type DownstreamDeadline = 'command' | 'data';
 
 type PauseReason = 'upstream-drain' | 'downstream-drain' | 'spool-drain' | 'busy';
 
@@ -155,9 +158,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private unknownCommands = 0;
   private downstreamEnded = false;
   private quitting = false;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private idleTimerSeconds = 0;
-  private replyTimer: NodeJS.Timeout | undefined;
+  /** The downstream's deadline: the next command line, or the next DATA bytes. */
+  private readonly downstreamDeadline = new PhaseTimer<DownstreamDeadline>((kind) => this.guard(this.onDownstreamDeadline, kind));
+  /** The upstream's deadline: the reply owed to the oldest wait. */
+  private readonly upstreamDeadline = new PhaseTimer<WaitKind>((kind) => this.guard(this.onUpstreamDeadline, kind));
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private rateTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -201,7 +205,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   shutdown(): void {
     if (this.phase === 'closed') return;
     this.draining = true;
-    if (this.phase === 'data' || this.phase === 'inspecting' || this.phase === 'forwarding') return;
+    if (inGroup(this.phase, 'transaction')) return;
     this.closeWith(REPLIES.shuttingDown);
   }
 
@@ -286,7 +290,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private onUpstreamLost(notice: Reply): void {
     if (!this.upstreamAlive) return;
     this.upstreamAlive = false;
-    this.clearTimer('reply');
+    this.upstreamDeadline.clear();
     this.waits.failAll(() => new ProxyError('MM_UPSTREAM_LOST', notice));
     switch (this.phase) {
       case 'command':
@@ -365,7 +369,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private onDownstreamEnd(): void {
     this.downstreamEnded = true;
-    if (this.phase === 'data' || this.phase === 'connecting' || this.phase === 'greeting') {
+    if (this.phase === 'data' || inGroup(this.phase, 'opening')) {
       this.abortTransaction('downstream closed the connection during DATA');
       return this.closeQuietly();
     }
@@ -387,7 +391,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.processing) return;
     this.processing = true;
     try {
-      while (!this.readPaused && (this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken')) {
+      while (!this.readPaused && inGroup(this.phase, 'awaiting-line')) {
         const event = this.commandLines.next();
         if (event === null) break;
         this.handleLine(event);
@@ -559,7 +563,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const slot = this.slots.add({});
     if (this.options.starttls === 'passthrough') {
       // Relayed; on the upstream's 220 the two legs are spliced and the TLS bytes flow through unread.
-      slot.after = (answer) => (answer.code === 220 ? this.splice() : this.resumeReading());
+      slot.after = (answer) => (answer.code === 220 ? this.passThrough() : this.resumeReading());
       this.expectUpstream('command', (upstreamReply) => {
         slot.reply = upstreamReply;
         this.flushReplies();
@@ -613,10 +617,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   /** Intercept, downstream leg: after our 220, a TLS server handshake with a leaf from our CA. */
   private upgradeDownstream(): void {
     const raw = this.downstream;
-    const injected = this.commandLines.takeRest().length + discardBuffered(raw);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
+    discardInjected('STARTTLS', this.commandLines.takeRest().length, raw, this.log);
     unbind(raw, this.downstreamHandlers);
-    this.clearTimer('idle');
+    this.downstreamDeadline.clear();
     acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds).then(
       (secure) => this.guard(this.onDownstreamSecure, secure),
       (error: unknown) => {
@@ -642,30 +645,22 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   /** Passthrough: after the upstream's 220 the legs are joined; nothing after this is read or inspected. */
-  private splice(): void {
+  private passThrough(): void {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined || !this.upstreamAlive) return this.closeWith(REPLIES.upstreamLost);
-    const injected = this.commandLines.takeRest().length + discardBuffered(downstream);
-    if (injected > 0) this.log.warn({ bytes: injected }, 'discarded plaintext sent behind STARTTLS (CVE-2011-0411)');
+    discardInjected('STARTTLS', this.commandLines.takeRest().length, downstream, this.log);
     this.upstreamLines.takeRest();
     discardBuffered(upstream);
     unbind(downstream, this.downstreamHandlers);
     unbind(upstream, this.upstreamHandlers);
     this.phase = 'closed';
-    this.clearTimer('idle');
-    this.clearTimer('reply');
+    this.downstreamDeadline.clear();
+    this.upstreamDeadline.clear();
     this.stopKeepalive();
     this.log.info({ upstream: this.options.upstreamLabel }, 'STARTTLS passed through: the rest of this session is not inspected');
     this.emit('passthrough');
-    const idleMs = this.options.policy.timeouts.command_seconds * 1000;
-    for (const [from, to] of [[downstream, upstream], [upstream, downstream]] as const) {
-      from.on('error', () => to.destroy());
-      from.once('close', () => to.destroy());
-      from.setTimeout(idleMs, () => from.destroy());
-      from.pipe(to);
-    }
-    downstream.once('close', () => this.emit('close'));
+    splice(downstream, upstream, this.options.policy.timeouts.command_seconds, () => this.emit('close'));
   }
 
   // ---- DATA --------------------------------------------------------------------
@@ -675,8 +670,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.transaction.sender === undefined) return REPLIES.needMail;
     if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
     const budget = this.options.policy.limits.max_process_memory_bytes;
-    const resident = budget === 0 ? 0 : process.memoryUsage.rss();
-    if (resident > budget) {
+    const resident = overMemoryBudget(budget);
+    if (resident !== undefined) {
       this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: DATA tempfailed');
       return REPLIES.memoryBudget;
     }
@@ -733,7 +728,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.commandLines.push(decoded.rest);
     this.phase = 'inspecting';
     this.stopRateCheck();
-    this.clearTimer('idle');
+    this.downstreamDeadline.clear();
     this.completeTransaction(capture).catch((error: unknown) => {
       this.log.error({ err: error }, 'transaction failed');
       this.closeWith(REPLIES.internalError);
@@ -959,50 +954,47 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
    * does not); inside DATA each chunk restarts it, and the minimum rate bounds a trickle there.
    */
   private armIdleTimer(): void {
-    const seconds = this.idleLimitSeconds();
-    if (seconds === undefined) return this.clearTimer('idle');
-    if (this.idleTimer !== undefined && this.idleTimerSeconds === seconds) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.clearTimer('idle');
-    this.idleTimerSeconds = seconds;
-    this.idleTimer = setTimeout(() => {
-      this.log.info({ phase: this.phase }, 'downstream idle timeout');
-      const inData = this.phase === 'data';
-      this.abortTransaction('downstream idle timeout during DATA');
-      this.closeWith(inData ? REPLIES.dataTimeout : REPLIES.commandTimeout);
-    }, seconds * 1000);
-    this.idleTimer.unref();
+    const { timeouts } = this.options.policy;
+    if (this.phase === 'data') return this.downstreamDeadline.set('data', timeouts.data_seconds);
+    if (inGroup(this.phase, 'awaiting-line') && this.slots.length === 0) return this.downstreamDeadline.set('command', timeouts.command_seconds);
+    this.downstreamDeadline.clear();
   }
 
-  private idleLimitSeconds(): number | undefined {
-    const { timeouts } = this.options.policy;
-    if (this.phase === 'data') return timeouts.data_seconds;
-    const awaitingCommand = this.phase === 'command' || this.phase === 'auth' || this.phase === 'broken';
-    return awaitingCommand && this.slots.length === 0 ? timeouts.command_seconds : undefined;
+  private onDownstreamDeadline(kind: DownstreamDeadline): void {
+    this.log.info({ phase: this.phase }, 'downstream idle timeout');
+    switch (kind) {
+      case 'data':
+        this.abortTransaction('downstream idle timeout during DATA');
+        return this.closeWith(REPLIES.dataTimeout);
+      case 'command':
+        return this.closeWith(REPLIES.commandTimeout);
+    }
   }
 
   /** The upstream owes a reply: the oldest wait's kind sets the limit. */
   private armReplyTimer(): void {
-    this.clearTimer('reply');
     const head = this.waits.head;
-    if (head === undefined) return;
+    if (head === undefined) return this.upstreamDeadline.clear();
     const { timeouts } = this.options.policy;
     const seconds = head.kind === 'greeting' ? timeouts.greeting_seconds : head.kind === 'final' ? timeouts.final_reply_seconds : timeouts.upstream_reply_seconds;
-    this.replyTimer = setTimeout(() => {
-      this.log.warn({ waiting: head.kind }, 'upstream reply timeout');
-      const failure = (): ProxyError =>
-        head.kind === 'greeting'
-          ? new ProxyError('MM_UPSTREAM_GREETING_TIMEOUT', REPLIES.upstreamGreetingTimeout)
-          : head.kind === 'final'
-            ? new ProxyError('MM_UPSTREAM_FINAL_TIMEOUT', REPLIES.upstreamFinalTimeout)
-            : new ProxyError('MM_UPSTREAM_REPLY_TIMEOUT', REPLIES.upstreamReplyTimeout);
-      this.upstreamAlive = false;
-      this.waits.failAll(failure);
-      this.upstream?.destroy();
-    }, seconds * 1000);
-    this.replyTimer.unref();
+    this.upstreamDeadline.set(head.kind, seconds);
+  }
+
+  private onUpstreamDeadline(kind: WaitKind): void {
+    this.log.warn({ waiting: kind }, 'upstream reply timeout');
+    const failure = (): ProxyError => {
+      switch (kind) {
+        case 'greeting':
+          return new ProxyError('MM_UPSTREAM_GREETING_TIMEOUT', REPLIES.upstreamGreetingTimeout);
+        case 'final':
+          return new ProxyError('MM_UPSTREAM_FINAL_TIMEOUT', REPLIES.upstreamFinalTimeout);
+        case 'command':
+          return new ProxyError('MM_UPSTREAM_REPLY_TIMEOUT', REPLIES.upstreamReplyTimeout);
+      }
+    };
+    this.upstreamAlive = false;
+    this.waits.failAll(failure);
+    this.upstream?.destroy();
   }
 
   /** ProxSMTP's KeepAlives: NOOP upstream while the downstream sends or we inspect. */
@@ -1046,13 +1038,6 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.keepaliveTimer = undefined;
   }
 
-  private clearTimer(which: 'idle' | 'reply'): void {
-    const timer = which === 'idle' ? this.idleTimer : this.replyTimer;
-    if (timer !== undefined) clearTimeout(timer);
-    if (which === 'idle') this.idleTimer = undefined;
-    else this.replyTimer = undefined;
-  }
-
   // ---- flow control ----------------------------------------------------------------
 
   private pause(reason: PauseReason): void {
@@ -1081,7 +1066,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private closeIfHalfClosedAndIdle(): void {
     if (!this.downstreamEnded || this.processing || this.slots.length > 0) return;
-    if (this.phase !== 'command' && this.phase !== 'auth' && this.phase !== 'broken') return;
+    if (!inGroup(this.phase, 'awaiting-line')) return;
     this.closeGracefully();
   }
 
@@ -1144,8 +1129,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private finalize(): void {
     this.phase = 'closed';
-    this.clearTimer('idle');
-    this.clearTimer('reply');
+    this.downstreamDeadline.clear();
+    this.upstreamDeadline.clear();
     this.stopKeepalive();
     this.stopRateCheck();
     this.waits.failAll(() => new ProxyError('MM_SESSION_CLOSED', REPLIES.upstreamLost));
