@@ -34,6 +34,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need ip iproute2            # network namespaces and veth pairs for the transparent-gateway tests
   need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
   [ -x /usr/sbin/haproxy ] || missing+=(haproxy)   # a real load balancer sending PROXY protocol v1 and v2 headers
+  need buildah buildah        # builds and runs the container image (test/container/; no Docker engine needed)
+  need debootstrap debootstrap   # scripts/container-base.sh: the image's local Debian base (no registry needed)
 fi
 if [ "$mode" = bench ]; then
   [ -x /usr/sbin/clamsmtpd ] || missing+=(clamsmtp)   # the peer the antivirus bench compares with
