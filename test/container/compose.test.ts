@@ -57,7 +57,7 @@ t.test('the sidecar compose example matches the sidecar policy and a Postfix tha
   t.match(dockerfile, /'smtpd_relay_restrictions = reject_unauth_destination'/);
   t.match(dockerfile, /\bpostfix start-fg\b|ENTRYPOINT/, 'Postfix runs in the foreground');
   t.match(await readFile(join(postfixDir, 'entrypoint.sh'), 'utf8'), /exec postfix start-fg/);
-  t.ok(postfix.environment?.MAIL_DOMAINS, 'the domains Postfix receives mail for are set');
+  t.ok(postfix.environment?.MAIL_ACCOUNTS, 'the mailboxes Postfix receives mail for are set');
 
   // Signatures: one volume, freshclam writes it, the managed clamd reads it; mailmoat waits for freshclam.
   t.equal(policy.antivirus.clamd, 'managed');

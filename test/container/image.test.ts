@@ -4,16 +4,16 @@
 // run as its non-root user with the sidecar policy and `clamd: managed`, waits for signatures
 // (not ready, port closed), then relays a clean message unchanged and strips an executable and
 // EICAR on the way to a real smtp-sink, answers /healthz, and drains and exits 0 on SIGTERM.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
-import { buildImage, inspectImage, runInContainer, signal, workingContainer, type BuiltImage } from '../helpers/container.js';
+import { POSTFIX_REPOSITORY, buildImage, inspectImage, runInContainer, signal, workingContainer, type BuiltImage } from '../helpers/container.js';
 import { SmtpSink, asDumped, freePort } from '../helpers/smtp-sink.js';
 import { RawClient } from '../helpers/client.js';
 import { EICAR } from '../helpers/clamd.js';
@@ -28,6 +28,8 @@ const IMAGE_BUDGET_BYTES = 450 * 1000 * 1000;
 const ADDED_BUDGET_BYTES = 130 * 1000 * 1000;
 /** The image's own user (node:24-slim's `node`). */
 const NODE_UID = 1000;
+/** deploy/postfix's owner of the Maildirs. */
+const VMAIL_UID = 5000;
 
 t.setTimeout(BUILD_BUDGET_MS);
 
@@ -107,8 +109,8 @@ t.test('the image: within its size budget, only what runs, HEALTHCHECK kept, a n
   t.same(stdout.trim().split('\n'), ['dist', 'native', 'node_modules', 'package.json', 'policies', 'src', 'addon', 'no-dev', JSON.parse(await readFile('package.json', 'utf8')).version], 'dist/src, the addon, production node_modules and the policies; no sources, tests or dev packages');
 });
 
-t.test('the sidecar policy in the image: waits for signatures, relays and strips through a real smtp-sink, drains on SIGTERM', async (t) => {
-  const sink = await SmtpSink.start(t);
+/** policies/sidecar.yaml as shipped but on free ports (the host network is shared), its volumes in a temporary folder. */
+async function prepareSidecar(t: Test, upstreamPort: number): Promise<{ smtpPort: number; adminPort: number; signatures: string; mounts: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-container-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const signatures = join(dir, 'signatures');
@@ -120,21 +122,26 @@ t.test('the sidecar policy in the image: waits for signatures, relays and strips
   await chmod(quarantine, 0o700);
   const smtpPort = await freePort();
   const adminPort = await freePort();
-  // policies/sidecar.yaml as shipped, but on ports of this test: the host network is shared.
   const policy = parse(await readFile('policies/sidecar.yaml', 'utf8')) as { listeners: { listen: string; upstream: string }[]; admin?: { listen: string } };
-  t.equal(policy.listeners.length, 1);
+  t.equal(policy.listeners.length, 1, 'the sidecar policy has one listener');
   const listener = policy.listeners[0];
-  if (listener === undefined) return;
+  if (listener === undefined) throw new Error('policies/sidecar.yaml has no listener');
   listener.listen = `127.0.0.1:${smtpPort}`;
-  listener.upstream = `127.0.0.1:${sink.port}`;
+  listener.upstream = `127.0.0.1:${upstreamPort}`;
   policy.admin = { listen: `127.0.0.1:${adminPort}` };
   const policyFile = join(dir, 'policy.yaml');
   await writeFile(policyFile, stringify(policy));
   await chmod(policyFile, 0o644);
+  return { smtpPort, adminPort, signatures, mounts: [`${signatures}:/var/lib/clamav`, `${quarantine}:/var/lib/mailmoat/quarantine`, `${policyFile}:/etc/mailmoat/policy.yaml:ro`] };
+}
 
+t.test('the sidecar policy in the image: waits for signatures, relays and strips through a real smtp-sink, drains on SIGTERM', async (t) => {
+  const sink = await SmtpSink.start(t);
+  const { smtpPort, adminPort, signatures, mounts } = await prepareSidecar(t, sink.port);
+  const dir = await mkdtemp(join(tmpdir(), 'mailmoat-messages-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = await inspectImage(image.tag);
   const container = await workingContainer(t, image.tag);
-  const mounts = [`${signatures}:/var/lib/clamav`, `${quarantine}:/var/lib/mailmoat/quarantine`, `${policyFile}:/etc/mailmoat/policy.yaml:ro`];
   const mailmoat = runInContainer(t, container, config.user, mounts, [...config.entrypoint, ...config.cmd]);
   const healthcheck = async (): Promise<number> => {
     const command = (config.healthcheck ?? []).slice(1).map((part) => part.replace(':9925/', `:${adminPort}/`));
@@ -185,4 +192,50 @@ t.test('the sidecar policy in the image: waits for signatures, relays and strips
   t.equal(await mailmoat.exited, 0, 'mailmoat drained and exited 0');
   t.ok(await refusesConnections(smtpPort), 'nothing listens after the exit');
   t.equal((await sink.messages(4)).length, 4, 'the message sent during the drain reached the upstream');
+});
+
+t.test("the compose example's upstream for real: deploy/postfix's image behind the mailmoat image takes mail for its domain and relays nothing", async (t) => {
+  const postfix = await buildImage(POSTFIX_REPOSITORY, 'deploy/postfix');
+  t.comment(postfix.buildSeconds === undefined ? `reused ${postfix.tag}` : `built ${postfix.tag} in ${postfix.buildSeconds.toFixed(0)} s`);
+  const postfixConfig = await inspectImage(postfix.tag);
+  const postfixContainer = await workingContainer(t, postfix.tag);
+  const mailbox = await mkdtemp(join(tmpdir(), 'mailmoat-maildir-'));
+  t.teardown(() => rm(mailbox, { recursive: true, force: true }));
+  await chown(mailbox, VMAIL_UID, VMAIL_UID);
+  // Port 25 of its own namespace in the compose file; here the host's network is shared, so a free port.
+  const postfixPort = await freePort();
+  await run('buildah', ['config', '--env', 'MAIL_HOSTNAME=mx.example.com', '--env', 'MAIL_ACCOUNTS=bob@example.com', postfixContainer]);
+  const server = runInContainer(t, postfixContainer, 'root', [`${mailbox}:/var/mail/vhosts`], [
+    'sh', '-c', `postconf -M 'smtp/inet=127.0.0.1:${postfixPort} inet n - n - - smtpd' && exec ${postfixConfig.entrypoint.join(' ')}`,
+  ]);
+  // Postfix's master leaves the process group (setsid): stopped by its own pid.
+  const master = Number((await server.printed(/postfix\/master\[(\d+)\]: daemon started/))[1]);
+  t.teardown(() => signal(master, 'SIGKILL'));
+
+  const { smtpPort, signatures, mounts } = await prepareSidecar(t, postfixPort);
+  await writeFile(join(signatures, 'mailmoat-test.ndb'), eicarSignature('Mailmoat.Test.EICAR'));
+  const config = await inspectImage(image.tag);
+  const container = await workingContainer(t, image.tag);
+  const mailmoat = runInContainer(t, container, config.user, mounts, [...config.entrypoint, ...config.cmd]);
+  const [supervising] = await mailmoat.logged('supervising workers');
+  await mailmoat.logged('worker listening', Number(supervising?.workers));
+
+  const messages = await mkdtemp(join(tmpdir(), 'mailmoat-messages-'));
+  t.teardown(() => rm(messages, { recursive: true, force: true }));
+  const file = join(messages, 'eicar.eml');
+  await writeFile(file, MESSAGES.eicar.replace('To: bob@example.net', 'To: bob@example.com'), 'latin1');
+  const delivered = await run('swaks', ['--server', `127.0.0.1:${smtpPort}`, '--from', 'alice@example.org', '--to', 'bob@example.com', '--data', file]);
+  t.match(delivered.stdout, /<- {2}250 2\.0\.0 Ok: queued as [0-9A-F]+/, 'Postfix queued the message mailmoat relayed');
+  const [, queueId] = (await server.printed(/postfix\/virtual\[\d+\]: ([0-9A-F]+): to=<bob@example\.com>.* status=sent \(delivered to maildir\)/)) ?? [];
+  t.ok(queueId, 'and delivered it to the Maildir');
+  const [stored] = await readdir(join(mailbox, 'example.com', 'bob', 'new'));
+  const text = await readFile(join(mailbox, 'example.com', 'bob', 'new', stored ?? ''), 'latin1');
+  t.match(text, /removed the attachment "readme\.txt"/, 'the stored message carries the notice, not EICAR');
+  const relay = await run('swaks', ['--server', `127.0.0.1:${smtpPort}`, '--from', 'alice@example.org', '--to', 'carol@elsewhere.example', '--quit-after', 'RCPT']).catch((error: { stdout: string }) => error);
+  t.match(relay.stdout, /<\*\* 554 5\.7\.1 <carol@elsewhere\.example>: Relay access denied/, "another domain: Postfix's refusal, relayed by mailmoat (every session comes from 127.0.0.1, yet no relay)");
+  const unknown = await run('swaks', ['--server', `127.0.0.1:${smtpPort}`, '--from', 'alice@example.org', '--to', 'nobody@example.com', '--quit-after', 'RCPT']).catch((error: { stdout: string }) => error);
+  t.match(unknown.stdout, /<\*\* 550 5\.1\.1 <nobody@example\.com>/, 'an unknown mailbox is refused at RCPT, not accepted and bounced');
+
+  signal(Number(supervising?.pid), 'SIGTERM');
+  t.equal(await mailmoat.exited, 0, 'mailmoat drained and exited 0');
 });

@@ -3,7 +3,8 @@
  * the Dockerfile (chroot isolation, docker format so the HEALTHCHECK is kept) on the local
  * Debian + Node 24 base that scripts/container-base.sh makes, and runs the image's filesystem
  * with `buildah run --isolation chroot` (host network and host PIDs), since `podman run` is
- * refused by the sandbox (setrlimit). The image is tagged with a hash of everything it is
+ * refused by the sandbox (setrlimit). The same for deploy/postfix, the compose example's upstream.
+ * The image is tagged with a hash of everything it is
  * built from, so a second pass of the suite in the same CI run (or an unchanged tree later)
  * reuses it instead of building again.
  */
@@ -19,6 +20,7 @@ import type { Test } from 'tap';
 const run = promisify(execFile);
 const REPO = process.cwd();
 export const IMAGE_REPOSITORY = 'localhost/mailmoat';
+export const POSTFIX_REPOSITORY = 'localhost/mailmoat-postfix';
 /** What the image is built from (the Dockerfile's COPY sources, and the base's recipe). */
 const BUILD_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'patches', 'native', 'src', 'bench', 'policies', 'scripts/container-base.sh'];
 /** Generated on the host by npm ci, ignored by the build (.dockerignore). */
@@ -42,9 +44,9 @@ async function inputFiles(path: string): Promise<string[]> {
   return (await Promise.all(names.map((name) => inputFiles(relative(REPO, join(full, name)))))).flat();
 }
 
-async function inputsHash(): Promise<string> {
+async function inputsHash(inputs: string[]): Promise<string> {
   const hash = createHash('sha256');
-  for (const file of (await Promise.all(BUILD_INPUTS.map(inputFiles))).flat()) hash.update(`${file}\0`).update(await readFile(join(REPO, file))).update('\0');
+  for (const file of (await Promise.all(inputs.map(inputFiles))).flat()) hash.update(`${file}\0`).update(await readFile(join(REPO, file))).update('\0');
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -67,17 +69,21 @@ export async function imageExists(tag: string): Promise<boolean> {
   );
 }
 
-/** Builds the image unless one built from the same inputs exists; older test images are removed. */
-export async function buildImage(): Promise<BuiltImage> {
-  const tag = `${IMAGE_REPOSITORY}:test-${await inputsHash()}`;
+/**
+ * Builds the image of a build context (the repository, or deploy/postfix) unless one built from
+ * the same inputs exists; older test images of that repository are removed.
+ */
+export async function buildImage(repository = IMAGE_REPOSITORY, context = '.'): Promise<BuiltImage> {
+  const inputs = context === '.' ? BUILD_INPUTS : [context, 'scripts/container-base.sh'];
+  const tag = `${repository}:test-${await inputsHash(inputs)}`;
   const base = (await runLogged('bash', ['scripts/container-base.sh'])).trim().split('\n').pop() ?? '';
   if (await imageExists(tag)) return { tag, base, buildSeconds: undefined };
   const started = Date.now();
   const secret = existsSync(BUILD_CA) ? ['--secret', `id=build_ca,src=${BUILD_CA}`] : [];
-  await runLogged('buildah', ['build', '--isolation', 'chroot', '--format', 'docker', '--layers=false', ...secret, '--build-arg', `BASE=${base}`, '--tag', tag, '.']);
+  await runLogged('buildah', ['build', '--isolation', 'chroot', '--format', 'docker', '--layers=false', ...secret, '--build-arg', `BASE=${base}`, '--tag', tag, context]);
   const buildSeconds = (Date.now() - started) / 1000;
   const { stdout } = await run('buildah', ['images', '--format', '{{.Name}}:{{.Tag}}']);
-  for (const old of stdout.split('\n').filter((name) => name.startsWith(`${IMAGE_REPOSITORY}:test-`) && name !== tag)) await run('buildah', ['rmi', old]).catch(() => undefined);
+  for (const old of stdout.split('\n').filter((name) => name.startsWith(`${repository}:test-`) && name !== tag)) await run('buildah', ['rmi', old]).catch(() => undefined);
   return { tag, base, buildSeconds };
 }
 
@@ -118,6 +124,8 @@ export interface ContainerProcess {
   /** Resolves with the first `count` JSON log lines with this msg (waits for them; rejects if the process exits first). */
   logged(message: string, count?: number): Promise<Record<string, unknown>[]>;
   log(): Record<string, unknown>[];
+  /** Resolves with the first match of the pattern in the output (waits for it; rejects if the process exits first). */
+  printed(pattern: RegExp): Promise<RegExpMatchArray>;
   output(): string;
   exited: Promise<number | null>;
 }
@@ -145,7 +153,10 @@ export function runInContainer(t: Test, container: string, user: string, mounts:
     for (const line of lines) if (line.startsWith('{')) log.push(JSON.parse(line) as Record<string, unknown>);
     notify();
   });
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    notify();
+  });
   void exited.then(notify);
   t.teardown(() => {
     if (child.exitCode === null && child.pid !== undefined) signal(-child.pid, 'SIGKILL');
@@ -158,7 +169,15 @@ export function runInContainer(t: Test, container: string, user: string, mounts:
       await changed;
     }
   };
-  return { child, logged, log: () => log, output: () => output, exited };
+  const printed = async (pattern: RegExp): Promise<RegExpMatchArray> => {
+    for (;;) {
+      const found = pattern.exec(output);
+      if (found !== null) return found;
+      if (child.exitCode !== null) throw new Error(`exited (${child.exitCode}) before printing ${pattern}:\n${output.slice(-OUTPUT_TAIL_CHARS)}`);
+      await changed;
+    }
+  };
+  return { child, logged, printed, log: () => log, output: () => output, exited };
 }
 
 /** Sends a signal to a process (or -group) of the container (chroot isolation shares the host's PIDs), if still there. */
