@@ -5,8 +5,12 @@
 #     -v mailmoat-quarantine:/var/lib/mailmoat/quarantine mailmoat
 # The policy's listener must listen on 0.0.0.0:2525 (an unprivileged port: the
 # container runs as a non-root user) and name the real server as upstream.
+# Build with --format docker (buildah, podman): the OCI format has no HEALTHCHECK and drops it.
+# Without a registry, BASE can be a local equivalent of node:24-slim (scripts/container-base.sh):
+#   buildah build --format docker --build-arg BASE=$(bash scripts/container-base.sh) -t mailmoat .
+ARG BASE=node:24-slim
 
-FROM node:24-slim AS build
+FROM ${BASE} AS build
 # node-gyp builds the SO_ORIGINAL_DST addon (upstream: original-destination) against the image's Node.
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null
 WORKDIR /app
@@ -16,9 +20,15 @@ COPY patches ./patches
 COPY native ./native
 COPY src ./src
 COPY bench ./bench
-RUN npm ci --no-audit --no-fund && test -f native/build/Release/original_dst.node && npm prune --omit=dev
+# Behind a TLS-inspecting proxy, pass its CA bundle as a build secret (never stored in the image):
+#   --secret id=build_ca,src=/etc/ssl/certs/ca-certificates.crt
+RUN --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/build_ca; fi \
+ && npm ci --no-audit --no-fund && test -f native/build/Release/original_dst.node && npm prune --omit=dev \
+ && find dist -name '*.map' -delete && npm cache clean --force
 
-FROM node:24-slim
+# The running image: only dist/src, the production node_modules, the addon and the policies.
+FROM ${BASE}
 ENV NODE_ENV=production
 # clamd for antivirus.clamd: managed (mailmoat runs and supervises it), and freshclam for its
 # signatures (deploy/docker-compose.sidecar.yml runs it as a second service on a shared volume).
@@ -28,7 +38,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav-
  && printf 'DatabaseDirectory /var/lib/clamav\nDatabaseMirror database.clamav.net\nForeground yes\nLogTime yes\n' > /etc/mailmoat/freshclam.conf
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/native/build/Release/original_dst.node ./native/build/Release/original_dst.node
 COPY package.json ./
 COPY policies ./policies
@@ -39,6 +49,9 @@ RUN ln -s /app/dist/src/cli.js /usr/local/bin/mailmoat && chmod +x /app/dist/src
 VOLUME /var/lib/mailmoat/quarantine /var/lib/clamav
 USER node
 EXPOSE 2525
-HEALTHCHECK --interval=30s --timeout=10s CMD ["mailmoat", "check", "--policy", "/etc/mailmoat/policy.yaml"]
+# Ready when /healthz (admin.listen, 127.0.0.1:9925 by default) says 200: mailmoat listens and a clamd
+# answers. While the managed clamd waits for its first signatures nothing answers there: not ready.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s \
+  CMD ["node", "-e", "require('node:http').get('http://127.0.0.1:9925/healthz', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
 ENTRYPOINT ["mailmoat"]
 CMD ["start", "--policy", "/etc/mailmoat/policy.yaml"]
