@@ -15,7 +15,9 @@ FROM ${BASE} AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
-# patch-package applies patches/ at npm ci (a faster line search in mailsplit, see the README).
+# npm ci's postinstall (scripts/postinstall.mjs) applies patches/ (mailsplit's client reading and
+# faster line search, mailauth's quiet verifier; see the README) and builds the addon.
+COPY scripts/postinstall.mjs ./scripts/postinstall.mjs
 COPY patches ./patches
 COPY native ./native
 COPY src ./src
@@ -31,8 +33,9 @@ RUN --mount=type=secret,id=build_ca \
 FROM ${BASE}
 ENV NODE_ENV=production
 # clamd for antivirus.clamd: managed (mailmoat runs and supervises it), and freshclam for its
-# signatures (deploy/docker-compose.sidecar.yml runs it as a second service on a shared volume).
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav-daemon clamav-freshclam >/dev/null \
+# signatures (deploy/docker-compose.sidecar.yml runs it as a second service on a shared volume);
+# 7-Zip, bsdtar, bzip2 and xz open the containers the inspector looks into (7z, cab, RAR, ISO...).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav-daemon clamav-freshclam 7zip libarchive-tools bzip2 xz-utils >/dev/null \
  && rm -rf /var/lib/apt/lists/* \
  && install -d -o node -g node -m 0755 /var/lib/clamav /etc/mailmoat \
  && printf 'DatabaseDirectory /var/lib/clamav\nDatabaseMirror database.clamav.net\nForeground yes\nLogTime yes\n' > /etc/mailmoat/freshclam.conf
@@ -43,15 +46,16 @@ COPY --from=build /app/native/build/Release/original_dst.node ./native/build/Rel
 COPY package.json ./
 COPY policies ./policies
 COPY policies/default.yaml /etc/mailmoat/policy.yaml
-RUN ln -s /app/dist/src/cli.js /usr/local/bin/mailmoat && chmod +x /app/dist/src/cli.js \
+RUN ln -s /app/dist/src/bin.js /usr/local/bin/mailmoat && chmod +x /app/dist/src/bin.js \
  && install -d -o node -g node -m 0700 /var/lib/mailmoat/quarantine
 # The quarantine (quarantine.dir) and the signatures should outlive the container: mount volumes there.
 VOLUME /var/lib/mailmoat/quarantine /var/lib/clamav
 USER node
 EXPOSE 2525
-# Ready when /healthz (admin.listen, 127.0.0.1:9925 by default) says 200: mailmoat listens and a clamd
-# answers. While the managed clamd waits for its first signatures nothing answers there: not ready.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=120s \
-  CMD ["node", "-e", "require('node:http').get('http://127.0.0.1:9925/healthz', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
+# Ready when the running proxy's /healthz (admin.listen of the policy) says so: listeners up, a clamd
+# answering, the spool writable. While the managed clamd waits for its first signatures nothing
+# answers there: not ready. The probe asks; it never starts a clamd of its own.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=120s \
+  CMD ["mailmoat", "health", "--policy", "/etc/mailmoat/policy.yaml"]
 ENTRYPOINT ["mailmoat"]
 CMD ["start", "--policy", "/etc/mailmoat/policy.yaml"]

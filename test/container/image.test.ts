@@ -100,7 +100,7 @@ t.test('the image: within its size budget, only what runs, HEALTHCHECK kept, a n
   t.ok(total <= IMAGE_BUDGET_BYTES, `image ${total} bytes <= budget ${IMAGE_BUDGET_BYTES}`);
   t.ok(added <= ADDED_BUDGET_BYTES, `added over the base ${added} bytes <= budget ${ADDED_BUDGET_BYTES}`);
   t.equal(config.user, 'node', 'runs as node');
-  t.match(config.healthcheck?.join(' ') ?? '', /\/healthz/, 'the HEALTHCHECK survived the build (docker format)');
+  t.match(config.healthcheck?.join(' ') ?? '', /mailmoat health --policy \/etc\/mailmoat\/policy\.yaml/, 'the HEALTHCHECK survived the build (docker format)');
   const container = await workingContainer(t, image.tag);
   const { stdout } = await run('buildah', [
     'run', '--isolation', 'chroot', container, '--', 'sh', '-c',
@@ -144,8 +144,8 @@ t.test('the sidecar policy in the image: waits for signatures, relays and strips
   const container = await workingContainer(t, image.tag);
   const mailmoat = runInContainer(t, container, config.user, mounts, [...config.entrypoint, ...config.cmd]);
   const healthcheck = async (): Promise<number> => {
-    const command = (config.healthcheck ?? []).slice(1).map((part) => part.replace(':9925/', `:${adminPort}/`));
-    const probe = runInContainer(t, container, config.user, [], command);
+    // mailmoat health reads admin.listen from the mounted policy, as in a real container.
+    const probe = runInContainer(t, container, config.user, mounts, (config.healthcheck ?? []).slice(1));
     return (await probe.exited) ?? -1;
   };
 
