@@ -55,10 +55,15 @@ export class AdmissionControl {
     times.push(now);
     this.recent.set(address, times);
     if (this.total >= limits.maxSessions) return { admitted: false, limit: 'max_sessions' };
-    const current = this.perAddress.get(address) ?? 0;
-    if (current >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
+    if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
+    return this.take(limits.maxSessions, address);
+  }
+
+  /** A session counted towards max_sessions and, unless its address is exempt, towards its address's count. */
+  private take(maxSessions: number, address?: string): Admission {
+    if (this.total >= maxSessions) return { admitted: false, limit: 'max_sessions' };
     this.total++;
-    this.perAddress.set(address, current + 1);
+    if (address !== undefined) this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     let released = false;
     return {
       admitted: true,
@@ -66,24 +71,10 @@ export class AdmissionControl {
         if (released) return;
         released = true;
         this.total--;
+        if (address === undefined) return;
         const left = (this.perAddress.get(address) ?? 1) - 1;
         if (left === 0) this.perAddress.delete(address);
         else this.perAddress.set(address, left);
-      },
-    };
-  }
-
-  /** A session counted only towards max_sessions (an exempt address). */
-  private take(maxSessions: number): Admission {
-    if (this.total >= maxSessions) return { admitted: false, limit: 'max_sessions' };
-    this.total++;
-    let released = false;
-    return {
-      admitted: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.total--;
       },
     };
   }
