@@ -6,6 +6,7 @@ import { inspectMessage } from '../helpers/inspect.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORPORA } from '../helpers/corpora.js';
+import { withAttachment } from '../helpers/containers.js';
 import { storedZip } from '../../src/demo/stored-zip.js';
 import { randomBytes } from 'node:crypto';
 import { parsePolicyText } from '../../src/config/load.js';
@@ -14,32 +15,12 @@ import { createMailInspector } from '../../src/inspect/create.js';
 const HARAKA = join(CORPORA, 'haraka-plugin-attachment/test/fixtures');
 const EXTRACTOR = join(CORPORA, 'RecursiveExtractor/RecursiveExtractor.Tests/TestData');
 
-function withAttachment(name: string, bytes: Buffer, contentType = 'application/zip'): Buffer {
-  return Buffer.from(
-    [
-      'From: a@example.org',
-      'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="zz"',
-      '',
-      '--zz',
-      'Content-Type: text/plain',
-      '',
-      'see attached',
-      '--zz',
-      `Content-Type: ${contentType}; name="${name}"`,
-      `Content-Disposition: attachment; filename="${name}"`,
-      'Content-Transfer-Encoding: base64',
-      '',
-      bytes.toString('base64').replace(/.{76}/g, '$&\r\n'),
-      '--zz--',
-      '',
-    ].join('\r\n'),
-  );
-}
+/** A message with one attachment, declared a zip unless said otherwise. */
+const withZip = (name: string, bytes: Buffer, contentType = 'application/zip'): Buffer => withAttachment(name, bytes, contentType);
 
 const examine = async (message: Buffer, policyText = '') => (await inspectMessage(message, policyText)).report;
 
-const fixture = (dir: string, name: string): Buffer => withAttachment(name, readFileSync(join(dir, name)));
+const fixture = (dir: string, name: string): Buffer => withZip(name, readFileSync(join(dir, name)));
 
 t.test('members are classified like attachments', async (t) => {
   const zip = await examine(readFileSync(join(CORPORA, 'rspamd/test/functional/messages/zip.eml')));
@@ -55,14 +36,14 @@ t.test('encrypted members are unscannable (encrypted)', async (t) => {
     t.match(report.findings[0], { kind: 'unscannable', unscannable: 'encrypted' }, name);
     t.equal(report.verdict.action, 'rewrite', `${name}: stripped by default`);
   }
-  const crypto = await examine(withAttachment('TestDataEncryptedZipCrypto.zip', readFileSync(join(EXTRACTOR, 'TestDataArchives/TestDataEncryptedZipCrypto.zip'))));
+  const crypto = await examine(withZip('TestDataEncryptedZipCrypto.zip', readFileSync(join(EXTRACTOR, 'TestDataArchives/TestDataEncryptedZipCrypto.zip'))));
   t.ok(crypto.findings.length > 0 && crypto.findings.every((finding) => finding.unscannable === 'encrypted'), 'ZipCrypto members (RecursiveExtractor)');
 });
 
 t.test('a zip known only by its first bytes is listed whole, whatever the chunking', async (t) => {
   // Neither its name nor its type says zip; it is far larger than the sniff window (16 KB of base64).
   const zip = storedZip([{ name: 'filler.bin', data: randomBytes(60_000) }, { name: 'payload.exe', data: Buffer.from('MZ') }]);
-  const message = withAttachment('data.bin', zip, 'application/octet-stream');
+  const message = withZip('data.bin', zip, 'application/octet-stream');
   const inspector = await createMailInspector(parsePolicyText('', 'test'));
   for (const size of [message.length, 65536, 4096, 777]) {
     const source = { size: message.length, open: async function* () { for (let offset = 0; offset < message.length; offset += size) yield message.subarray(offset, offset + size); } };
@@ -89,11 +70,11 @@ t.test('nesting beyond the depth limit is unscannable (too_deep)', async (t) => 
 t.test('zip bombs are answered within seconds without extracting them', async (t) => {
   const started = Date.now();
   const before = process.memoryUsage().rss;
-  const bomb = await examine(withAttachment('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))));
+  const bomb = await examine(withZip('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))));
   t.match(bomb.findings, [{ kind: 'unscannable', unscannable: 'too_large', reason: /declares \d+ bytes/ }]);
   t.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms`);
   t.ok(process.memoryUsage().rss - before < 200 * 1024 * 1024, 'memory stayed bounded');
-  const ratio = await examine(withAttachment('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))), 'limits:\n  max_archive_expanded_bytes: 99999999999\n');
+  const ratio = await examine(withZip('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))), 'limits:\n  max_archive_expanded_bytes: 99999999999\n');
   t.match(ratio.findings, [{ kind: 'unscannable', unscannable: 'bomb', reason: /zip bomb/ }], 'the ratio limit catches it too');
 });
 
@@ -114,12 +95,12 @@ t.test('Office containers are looked into, not flagged for being zips', async (t
     { name: '[Content_Types].xml', data: Buffer.from('<Types/>') },
     { name: 'word/document.xml', data: Buffer.from('<w:document/>') },
   ]);
-  const report = await examine(withAttachment('letter.docx', docx, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'));
+  const report = await examine(withZip('letter.docx', docx, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'));
   t.equal(report.verdict.action, 'pass');
   const withMacro = storedZip([
     { name: '[Content_Types].xml', data: Buffer.from('<Types/>') },
     { name: 'word/embeddings/payload.exe', data: Buffer.from('MZ') },
   ]);
-  const embedded = await examine(withAttachment('letter.docx', withMacro, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'));
+  const embedded = await examine(withZip('letter.docx', withMacro, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'));
   t.match(embedded.findings, [{ kind: 'executable', filename: 'letter.docx/word/embeddings/payload.exe' }], 'an executable inside one is found');
 });

@@ -3,14 +3,14 @@
 // the verdict and output bytes do not depend on how the input is chunked.
 import t from 'tap';
 import fc from 'fast-check';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import type { InspectionReport } from '../../src/inspect/inspector.js';
-import { CORPORA } from '../helpers/corpora.js';
+import { CORPORA, corpusMessages } from '../helpers/corpora.js';
 
 const inspector = await createMailInspector(parsePolicyText('', 'test'));
 
@@ -37,28 +37,6 @@ async function output(report: InspectionReport, input: Buffer): Promise<Buffer> 
   return Buffer.concat(chunks);
 }
 
-/** The message files of the corpora (RFC 5322 messages, whatever their file extension). */
-function corpusMessages(): string[] {
-  const roots: [string, RegExp][] = [
-    ['rspamd/test/functional/messages', /\.eml$/],
-    ['mailsplit/test/fixtures', /\.eml$/],
-    ['mailparser/test/fixtures', /\.eml$/],
-    ['python-email-testdata', /msg_\d+\.txt$/],
-    ['mime4j', /\.msg$/],
-    ['MimeKit', /\.(eml|msg)$/],
-    ['haraka-email-message', /\.eml$/],
-  ];
-  const files: string[] = [];
-  const walk = (dir: string, pattern: RegExp): void => {
-    for (const entry of readdirSync(dir)) {
-      const path = join(dir, entry);
-      if (statSync(path).isDirectory()) walk(path, pattern);
-      else if (pattern.test(entry)) files.push(path);
-    }
-  };
-  for (const [root, pattern] of roots) walk(join(CORPORA, root), pattern);
-  return files.sort();
-}
 
 const EXPECTED_FLAGGED: Record<string, string[]> = {
   'rspamd/test/functional/messages/exe_attm.eml': ['executable', 'executable-content'],

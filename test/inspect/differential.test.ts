@@ -10,11 +10,11 @@ import fc from 'fast-check';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { walkLeafParts, type LeafObserver } from '../../src/inspect/mime.js';
 import { parsePolicyText } from '../../src/config/load.js';
-import { CORPORA } from '../helpers/corpora.js';
+import { CORPORA, corpusMessages } from '../helpers/corpora.js';
 import { programForms } from '../helpers/forms.js';
 import { bytesSource } from '../helpers/inspect.js';
 
@@ -105,27 +105,6 @@ async function compare(label: string, message: Buffer): Promise<void> {
   }
 }
 
-function corpusMessages(): string[] {
-  const roots: [string, RegExp][] = [
-    ['rspamd/test/functional/messages', /\.eml$/],
-    ['mailsplit/test/fixtures', /\.eml$/],
-    ['mailparser/test/fixtures', /\.eml$/],
-    ['python-email-testdata', /msg_\d+\.txt$/],
-    ['mime4j', /\.msg$/],
-    ['MimeKit', /\.(eml|msg)$/],
-    ['haraka-email-message', /\.eml$/],
-  ];
-  const files: string[] = [];
-  const walk = (dir: string, pattern: RegExp): void => {
-    for (const entry of readdirSync(dir)) {
-      const path = join(dir, entry);
-      if (statSync(path).isDirectory()) walk(path, pattern);
-      else if (pattern.test(entry)) files.push(path);
-    }
-  };
-  for (const [root, pattern] of roots) walk(join(CORPORA, root), pattern);
-  return files.sort();
-}
 
 /** Hostile structures: padded delimiters, odd case, duplicate parameters, nested wrappers, truncated parts. */
 const hostile = fc
