@@ -39,6 +39,10 @@ export const REPLIES = {
   notImplemented: reply(502, '5.5.1 Command not implemented'),
   chunkingRefused: reply(502, '5.5.1 BDAT is not supported, use DATA'),
   xclientRefused: reply(502, '5.5.1 Command refused by the proxy'),
+  xforwardAccepted: reply(250, '2.0.0 Ok'),
+  xforwardInTransaction: reply(503, '5.5.1 Mail transaction in progress'),
+  /** A client forwarded by XFORWARD is over a per-address limit: this message waits in the peer's queue. */
+  forwardedClientLimited: reply(451, '4.7.0 Too many messages from this client, try again later'),
   tlsNotAvailable: reply(454, '4.7.0 TLS not available'),
   tlsAlreadyActive: reply(503, '5.5.1 TLS already active'),
   readyToStartTls: reply(220, '2.0.0 Ready to start TLS'),

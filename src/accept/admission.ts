@@ -6,7 +6,8 @@
  * (421 4.7.0 / -ERR [SYS/TEMP], RFC 5321 3.8) before anything else happens, so
  * one client cannot take every session from the others. Addresses in `limits.exempt`
  * (a Postfix that hands every message over from 127.0.0.1) count only towards
- * `max_sessions`.
+ * `max_sessions`. A client forwarded by such a peer with XFORWARD is limited by its own
+ * address, each of its transactions counting as a connection (`admitForwarded`).
  *
  * An address is counted as its client network (policy/client-network.ts): an
  * IPv4-mapped IPv6 address as its IPv4, an IPv6 address by its prefix
@@ -42,10 +43,34 @@ export class AdmissionControl {
   ) {}
 
   admit(downstreamAddress: string): Admission {
-    const now = this.now();
     const limits = this.limits();
     if (limits.exempt(downstreamAddress)) return this.take(limits.maxSessions);
     const address = clientNetwork(downstreamAddress, limits.ipv6ClientPrefixBits);
+    const rate = this.countRate(address, limits);
+    if (rate !== undefined) return rate;
+    if (this.total >= limits.maxSessions) return { admitted: false, limit: 'max_sessions' };
+    if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
+    return this.take(limits.maxSessions, address);
+  }
+
+  /**
+   * One transaction of a client a trusted peer forwarded (XFORWARD): the two per-address limits
+   * apply to the client's address, a transaction counting as a connection; the peer's own session
+   * already counts towards max_sessions.
+   */
+  admitForwarded(clientAddress: string): Admission {
+    const limits = this.limits();
+    if (limits.exempt(clientAddress)) return { admitted: true, release: () => undefined };
+    const address = clientNetwork(clientAddress, limits.ipv6ClientPrefixBits);
+    const rate = this.countRate(address, limits);
+    if (rate !== undefined) return rate;
+    if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
+    return this.take(Infinity, address, false);
+  }
+
+  /** Counts a new connection of `address` in its sliding minute; a refusal when it is over the rate. */
+  private countRate(address: string, limits: AdmissionLimits): Admission | undefined {
+    const now = this.now();
     if (this.recent.size > PRUNE_ABOVE_ADDRESSES) this.prune();
     const times = (this.recent.get(address) ?? []).filter((time) => now - time < MINUTE_MS);
     if (times.length >= limits.maxConnectionsPerAddressPerMinute) {
@@ -54,15 +79,16 @@ export class AdmissionControl {
     }
     times.push(now);
     this.recent.set(address, times);
-    if (this.total >= limits.maxSessions) return { admitted: false, limit: 'max_sessions' };
-    if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
-    return this.take(limits.maxSessions, address);
+    return undefined;
   }
 
-  /** A session counted towards max_sessions and, unless its address is exempt, towards its address's count. */
-  private take(maxSessions: number, address?: string): Admission {
+  /**
+   * A session counted towards max_sessions (unless `counted` is false: a forwarded client's
+   * transaction) and, unless its address is exempt, towards its address's count.
+   */
+  private take(maxSessions: number, address?: string, counted = true): Admission {
     if (this.total >= maxSessions) return { admitted: false, limit: 'max_sessions' };
-    this.total++;
+    if (counted) this.total++;
     if (address !== undefined) this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     let released = false;
     return {
@@ -70,7 +96,7 @@ export class AdmissionControl {
       release: () => {
         if (released) return;
         released = true;
-        this.total--;
+        if (counted) this.total--;
         if (address === undefined) return;
         const left = (this.perAddress.get(address) ?? 1) - 1;
         if (left === 0) this.perAddress.delete(address);

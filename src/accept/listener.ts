@@ -22,6 +22,7 @@ import type { Inspector } from '../inspect/api.js';
 import type { Logger, RetrievalSummary, TransactionSummary } from '../observe/log.js';
 import { addressMatcher, directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, type DirectionResolver } from '../policy/resolve.js';
 import { SmtpSession, type LargeMessageSafety } from '../session/smtp/session.js';
+import type { XforwardTrust } from '../session/smtp/xforward.js';
 import { Pop3Session } from '../session/pop3/session.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
 import type { StartTlsMode } from '../tls/starttls.js';
@@ -65,6 +66,8 @@ interface Derived {
   spoolDir: string;
   starttls: StartTlsMode;
   limitExempt: (address: string) => boolean;
+  /** Peers whose XFORWARD is believed (smtp.xforward_from). */
+  xforwardFrom: (address: string) => boolean;
 }
 
 function upstreamOf(listener: ListenerPolicy): Derived['upstream'] {
@@ -83,6 +86,7 @@ function derive(options: ListenerOptions): Derived {
     spoolDir: options.policy.spool.dir || tmpdir(),
     starttls: startTlsMode(options.listener, options.policy),
     limitExempt: addressMatcher(options.policy.limits.exempt),
+    xforwardFrom: addressMatcher(options.policy.smtp.xforward_from),
   };
 }
 
@@ -323,9 +327,19 @@ export class Listener extends EventEmitter<ListenerEvents> {
       upstreamHost: upstreamAddress.host,
       quarantine: this.options.quarantine,
       largeMessages: this.options.largeMessages,
+      xforward: this.derived.xforwardFrom(client.address) ? this.xforwardTrust() : undefined,
     });
     session.on('transaction', (summary) => this.emit('transaction', summary));
     return session;
+  }
+
+  /** What a trusted peer's forwarded client decides: its direction, inspection and per-address limits. */
+  private xforwardTrust(): XforwardTrust {
+    return {
+      directionOf: (address) => this.derived.directions.directionOf(address),
+      inspects: (direction) => inspectsSmtp(this.options.policy.inspect.smtp, direction),
+      admit: (address) => this.admission.admitForwarded(address),
+    };
   }
 
   /** POP3 retrievals are inspected whatever the direction (`inspect.pop3`): the mail comes from the server. */

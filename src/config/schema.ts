@@ -173,6 +173,8 @@ export const policySchema = z
   smtp: z
     .strictObject({
       bare_line_endings: z.enum(['normalize', 'reject']).default('normalize'),
+      /** Peers (a Postfix content filter) whose XFORWARD is believed: the forwarded client decides direction, limits and logs. */
+      xforward_from: z.array(cidr).default([]),
     })
     .prefault({}),
   tls: z

@@ -59,6 +59,8 @@ export interface TransactionSummary {
   reason?: string;
   /** The quarantine entry holding the original (rewritten, tempfailed or rejected messages). */
   quarantine?: string;
+  /** The client attributes a trusted peer forwarded (XFORWARD: addr, name, helo, ident...). */
+  xforward?: Record<string, string>;
   upstreamReply: string;
   durationMs: number;
 }

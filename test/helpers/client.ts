@@ -41,8 +41,9 @@ export class RawClient {
     socket.on('close', onGone);
   }
 
-  static async connect(port: number): Promise<RawClient> {
-    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  /** `localAddress`: another loopback address to come from (127.0.0.2 ...), for tests about the client's address. */
+  static async connect(port: number, localAddress?: string): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) });
     await once(socket, 'connect');
     return new RawClient(socket);
   }
@@ -83,8 +84,8 @@ export class RawClient {
   }
 
   /** Connects and waits for the greeting. */
-  static async greeted(port: number): Promise<RawClient> {
-    const client = await RawClient.connect(port);
+  static async greeted(port: number, localAddress?: string): Promise<RawClient> {
+    const client = await RawClient.connect(port, localAddress);
     await client.waitForReplies(1);
     return client;
   }

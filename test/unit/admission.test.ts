@@ -29,3 +29,17 @@ t.test('the prefix is configurable, and a released session frees its place', asy
   if (first.admitted) first.release();
   t.ok(admission.admit('2001:db8:1:4::1').admitted);
 });
+
+t.test('a forwarded client (XFORWARD) is limited by its own address and never counts towards max_sessions', async (t) => {
+  const admission = new AdmissionControl(() => ({ maxSessions: 1, maxSessionsPerAddress: 2, maxConnectionsPerAddressPerMinute: 3, ipv6ClientPrefixBits: 64, exempt: (address) => address === '127.0.0.1' }));
+  const peer = admission.admit('127.0.0.1');
+  t.ok(peer.admitted, 'the exempt peer takes the one session');
+  const first = admission.admitForwarded('198.51.100.7');
+  const second = admission.admitForwarded('198.51.100.7');
+  t.ok(first.admitted && second.admitted, 'its clients are not counted towards max_sessions');
+  t.same(admission.admitForwarded('198.51.100.7'), { admitted: false, limit: 'max_sessions_per_address' }, 'two at once from one client');
+  if (first.admitted) first.release();
+  t.same(admission.admitForwarded('198.51.100.7'), { admitted: false, limit: 'max_connections_per_address_per_minute' }, 'the fourth in a minute is over the rate (the refused one counted too)');
+  t.ok(admission.admitForwarded('127.0.0.1').admitted, 'an exempt client is not limited');
+  t.same(admission.admit('192.0.2.1'), { admitted: false, limit: 'max_sessions' }, 'the peer still holds the only session');
+});

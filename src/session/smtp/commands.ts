@@ -3,8 +3,10 @@
  *
  * RFC 5321 4.1 (commands), RFC 2920 3.1 (which commands end a pipelining group),
  * RFC 4954 (AUTH), RFC 3030 (BDAT: refused, CHUNKING is not offered),
- * RFC 3207 (STARTTLS: per the listener's starttls policy). XCLIENT and XFORWARD
- * are refused: relayed, they would let a downstream borrow the proxy's address.
+ * RFC 3207 (STARTTLS: per the listener's starttls policy). XCLIENT is refused:
+ * relayed, it would let a downstream borrow the proxy's address. XFORWARD
+ * (Postfix XFORWARD_README) is taken only from peers in `smtp.xforward_from`
+ * (xforward.ts) and refused from anyone else.
  *
  * `phases` lists the session phases in which the verb is accepted; `endsGroup`
  * marks the last command of a pipelined group (the proxy flushes upstream writes
@@ -43,6 +45,8 @@ export type CommandAction =
   | { kind: 'data' }
   /** STARTTLS: what happens depends on the listener's starttls policy (session.ts). */
   | { kind: 'starttls' }
+  /** XFORWARD: believed from a trusted peer, refused from others (session.ts, xforward.ts). */
+  | { kind: 'xforward' }
   | { kind: 'refuse'; reply: Reply }
   | { kind: 'close'; reply: Reply };
 
@@ -96,7 +100,7 @@ export const COMMANDS = {
   BDAT: refuse(REPLIES.chunkingRefused),
   STARTTLS: { phases: ['command'], action: { kind: 'starttls' }, endsGroup: true, waitsForReply: true, logArgument: true },
   XCLIENT: refuse(REPLIES.xclientRefused),
-  XFORWARD: refuse(REPLIES.xclientRefused),
+  XFORWARD: { phases: ['command'], action: { kind: 'xforward' }, endsGroup: false, waitsForReply: false, logArgument: true },
   TURN: refuse(REPLIES.notImplemented),
   GET: httpProbe,
   POST: httpProbe,

@@ -46,6 +46,7 @@ import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
+import { ForwardedClient, offerXforward, offeredAttributes, parseXforward, relayedCommand, type XforwardAttribute, type XforwardTrust } from './xforward.js';
 
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
@@ -88,6 +89,8 @@ export interface SmtpSessionOptions {
   quarantine: QuarantineStore | undefined;
   /** Large Message Safety, when limits.large_message.abort_over is set. */
   largeMessages: LargeMessageSafety | undefined;
+  /** Set when the downstream is a peer in smtp.xforward_from: its XFORWARD is believed. */
+  xforward: XforwardTrust | undefined;
 }
 
 export interface LargeMessageSafety {
@@ -174,6 +177,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private upstreamOffersStartTls = false;
   /** Set by shutdown(): the session closes after the transaction in progress. */
   private draining = false;
+  /** The client a trusted peer forwarded for the current transaction (XFORWARD). */
+  private readonly forwarded = new ForwardedClient();
+  /** The forwarded client's hold on its per-address limits, released when its transaction ends. */
+  private releaseForwarded: (() => void) | undefined;
+  /** The XFORWARD attributes the upstream's last EHLO reply offered. */
+  private upstreamXforward: ReadonlySet<XforwardAttribute> = new Set();
   private readonly downstreamHandlers: SocketHandlers = {
     data: (chunk: Buffer) => this.guard(this.onDownstreamData, chunk),
     end: () => this.guard(this.onDownstreamEnd),
@@ -439,15 +448,19 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         return this.flushReplies();
       case 'starttls':
         return this.startTls(command);
+      case 'xforward':
+        return this.onXforward(command);
       case 'forward':
         return this.forwardCommand(command);
     }
   }
 
   private forwardCommand(command: ParsedCommand): void {
+    if (command.verb === 'RSET' || command.verb === 'EHLO' || command.verb === 'HELO') this.endForwarded();
     if (command.verb === 'MAIL') {
       const size = declaredSize(command.argument);
       if (size !== undefined && size > this.options.policy.limits.max_message_bytes) return this.answerLocally(REPLIES.messageTooBig);
+      if (!this.admitForwarded()) return this.answerLocally(REPLIES.forwardedClientLimited);
     }
     this.corkUpstream();
     const slot = this.slots.add({});
@@ -490,7 +503,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         if (!positive) return upstreamReply;
         this.resetTransaction(command.argument);
         this.upstreamOffersStartTls = offersStartTls(upstreamReply);
-        return filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes, this.offersStartTls());
+        this.upstreamXforward = offeredAttributes(upstreamReply.lines);
+        const relayed = filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes, this.offersStartTls());
+        return this.options.xforward === undefined ? relayed : offerXforward(relayed);
       case 'HELO':
         if (positive) this.resetTransaction(command.argument);
         return upstreamReply;
@@ -546,6 +561,59 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.phase = 'command';
     this.armIdleTimer();
     this.processLines();
+  }
+
+  // ---- XFORWARD (Postfix XFORWARD_README) --------------------------------------------
+
+  /**
+   * A trusted peer's XFORWARD applies to the commands read after it (the peer pipelines it with
+   * MAIL), so it is taken when it is read. It also goes upstream when the upstream offers
+   * XFORWARD (with the attributes it offers); otherwise the proxy answers it.
+   */
+  private onXforward(command: ParsedCommand): void {
+    if (this.options.xforward === undefined) return this.answerLocally(REPLIES.xclientRefused);
+    if (this.transaction.sender !== undefined) return this.answerLocally(REPLIES.xforwardInTransaction);
+    const pairs = parseXforward(command.argument);
+    if (pairs instanceof Error) return this.answerLocally(makeReply(501, `5.5.4 XFORWARD ${pairs.message}`));
+    this.forwarded.update(pairs);
+    this.log.debug({ xforward: this.forwarded.describe() }, 'client attributes forwarded');
+    const relayed = relayedCommand(pairs, this.upstreamXforward);
+    if (relayed === undefined) return this.answerLocally(REPLIES.xforwardAccepted);
+    this.forwardCommand({ ...command, wire: relayed });
+  }
+
+  /** A forwarded client's MAIL takes its per-address limits; false when it is over one. */
+  private admitForwarded(): boolean {
+    const trust = this.options.xforward;
+    const address = this.forwarded.address;
+    if (trust === undefined || address === undefined) return true;
+    this.releaseForwarded?.();
+    const admission = trust.admit(address);
+    this.releaseForwarded = admission.admitted ? admission.release : undefined;
+    if (!admission.admitted) this.log.warn({ client: address, limit: admission.limit }, 'forwarded client over a limit: its message is tempfailed');
+    return admission.admitted;
+  }
+
+  /** The transaction ended (or RSET, EHLO, HELO was read): the forwarded attributes are forgotten. */
+  private endForwarded(): void {
+    this.forwarded.reset();
+    this.releaseForwarded?.();
+    this.releaseForwarded = undefined;
+  }
+
+  /** The transaction's client address: the forwarded one when a trusted peer gave it. */
+  private clientAddress(): string {
+    return this.forwarded.address ?? this.options.downstreamAddress;
+  }
+
+  private transactionDirection(): Direction {
+    const trust = this.options.xforward;
+    return trust !== undefined && this.forwarded.active ? this.forwarded.direction(trust) : this.options.direction;
+  }
+
+  private transactionInspected(): boolean {
+    const trust = this.options.xforward;
+    return trust !== undefined && this.forwarded.active ? trust.inspects(this.transactionDirection()) : this.options.inspect;
   }
 
   // ---- STARTTLS (RFC 3207) -----------------------------------------------------------
@@ -798,7 +866,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const fields: NewRecord = {
       session: this.options.id,
       protocol: 'smtp',
-      direction: this.options.direction,
+      direction: this.transactionDirection(),
       sender: this.transaction.sender ?? '',
       recipients: [...this.transaction.recipients],
       action: verdict.action,
@@ -819,13 +887,16 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private async runInspector(capture: Capture): Promise<Verdict> {
-    if (!this.options.inspect) return { action: 'pass' };
+    if (!this.transactionInspected()) return { action: 'pass' };
     return this.options.inspector.inspect(capture.spool, {
       sessionId: this.options.id,
-      direction: this.options.direction,
+      direction: this.transactionDirection(),
       sender: this.transaction.sender ?? '',
       recipients: this.transaction.recipients,
-      client: { address: this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')), helo: this.transaction.helo.split(/\s/)[0] ?? '' },
+      client: {
+        address: this.forwarded.address ?? this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')),
+        helo: this.forwarded.helo ?? this.transaction.helo.split(/\s/)[0] ?? '',
+      },
     });
   }
 
@@ -883,6 +954,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private finishTransaction(capture: Capture, final: Reply, verdict: TransactionSummary['verdict'], reason?: string): void {
     this.report(capture, verdict, reason, `${final.code} ${final.lines.join(' ')}`.slice(0, 200));
+    this.endForwarded();
     this.capture = undefined;
     this.resetTransaction(this.transaction.helo);
     if (this.phase === 'closed') return;
@@ -907,7 +979,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private largeMessageKey() {
     const { helo, sender, recipients, declaredSize } = this.transaction;
-    return { client: this.options.downstreamAddress, helo, sender: sender ?? '', recipients, declaredSize };
+    return { client: this.clientAddress(), helo, sender: sender ?? '', recipients, declaredSize };
   }
 
   /** Drops a transaction that cannot complete; closing the upstream before its final dot delivers nothing. */
@@ -920,6 +992,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.upstreamAlive = false;
     this.upstream?.destroy();
     this.report(capture, 'aborted', reason, '');
+    this.endForwarded();
     void capture.spool.dispose();
   }
 
@@ -929,9 +1002,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       session: this.options.id,
       downstream: this.downstreamLabel,
       upstream: this.options.upstreamLabel,
-      direction: this.options.direction,
+      direction: this.transactionDirection(),
       tls: this.tls,
-      inspected: this.options.inspect,
+      inspected: this.transactionInspected(),
       helo: this.transaction.helo,
       sender: this.transaction.sender ?? '',
       recipients: this.transaction.recipients.length,
@@ -939,6 +1012,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       verdict,
       ...(reason === undefined ? {} : { reason }),
       ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }),
+      ...(this.forwarded.active ? { xforward: this.forwarded.describe() ?? {} } : {}),
       upstreamReply,
       durationMs: Math.round(performance.now() - capture.startedAt),
     };
@@ -1129,6 +1203,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private finalize(): void {
     this.phase = 'closed';
+    this.endForwarded();
     this.downstreamDeadline.clear();
     this.upstreamDeadline.clear();
     this.stopKeepalive();
