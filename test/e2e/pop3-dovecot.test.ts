@@ -101,7 +101,7 @@ t.test('poplib through the proxy: STAT, UIDL, RETR, TOP with 0 and a huge line c
   t.same(top30?.data, direct[9]?.data, 'TOP 3 0 of the message with an executable: headers only, nothing to strip');
   t.match(top3huge?.data?.toString('latin1'), /mailmoat removed the attachment "invoice\.pdf\.exe"/, 'TOP 3 100000: stripped');
   t.ok(top33?.ok, 'TOP 3 3: a cut message is answered, not refused');
-  t.notMatch(top3huge?.data?.toString('latin1'), /TVqQ/, 'no program bytes in TOP');
+  t.notMatch(top3huge?.data?.toString('latin1'), /TVqQ|TVoA|TVpQ|TVr/, 'no program bytes in TOP');
 });
 
 t.test('DELE then QUIT removes the message upstream; DELE without QUIT removes nothing', async (t) => {
