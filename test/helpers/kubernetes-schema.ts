@@ -1,5 +1,5 @@
 // Kubernetes manifests checked against the API's own schemas, offline, from the npm package
-// kubernetes-models (generated from the Kubernetes OpenAPI document, 1.35 in 5.1.0):
+// kubernetes-models (generated from the Kubernetes OpenAPI document, 1.36 since its 5.0):
 // - its JSON-schema validators (ajv, compiled in the package) check types, formats, enums and
 //   required fields, as the API server would;
 // - its TypeScript interfaces, generated from the same document, reject unknown fields: each
