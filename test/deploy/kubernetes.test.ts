@@ -45,7 +45,7 @@ interface PodSpec {
   initContainers?: Container[];
   volumes?: Volume[];
   terminationGracePeriodSeconds?: number;
-  securityContext?: { runAsNonRoot?: boolean };
+  securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
 }
 interface Deployment { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } }
 interface Service { metadata: { name: string }; spec: { selector: Record<string, string>; ports: { name?: string; port: number; targetPort: number | string }[] } }
@@ -102,6 +102,7 @@ function crossProblems(manifests: readonly Manifest[]): string[] {
     const pod = deployment.spec.template.spec;
     check(selects(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels), `${name}: the selector does not match the pod template's labels`);
     check(pod.securityContext?.runAsNonRoot === true, `${name}: the pod must run as non-root`);
+    check(pod.securityContext?.seccompProfile?.type === 'RuntimeDefault', `${name}: the runtime's default seccomp profile`);
     const volumes = new Map((pod.volumes ?? []).map((volume) => [volume.name, volume]));
     for (const volume of volumes.values()) {
       if (volume.configMap === undefined) continue;
@@ -275,6 +276,7 @@ t.test('a mutated manifest is rejected, by the schema and by each cross-check', 
       proxy(docs).volumeMounts = proxy(docs).volumeMounts?.filter((mount) => mount.mountPath !== '/var/lib/mailmoat');
     }, /mailmoat writes \/var\/lib\/mailmoat\/quarantine/],
     ['a container with a writable root', (docs) => Object.assign(proxy(docs).securityContext as Obj, { readOnlyRootFilesystem: false }), /mailmoat\/mailmoat: readOnlyRootFilesystem/],
+    ['a Redis pod without a seccomp profile', (docs) => delete (docs['Deployment/redis'] as unknown as Deployment).spec.template.spec.securityContext?.seccompProfile, /redis: the runtime's default seccomp profile/],
     ['a Redis backend that is not the Service here', (docs) => {
       const data = (docs['ConfigMap/mailmoat-config'] as unknown as ConfigMap).data;
       data['policy.yaml'] = `${data['policy.yaml']}\nstate: {backend: "redis://cache:6379/0"}\n`;
