@@ -4,8 +4,8 @@
 // PodDisruptionBudget select the pods they mean, probes and target ports name container ports,
 // mounted ConfigMap keys exist, the policy in the ConfigMap passes mailmoat's own loader and its
 // listeners, admin port, clamd socket and writable paths match the pod, and the grace period
-// covers the preStop pause plus the policy's drain. Each check is shown to fail on a manifest
-// mutated to break it.
+// covers the preStop pause plus the policy's drain. Manifests mutated to break them, one
+// way each, are shown to be rejected.
 import t from 'tap';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
@@ -79,6 +79,11 @@ const bytesOf = (quantity: string | undefined): number => {
   return match === null ? NaN : Number(match[1]) * (units[match[2] ?? ''] ?? NaN);
 };
 const confValue = (conf: string, key: string): string | undefined => new RegExp(`^${key}\\s+(.+)$`, 'm').exec(conf)?.[1]?.trim();
+/** A clamd.conf size: bytes, or with a k/K or m/M suffix (clamd.conf(5)). */
+const confBytes = (value: string | undefined): number => {
+  const match = /^(\d+)([kKmM])?$/.exec(value ?? '');
+  return match === null ? NaN : Number(match[1]) * ({ k: 1024, m: 1024 ** 2 }[(match[2] ?? '').toLowerCase() as 'k' | 'm'] ?? 1);
+};
 
 /** The mount (of the given container) whose path holds `path`, the deepest one. */
 const mountHolding = (container: Container, path: string): Mount | undefined =>
@@ -199,7 +204,7 @@ function crossProblems(manifests: readonly Manifest[]): string[] {
   const socketDir = posix.dirname(String(address).slice('unix:'.length));
   check(mountHolding(proxy, socketDir)?.name !== undefined && mountHolding(proxy, socketDir)?.name === mountHolding(clamd, socketDir)?.name, 'the clamd socket folder is one volume in both containers');
   check(confValue(clamdConf, 'AlertEncrypted') === 'yes' && confValue(clamdConf, 'AlertExceedsMax') === 'yes', 'clamd.conf: AlertEncrypted and AlertExceedsMax yes (else limits read as clean)');
-  check(Number(confValue(clamdConf, 'StreamMaxLength')) >= policy.antivirus.max_scan_bytes, 'clamd.conf: StreamMaxLength below antivirus.max_scan_bytes');
+  check(confBytes(confValue(clamdConf, 'StreamMaxLength')) >= policy.antivirus.max_scan_bytes, 'clamd.conf: StreamMaxLength below antivirus.max_scan_bytes');
   const database = confValue(clamdConf, 'DatabaseDirectory') ?? '';
   const freshclam = pod.initContainers?.find((container) => container.name === 'freshclam');
   check(freshclam !== undefined && mountHolding(freshclam, database)?.name === mountHolding(clamd, database)?.name && mountHolding(freshclam, database)?.readOnly !== true, 'freshclam writes the signature volume clamd reads');
@@ -253,6 +258,12 @@ t.test('a mutated manifest is rejected, by the schema and by each cross-check', 
   t.ok(missing.some((problem) => /containers/.test(problem)), 'a pod without containers');
   t.match(schemaProblems(mutated((docs) => Object.assign(docs['Service/mailmoat'] as Obj, { kind: 'Ingress' }))), [/no schema for v1\/Ingress/], 'an unknown kind');
 
+  const editConfig = (docs: Record<string, Obj>, key: string, from: string, to: string): void => {
+    const data = (docs['ConfigMap/mailmoat-config'] as unknown as ConfigMap).data;
+    t.ok(data[key]?.includes(from), `${key} has ${from}`);
+    data[key] = String(data[key]).replace(from, to);
+  };
+  const editPolicy = (docs: Record<string, Obj>, from: string, to: string): void => editConfig(docs, 'policy.yaml', from, to);
   const cases: [string, (docs: Record<string, Obj>) => void, RegExp][] = [
     ['a Service selecting no pod', (docs) => Object.assign((docs['Service/mailmoat'] as unknown as Service).spec.selector, { 'app.kubernetes.io/component': 'gateway' }), /Service mailmoat: its selector matches 0/],
     ['a PodDisruptionBudget selecting no pod', (docs) => Object.assign((docs['PodDisruptionBudget/mailmoat'] as unknown as Pdb).spec.selector.matchLabels, { 'app.kubernetes.io/name': 'mailmot' }), /PodDisruptionBudget's selector/],
@@ -264,18 +275,24 @@ t.test('a mutated manifest is rejected, by the schema and by each cross-check', 
       const data = (docs['ConfigMap/mailmoat-config'] as unknown as ConfigMap).data;
       data['policy.yaml'] = `${data['policy.yaml']}\nworkerz: 2\n`;
     }, /the policy: .*workerz/s],
-    ['a policy listener on a port the pod does not open', (docs) => {
-      const data = (docs['ConfigMap/mailmoat-config'] as unknown as ConfigMap).data;
-      data['policy.yaml'] = String(data['policy.yaml']).replace('listen: 0.0.0.0:2525', 'listen: 0.0.0.0:2526');
-    }, /listener 0\.0\.0\.0:2526: not a container port/],
-    ['a clamd socket elsewhere than the policy says', (docs) => {
-      const data = (docs['ConfigMap/mailmoat-config'] as unknown as ConfigMap).data;
-      data['clamd.conf'] = String(data['clamd.conf']).replace('LocalSocket /run/clamav/clamd.sock', 'LocalSocket /tmp/clamd.sock');
-    }, /is not clamd\.conf's LocalSocket/],
+    ['a policy listener on a port the pod does not open', (docs) => editPolicy(docs, 'listen: 0.0.0.0:2525', 'listen: 0.0.0.0:2526'), /listener 0\.0\.0\.0:2526: not a container port/],
+    ['a clamd socket elsewhere than the policy says', (docs) => editConfig(docs, 'clamd.conf', 'LocalSocket /run/clamav/clamd.sock', 'LocalSocket /tmp/clamd.sock'), /is not clamd\.conf's LocalSocket/],
     ['a writable root needed for the quarantine', (docs) => {
       proxy(docs).volumeMounts = proxy(docs).volumeMounts?.filter((mount) => mount.mountPath !== '/var/lib/mailmoat');
     }, /mailmoat writes \/var\/lib\/mailmoat\/quarantine/],
     ['a container with a writable root', (docs) => Object.assign(proxy(docs).securityContext as Obj, { readOnlyRootFilesystem: false }), /mailmoat\/mailmoat: readOnlyRootFilesystem/],
+    ['a memory limit below the workers', (docs) => Object.assign(proxy(docs).resources?.limits as Obj, { memory: '512Mi' }), /memory limit 512Mi </],
+    ['more workers than the CPU limit', (docs) => editPolicy(docs, 'workers: 2', 'workers: 4'), /workers equal the CPU limit/],
+    ['the admin port published', (docs) => (docs['Service/mailmoat'] as unknown as Service).spec.ports.push({ name: 'admin', port: 9925, targetPort: 'admin' }), /admin port must not be published/],
+    ['admin.listen on loopback, out of the probes\' reach', (docs) => editPolicy(docs, 'listen: 0.0.0.0:9925', 'listen: 127.0.0.1:9925'), /admin\.listen must accept on the pod address/],
+    ['clamd reporting encrypted archives clean', (docs) => editConfig(docs, 'clamd.conf', 'AlertEncrypted yes', 'AlertEncrypted no'), /AlertEncrypted and AlertExceedsMax yes/],
+    ['a clamd stream limit below max_scan_bytes', (docs) => editConfig(docs, 'clamd.conf', 'StreamMaxLength 26214400', 'StreamMaxLength 10M'), /StreamMaxLength below/],
+    ['freshclam unable to write the signatures', (docs) => {
+      const freshclam = pod(docs).initContainers?.find((container) => container.name === 'freshclam');
+      const signatures = freshclam?.volumeMounts?.find((mount) => mount.mountPath === '/var/lib/clamav');
+      if (signatures !== undefined) signatures.readOnly = true;
+    }, /freshclam writes the signature volume/],
+    ['clamd as an ordinary init container', (docs) => delete pod(docs).initContainers?.find((container) => container.name === 'clamd')?.restartPolicy, /native sidecar/],
     ['a Redis pod without a seccomp profile', (docs) => delete (docs['Deployment/redis'] as unknown as Deployment).spec.template.spec.securityContext?.seccompProfile, /redis: the runtime's default seccomp profile/],
     ['a Redis backend that is not the Service here', (docs) => {
       const data = (docs['ConfigMap/mailmoat-config'] as unknown as ConfigMap).data;
