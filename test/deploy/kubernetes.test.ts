@@ -9,7 +9,6 @@
 import t from 'tap';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { tmpdir } from 'node:os';
 import { parse, parseAllDocuments } from 'yaml';
 import { parsePolicyText } from '../../src/config/load.js';
 import type { Policy } from '../../src/config/schema.js';
@@ -17,6 +16,8 @@ import { DRAIN_GRACE_SECONDS } from '../../src/cluster/serve.js';
 import { schemaProblems, type Manifest } from '../helpers/kubernetes-schema.js';
 
 const DIR = 'deploy/kubernetes';
+/** os.tmpdir() inside the image (no TMPDIR set): where spool.dir "" spools. */
+const CONTAINER_TMPDIR = '/tmp';
 /** The keys a kustomization here may use (kustomize's Kustomization has many more: none is needed). */
 const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'images']);
 
@@ -190,7 +191,7 @@ function crossProblems(manifests: readonly Manifest[]): string[] {
   check(Number(proxy.resources?.limits?.cpu) === policy.workers, 'workers equal the CPU limit');
 
   // The read-only root: what mailmoat writes lies on a writable volume.
-  const writable = [policy.quarantine.dir, policy.limits.large_message.state_file, policy.spool.dir === '' ? tmpdir() : policy.spool.dir];
+  const writable = [policy.quarantine.dir, policy.limits.large_message.state_file, policy.spool.dir === '' ? CONTAINER_TMPDIR : policy.spool.dir];
   for (const path of writable) {
     const mount = mountHolding(proxy, path);
     check(mount !== undefined && mount.readOnly !== true, `mailmoat writes ${path}: no writable volume holds it`);
