@@ -26,7 +26,7 @@ import { startObservability, type Observability } from '../observe/observability
 import { removeOwnSpoolFiles, spoolDirOf, sweepSpool } from '../capture/spool-sweep.js';
 
 /** After timeouts.drain_seconds, how long a draining process may take to close before it exits anyway. */
-const DRAIN_GRACE_SECONDS = 10;
+export const DRAIN_GRACE_SECONDS = 10;
 
 /** The supervisor's managed clamd, handed to workers in their environment (antivirus.clamd: managed). */
 export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
