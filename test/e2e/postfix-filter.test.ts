@@ -60,7 +60,6 @@ async function setup(t: Test, mode: 'content_filter' | 'smtpd_proxy_filter', lim
   return { sink, mailmoat, postfix };
 }
 
-const verdicts = (log: Record<string, unknown>[]): string[] => log.filter((line) => line.msg === 'transaction').map((line) => String(line.verdict));
 
 t.test('content_filter (after queue): every message passes mailmoat, the executable is stripped', async (t) => {
   const { sink, mailmoat, postfix } = await setup(t, 'content_filter', '  exempt: [127.0.0.1/32]\n');
@@ -72,7 +71,8 @@ t.test('content_filter (after queue): every message passes mailmoat, the executa
   t.notMatch(stripped?.body, PE_LINE, 'its bytes do not arrive');
   t.ok(delivered.every((message) => /^Received: from .*127\.0\.0\.1/m.test(message.body)), 'through the reinjection smtpd');
   for (const message of delivered) t.match(message.rcptArgs.join(' '), /bob@example\.net/);
-  t.same(verdicts(mailmoat.log()).sort(), ['pass', 'rewrite'], 'mailmoat saw both (pass, rewrite)');
+  // The log lines come over a pipe from the child: awaited, not read at once.
+  t.same((await mailmoat.loggedTimes('transaction', 2)).map((line) => String(line.verdict)).sort(), ['pass', 'rewrite'], 'mailmoat saw both (pass, rewrite)');
 });
 
 t.test('smtpd_proxy_filter (before queue): sessions through mailmoat; limits.exempt keeps Postfix from being rate-limited', async (t) => {
@@ -83,7 +83,7 @@ t.test('smtpd_proxy_filter (before queue): sessions through mailmoat; limits.exe
   t.same(codes, Array(7).fill([220, 250, 250, 250, 354, 250]), 'seven sessions from 127.0.0.1, over the rate of 3 a minute, all accepted');
   const delivered = await sink.messages(7, 60_000);
   t.equal(delivered.filter((message) => message.body.includes('invoice.pdf.exe')).length, 1);
-  t.same(verdicts(mailmoat.log()).sort(), ['pass', 'pass', 'pass', 'pass', 'pass', 'pass', 'rewrite']);
+  t.same((await mailmoat.loggedTimes('transaction', 7)).map((line) => String(line.verdict)).sort(), ['pass', 'pass', 'pass', 'pass', 'pass', 'pass', 'rewrite']);
   t.notOk(mailmoat.log().some((line) => line.limit !== undefined), 'no limit hit');
 });
 
@@ -93,13 +93,11 @@ t.test('control: without limits.exempt, the same sessions hit the per-address ra
   for (let n = 0; n < 5; n++) codes.push(await submit(postfix.port, plain.wire));
   t.same(codes.slice(0, 3), Array(3).fill([220, 250, 250, 250, 354, 250]), 'the first three pass');
   t.ok(codes.slice(3).every((session) => (session.at(-1) ?? 0) >= 400 && (session.at(-1) ?? 0) < 500), `then a 4xx, nothing lost: ${JSON.stringify(codes.slice(3))}`);
-  t.ok(mailmoat.log().some((line) => line.limit === 'max_connections_per_address_per_minute'), 'mailmoat logged the limit');
+  t.match(await mailmoat.logged('connection refused by a limit'), { limit: 'max_connections_per_address_per_minute' }, 'mailmoat logged the limit');
 });
 
 /** Trust Postfix's XFORWARD; 127.0.0.2 is an internal client (outbound: not inspected by default). */
 const XFORWARD_POLICY = 'smtp:\n  xforward_from: [127.0.0.1/32]\nnetworks:\n  internal: [127.0.0.2/32]\n';
-
-const transactions = (log: Record<string, unknown>[]) => log.filter((line) => line.msg === 'transaction');
 
 t.test('content_filter with XFORWARD: the real client decides the direction, and the server behind sees it', async (t) => {
   const { sink, mailmoat, postfix } = await setup(t, 'content_filter', '  exempt: [127.0.0.1/32]\n', XFORWARD_POLICY);
@@ -111,7 +109,7 @@ t.test('content_filter with XFORWARD: the real client decides the direction, and
   t.ok(fromInside !== undefined && fromOutside !== undefined, 'the reinjection smtpd names each real client (XFORWARD relayed through mailmoat)');
   t.match(fromInside?.body, PE_LINE, 'outbound mail is not inspected (inspect.smtp: inbound): the executable passes');
   t.notMatch(fromOutside?.body, PE_LINE, 'inbound mail is: the executable is stripped');
-  const seen = transactions(mailmoat.log()).map((line) => [line.direction, line.verdict, (line.xforward as Record<string, string> | undefined)?.addr]);
+  const seen = (await mailmoat.loggedTimes('transaction', 2)).map((line) => [line.direction, line.verdict, (line.xforward as Record<string, string> | undefined)?.addr]);
   t.same(seen.sort(), [['inbound', 'rewrite', '127.0.0.3'], ['outbound', 'pass', '127.0.0.2']], 'mailmoat logs each message with the forwarded client and its direction');
 });
 
@@ -123,6 +121,6 @@ t.test('smtpd_proxy_filter with XFORWARD: the per-address rate follows each real
   const limited = codes[2] ?? [];
   t.ok(limited.length < 6 && (limited.at(-1) ?? 0) >= 400 && (limited.at(-1) ?? 0) < 500, `the third gets a 4xx before DATA: ${JSON.stringify(limited)}`);
   t.same(await submit(postfix.port, plain.wire, '127.0.0.4'), [220, 250, 250, 250, 354, 250], 'another client through the same Postfix is not limited');
-  t.ok(mailmoat.log().some((line) => line.limit === 'max_connections_per_address_per_minute' && line.client === '127.0.0.3'), 'mailmoat logged the limit for 127.0.0.3');
-  t.same(transactions(mailmoat.log()).map((line) => (line.xforward as Record<string, string> | undefined)?.addr), ['127.0.0.3', '127.0.0.3', '127.0.0.4']);
+  t.match(await mailmoat.logged('forwarded client over a limit: its message is tempfailed'), { limit: 'max_connections_per_address_per_minute', client: '127.0.0.3' }, 'mailmoat logged the limit for 127.0.0.3');
+  t.same((await mailmoat.loggedTimes('transaction', 3)).map((line) => (line.xforward as Record<string, string> | undefined)?.addr), ['127.0.0.3', '127.0.0.3', '127.0.0.4']);
 });
