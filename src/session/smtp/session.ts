@@ -27,12 +27,11 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { REPLIES, ProxyError, reply as makeReply, type Reply } from '../../errors.js';
-import type { Direction, Inspector, MessageSource, Verdict } from '../../inspect/api.js';
+import { REPLIES, ProxyError, type Reply } from '../../errors.js';
+import type { Direction, Inspector, MessageSource } from '../../inspect/api.js';
 import type { Policy } from '../../config/schema.js';
 import type { Logger, TransactionSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
-import { countHeaderLines } from '../../capture/header-lines.js';
 import { recognisable, type LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder } from '../../wire/dot-codec.js';
@@ -43,7 +42,9 @@ import { declaredSize, inGroup, parseCommand, pathOf, type ParsedCommand, type P
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import { overMemoryBudget } from '../memory-budget.js';
-import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
+import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
+import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
+import { refusalReply } from './outcome.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
@@ -174,6 +175,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private upstreamOffersStartTls = false;
   /** Set by shutdown(): the session closes after the transaction in progress. */
   private draining = false;
+  /** Gate, inspection and quarantine of each captured message (session/payload.ts). */
+  private readonly payloadStep: PayloadStep;
   private readonly downstreamHandlers: SocketHandlers = {
     data: (chunk: Buffer) => this.guard(this.onDownstreamData, chunk),
     end: () => this.guard(this.onDownstreamEnd),
@@ -199,6 +202,15 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log = options.logger.child({ session: options.id });
     this.downstream = options.downstream;
     this.tls = options.tls;
+    this.payloadStep = {
+      policy: options.policy,
+      log: this.log,
+      inspector: options.inspect ? options.inspector : undefined,
+      quarantine: options.quarantine,
+      onFlagged: (message) => this.emit('flagged', message),
+      refuseBareLineEndings: options.policy.smtp.bare_line_endings === 'reject',
+      headerLimits: 'refuse',
+    };
   }
 
   /** Drain: an idle session is closed with 421 now, one in a transaction right after its final reply. */
@@ -676,7 +688,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       return REPLIES.memoryBudget;
     }
     const safety = this.options.largeMessages;
-    if (safety !== undefined && recognisable(this.largeMessageKey(), safety.abortOverBytes) && safety.memory.has(this.largeMessageKey())) {
+    if (safety === undefined) return REPLIES.startData;
+    const key = this.largeMessageKey();
+    if (recognisable(key, safety.abortOverBytes) && safety.memory.has(key)) {
       this.log.info({ sender: this.transaction.sender }, 'large message offered again: refused');
       return REPLIES.largeMessageRemembered;
     }
@@ -748,85 +762,36 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private async decide(capture: Capture): Promise<{ final: Reply; verdict: TransactionSummary['verdict']; reason?: string }> {
-    try {
-      await capture.spool.finish();
-    } catch (error) {
-      this.log.error({ err: error }, 'spool write failed');
-      return this.refuse(REPLIES.spoolFailed, 'tempfail', 'spool write failed');
-    }
-    if (!this.upstreamAlive) return { final: REPLIES.upstreamLostInData, verdict: 'tempfail', reason: 'upstream lost' };
-    if (capture.tooBig) return this.refuse(REPLIES.messageTooBig, 'refused', 'message over max_message_bytes');
-    if (capture.decoder.bareLineEndings > 0 && this.options.policy.smtp.bare_line_endings === 'reject') {
-      return this.refuse(REPLIES.bareLineEnding, 'refused', 'bare CR or LF line endings');
-    }
-    const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const header = await countHeaderLines(capture.spool, maxHeaderBytes);
-    if (header.kind === 'too-large') return this.refuse(REPLIES.headerBlockTooLarge, 'tempfail', `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`);
-    if (header.lines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
-    let verdict: Verdict;
-    try {
-      verdict = await this.runInspector(capture);
-    } catch (error) {
-      this.log.error({ err: error }, 'inspector failed');
-      return this.refuse(REPLIES.inspectionFailed, 'tempfail', 'inspector failed');
-    }
-    if (verdict.action !== 'pass' && !(await this.quarantine(capture, verdict))) {
-      if (verdict.action === 'rewrite') await verdict.message.dispose();
-      return this.refuse(REPLIES.quarantineFailed, 'tempfail', 'quarantine write failed');
-    }
-    switch (verdict.action) {
-      case 'pass':
-        return this.forwardMessage(capture.spool, 'pass');
-      case 'rewrite':
+    const { sender, recipients, helo } = this.transaction;
+    const outcome = await runPayloadStep(this.payloadStep, {
+      spool: capture.spool,
+      size: capture.size,
+      bareLineEndings: capture.decoder.bareLineEndings,
+      context: {
+        sessionId: this.options.id,
+        direction: this.options.direction,
+        sender: sender ?? '',
+        recipients,
+        client: { address: this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')), helo: helo.split(/\s/)[0] ?? '' },
+      },
+      record: { session: this.options.id, protocol: 'smtp', direction: this.options.direction, sender: sender ?? '', recipients: [...recipients] },
+      peerLost: () => !this.upstreamAlive,
+    });
+    if (outcome.quarantine !== undefined) capture.quarantined = outcome.quarantine;
+    switch (outcome.kind) {
+      case 'forward':
         try {
-          return await this.forwardMessage(verdict.message, 'rewrite', verdict.summary);
+          return await this.forwardMessage(outcome.source, outcome.verdict, outcome.reason);
         } finally {
-          await verdict.message.dispose();
+          await outcome.release();
         }
       case 'tempfail':
-        return this.refuse(makeReply(451, `4.7.1 ${verdict.reason}`), 'tempfail', verdict.reason);
-      case 'reject':
-        return this.refuse(makeReply(554, `5.7.1 ${verdict.reason}`), 'reject', verdict.reason);
+        // The upstream is gone: there is no transaction to reset there.
+        if (outcome.cause === 'peer-lost') return { final: REPLIES.upstreamLostInData, verdict: 'tempfail', reason: outcome.reason };
+        return this.refuse(refusalReply(outcome), 'tempfail', outcome.reason);
+      case 'refuse':
+        return this.refuse(refusalReply(outcome), refusalVerdict(outcome), outcome.reason);
     }
-  }
-
-  /**
-   * Keeps the original of a message that is rewritten or refused, and reports it (alerts,
-   * metrics); false when the original could not be stored (the message is then tempfailed).
-   */
-  private async quarantine(capture: Capture, verdict: Exclude<Verdict, { action: 'pass' }>): Promise<boolean> {
-    const fields: NewRecord = {
-      session: this.options.id,
-      protocol: 'smtp',
-      direction: this.options.direction,
-      sender: this.transaction.sender ?? '',
-      recipients: [...this.transaction.recipients],
-      action: verdict.action,
-      reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
-      findings: [...(verdict.findings ?? [])],
-    };
-    const store = this.options.quarantine;
-    if (store !== undefined) {
-      try {
-        capture.quarantined = (await store.store(capture.spool, fields)).id;
-      } catch (error) {
-        this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the message is tempfailed');
-        return false;
-      }
-    }
-    this.emit('flagged', { ...fields, time: new Date().toISOString(), ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }) });
-    return true;
-  }
-
-  private async runInspector(capture: Capture): Promise<Verdict> {
-    if (!this.options.inspect) return { action: 'pass' };
-    return this.options.inspector.inspect(capture.spool, {
-      sessionId: this.options.id,
-      direction: this.options.direction,
-      sender: this.transaction.sender ?? '',
-      recipients: this.transaction.recipients,
-      client: { address: this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')), helo: this.transaction.helo.split(/\s/)[0] ?? '' },
-    });
   }
 
   /** A refusal by the proxy: the upstream never saw DATA, so an RSET clears its transaction. */
