@@ -38,6 +38,7 @@ import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } fro
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, statusOf, type Status } from './responses.js';
 import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
 import { refusalResponse } from './outcome.js';
+import { summarize } from '../summary.js';
 import { RetrievalKeepalive } from './keepalive.js';
 import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
@@ -584,22 +585,12 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private report(outcome: RetrievalOutcome & { command: string; message: string; startedAt: number; keptAlive: boolean }): void {
-    const summary: RetrievalSummary = {
-      session: this.options.id,
-      downstream: this.options.downstreamLabel,
-      upstream: this.upstream?.label ?? '',
-      user: this.user,
-      tls: this.tls,
-      command: outcome.command,
-      message: outcome.message,
-      inspected: this.options.inspect,
-      size: outcome.size,
-      verdict: outcome.verdict,
-      ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
-      ...(outcome.quarantine === undefined ? {} : { quarantine: outcome.quarantine }),
-      keptAlive: outcome.keptAlive,
-      durationMs: Math.round(performance.now() - outcome.startedAt),
-    };
+    const { command, message, keptAlive, ...result } = outcome;
+    const summary: RetrievalSummary = summarize(
+      { session: this.options.id, downstream: this.options.downstreamLabel, upstream: this.upstream?.label ?? '', tls: this.tls, inspected: this.options.inspect },
+      { user: this.user, command, message, keptAlive },
+      result,
+    );
     this.log.info(summary, 'retrieval');
     this.emit('retrieval', summary);
   }

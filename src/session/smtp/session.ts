@@ -45,6 +45,7 @@ import { overMemoryBudget } from '../memory-budget.js';
 import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
 import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
 import { refusalReply } from './outcome.js';
+import { summarize } from '../summary.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
@@ -890,23 +891,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   /** The one summary line per transaction (and the `transaction` event carrying it). */
   private report(capture: Capture, verdict: TransactionSummary['verdict'], reason: string | undefined, upstreamReply: string): void {
-    const summary: TransactionSummary = {
-      session: this.options.id,
-      downstream: this.downstreamLabel,
-      upstream: this.options.upstreamLabel,
-      direction: this.options.direction,
-      tls: this.tls,
-      inspected: this.options.inspect,
-      helo: this.transaction.helo,
-      sender: this.transaction.sender ?? '',
-      recipients: this.transaction.recipients.length,
-      size: capture.size,
-      verdict,
-      ...(reason === undefined ? {} : { reason }),
-      ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }),
-      upstreamReply,
-      durationMs: Math.round(performance.now() - capture.startedAt),
-    };
+    const { helo, sender, recipients } = this.transaction;
+    const summary: TransactionSummary = summarize(
+      { session: this.options.id, downstream: this.downstreamLabel, upstream: this.options.upstreamLabel, tls: this.tls, inspected: this.options.inspect },
+      { direction: this.options.direction, helo, sender: sender ?? '', recipients: recipients.length, upstreamReply },
+      { size: capture.size, verdict, reason, quarantine: capture.quarantined, startedAt: capture.startedAt },
+    );
     this.log.info(summary, 'transaction');
     this.emit('transaction', summary);
   }
