@@ -38,7 +38,7 @@ import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
-import { declaredSize, inGroup, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
+import { declaredSize, inGroup, parseCommand, pathOf, replyClass, type ParsedCommand, type Phase, type Relay } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import { overMemoryBudget } from '../memory-budget.js';
@@ -453,12 +453,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'starttls':
         return this.startTls(command);
       case 'forward':
-        return this.forwardCommand(command);
+        return this.forwardCommand(command, action);
     }
   }
 
-  private forwardCommand(command: ParsedCommand): void {
-    if (command.verb === 'MAIL') {
+  private forwardCommand(command: ParsedCommand, relay: Relay): void {
+    if (relay.checksDeclaredSize === true) {
       const size = declaredSize(command.argument);
       if (size !== undefined && size > this.options.policy.limits.max_message_bytes) return this.answerLocally(REPLIES.messageTooBig);
     }
@@ -468,12 +468,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       this.readPaused = true;
       slot.after = () => this.resumeReading();
     }
-    if (command.verb === 'QUIT') {
+    if (relay.closesSession === true) {
       this.quitting = true;
       slot.after = () => this.closeGracefully();
     }
     this.expectUpstream('command', (upstreamReply) => {
-      slot.reply = this.afterUpstreamReply(command, upstreamReply);
+      slot.reply = this.afterUpstreamReply(command, relay, upstreamReply);
       this.flushReplies();
     });
     this.writeUpstream(command.wire);
@@ -495,35 +495,32 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.writeUpstream(Buffer.concat([line, CRLF]));
   }
 
-  /** Session state follows the upstream's positive replies; the reply relayed may be filtered. */
-  private afterUpstreamReply(command: ParsedCommand, upstreamReply: Reply): Reply {
-    const positive = upstreamReply.code >= 200 && upstreamReply.code < 300;
-    switch (command.verb) {
-      case 'EHLO':
-        if (!positive) return upstreamReply;
+  /** Session state follows the upstream's acceptance (the row's expected class); the reply relayed may be filtered. */
+  private afterUpstreamReply(command: ParsedCommand, relay: Relay, upstreamReply: Reply): Reply {
+    if (replyClass(upstreamReply) !== relay.expect) {
+      if (relay.continuesWithSasl === true && upstreamReply.code === 334) this.phase = 'auth';
+      return upstreamReply;
+    }
+    switch (relay.onAccepted) {
+      case 'greeted':
+        this.resetTransaction(command.argument);
+        return upstreamReply;
+      case 'greeted-extended':
         this.resetTransaction(command.argument);
         this.upstreamOffersStartTls = offersStartTls(upstreamReply);
         return filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes, this.offersStartTls());
-      case 'HELO':
-        if (positive) this.resetTransaction(command.argument);
+      case 'sender':
+        this.transaction.sender = pathOf(command.argument);
+        this.transaction.recipients = [];
+        this.transaction.declaredSize = declaredSize(command.argument);
         return upstreamReply;
-      case 'MAIL':
-        if (positive) {
-          this.transaction.sender = pathOf(command.argument);
-          this.transaction.recipients = [];
-          this.transaction.declaredSize = declaredSize(command.argument);
-        }
+      case 'recipient':
+        this.transaction.recipients.push(pathOf(command.argument));
         return upstreamReply;
-      case 'RCPT':
-        if (positive) this.transaction.recipients.push(pathOf(command.argument));
+      case 'reset':
+        this.resetTransaction(this.transaction.helo);
         return upstreamReply;
-      case 'RSET':
-        if (positive) this.resetTransaction(this.transaction.helo);
-        return upstreamReply;
-      case 'AUTH':
-        if (upstreamReply.code === 334) this.phase = 'auth';
-        return upstreamReply;
-      default:
+      case 'nothing':
         return upstreamReply;
     }
   }
