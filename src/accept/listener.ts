@@ -21,9 +21,8 @@ import { parseHostPort, type HostPort, type ListenerPolicy, type Policy } from '
 import type { Inspector } from '../inspect/api.js';
 import type { Logger, RetrievalSummary, TransactionSummary } from '../observe/log.js';
 import { addressMatcher, directionResolver, inspectsSmtp, pop3UpstreamAllowList, startTlsMode, type DirectionResolver } from '../policy/resolve.js';
-import { SmtpSession, type LargeMessageSafety } from '../session/smtp/session.js';
-import type { XforwardTrust } from '../session/smtp/xforward.js';
-import { Pop3Session } from '../session/pop3/session.js';
+import { smtpKit, type LargeMessageSafety, type SmtpSession, type XforwardTrust } from '../session/smtp/kit.js';
+import { pop3Kit, type Pop3Session } from '../session/pop3/kit.js';
 import { acceptTls, type TlsSetup } from '../tls/upgrade.js';
 import type { StartTlsMode } from '../tls/starttls.js';
 import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
@@ -307,7 +306,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     const { directions, spoolDir, starttls } = this.derived;
     if (upstreamAddress === undefined) throw new Error('an SMTP listener needs an upstream');
     const direction = directions.directionOf(client.address);
-    const session = new SmtpSession({
+    const session = smtpKit.create({
       id,
       downstream: socket,
       downstreamLabel: label(client),
@@ -346,7 +345,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private pop3Session(socket: Socket, id: string, upstreamAddress: HostPort | undefined, client: Endpoint): Pop3Session {
     const { policy, logger, inspector } = this.options;
     const { allowPop3Upstream, spoolDir, starttls } = this.derived;
-    const session = new Pop3Session({
+    const session = pop3Kit.create({
       id,
       downstream: socket,
       downstreamLabel: label(client),

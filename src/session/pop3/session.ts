@@ -26,20 +26,22 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HostPort, Policy } from '../../config/schema.js';
-import type { Inspector, MessageSource, Verdict } from '../../inspect/api.js';
+import type { Inspector, MessageSource } from '../../inspect/api.js';
 import type { Logger, RetrievalSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
-import { countHeaderLines } from '../../capture/header-lines.js';
 import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
 import type { LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
 import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
-import { POP3_RESPONSES, filterCapabilities, notInspected, ok, refusedByPolicy, statusOf, tooBig, type Status } from './responses.js';
+import { POP3_RESPONSES, filterCapabilities, notInspected, ok, statusOf, type Status } from './responses.js';
+import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
+import { refusalResponse } from './outcome.js';
+import { summarize } from '../summary.js';
 import { RetrievalKeepalive } from './keepalive.js';
 import { overMemoryBudget } from '../memory-budget.js';
-import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
+import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 
@@ -123,6 +125,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** Set by shutdown(): the session closes after the command in progress. */
   private draining = false;
   private readonly log: Logger;
+  /** Gate, inspection and quarantine of each captured retrieval (session/payload.ts). */
+  private readonly payloadStep: PayloadStep;
 
   constructor(private readonly options: Pop3SessionOptions) {
     super();
@@ -130,6 +134,15 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     this.tls = options.tls;
     this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
     this.log = options.logger.child({ session: options.id });
+    this.payloadStep = {
+      policy: options.policy,
+      log: this.log,
+      inspector: options.inspect ? options.inspector : undefined,
+      quarantine: options.quarantine,
+      onFlagged: (message) => this.emit('flagged', message),
+      refuseBareLineEndings: false,
+      headerLimits: 'warn',
+    };
   }
 
   /** Drain: an idle session is closed now, a busy one after the command in progress; the upstream gets no QUIT. */
@@ -524,96 +537,32 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
         if (size <= limit && !spool.write(piece)) await spool.drained();
       }
     });
-    try {
-      await spool.finish();
-    } catch (error) {
-      this.log.error({ err: error }, 'spool write failed');
-      return this.refuse(keepalive, notInspected(message, 'local storage error'), { verdict: 'tempfail', reason: 'spool write failed', size });
-    }
-    if (size > limit) return this.refuse(keepalive, tooBig(message, limit), { verdict: 'refused', reason: 'message over max_message_bytes', size });
-    let verdict: Verdict;
-    try {
-      verdict = await this.options.inspector.inspect(spool, {
-        sessionId: this.options.id,
-        direction: 'inbound',
-        sender: '',
-        recipients: this.user.includes('@') ? [this.user] : [],
-        partial: command.verb === 'TOP',
-      });
-    } catch (error) {
-      this.log.error({ err: error }, 'inspector failed');
-      return this.refuse(keepalive, notInspected(message, 'inspector failed'), { verdict: 'tempfail', reason: 'inspector failed', size });
-    }
-    let quarantine: { quarantine?: string } = {};
-    if (verdict.action !== 'pass') {
-      const stored = await this.quarantine(spool, verdict, `${command.verb} ${message}`);
-      if (stored === undefined) {
-        if (verdict.action === 'rewrite') await verdict.message.dispose();
-        return this.refuse(keepalive, notInspected(message, 'quarantine storage error'), { verdict: 'tempfail', reason: 'quarantine write failed', size });
-      }
-      if (stored !== '') quarantine = { quarantine: stored };
+    const recipients = this.user.includes('@') ? [this.user] : [];
+    const outcome = await runPayloadStep(this.payloadStep, {
+      spool,
+      size,
+      bareLineEndings: 0,
+      context: { sessionId: this.options.id, direction: 'inbound', sender: '', recipients, partial: command.verb === 'TOP' },
+      record: { session: this.options.id, protocol: 'pop3', direction: 'inbound', sender: '', recipients, user: `${this.user} (${command.verb} ${message})` },
+    });
+    const kept = outcome.quarantine === undefined ? {} : { quarantine: outcome.quarantine };
+    if (outcome.kind !== 'forward') {
+      return this.refuse(keepalive, refusalResponse(outcome, message, limit), { verdict: refusalVerdict(outcome), reason: outcome.reason, size, ...kept });
     }
     // A POP3 proxy cannot refuse a message with too many header lines: it is delivered with a warning on top.
-    const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const header = await countHeaderLines(spool, maxHeaderBytes);
-    const warningText =
-      header.kind === 'too-large'
-        ? `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`
-        : header.lines > maxHeaderLines
-          ? `more than ${maxHeaderLines} header lines (limits.max_header_lines)`
-          : undefined;
-    const warning = warningText === undefined ? [] : [Buffer.from(`X-Mailmoat-Warning: ${warningText}\r\n`, 'latin1')];
+    const warning = outcome.headerWarning === undefined ? [] : [Buffer.from(`X-Mailmoat-Warning: ${outcome.headerWarning.text}\r\n`, 'latin1')];
     const extra = warning.reduce((sum, line) => sum + line.length, 0);
     keepalive.stop();
-    switch (verdict.action) {
-      case 'pass': {
-        const status = warning.length === 0 ? [statusLine, CRLF] : [ok(`${spool.size + extra} octets`)];
-        await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : status), ...warning], spool);
-        return { verdict: 'pass', size, ...(warning.length === 0 ? {} : { reason: `${header.kind === 'too-large' ? 'header block too large' : 'too many header lines'}: delivered with a warning` }) };
-      }
-      case 'rewrite':
-        try {
-          await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : [ok(`${verdict.message.size + extra} octets`)]), ...warning], verdict.message);
-        } finally {
-          await verdict.message.dispose();
-        }
-        return { verdict: 'rewrite', reason: verdict.summary, size, ...quarantine };
-      case 'tempfail':
-        return this.refuse(keepalive, notInspected(message, verdict.reason), { verdict: 'tempfail', reason: verdict.reason, size, ...quarantine });
-      case 'reject':
-        return this.refuse(keepalive, refusedByPolicy(message, verdict.reason), { verdict: 'reject', reason: verdict.reason, size, ...quarantine });
+    try {
+      // A clean message keeps the upstream's own status line unless a warning changes its size.
+      const status = outcome.verdict === 'pass' && warning.length === 0 ? [statusLine, CRLF] : [ok(`${outcome.source.size + extra} octets`)];
+      await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : status), ...warning], outcome.source);
+    } finally {
+      await outcome.release();
     }
-  }
-
-  /**
-   * Keeps the original of a retrieval that is rewritten or refused, and reports it (alerts,
-   * metrics). Resolves with the entry's id ('' when the quarantine is off), or undefined when
-   * the original could not be stored.
-   */
-  private async quarantine(spool: Spool, verdict: Exclude<Verdict, { action: 'pass' }>, retrieval: string): Promise<string | undefined> {
-    const fields: NewRecord = {
-      session: this.options.id,
-      protocol: 'pop3',
-      direction: 'inbound',
-      sender: '',
-      recipients: this.user.includes('@') ? [this.user] : [],
-      user: `${this.user} (${retrieval})`,
-      action: verdict.action,
-      reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
-      findings: [...(verdict.findings ?? [])],
-    };
-    const store = this.options.quarantine;
-    let id = '';
-    if (store !== undefined) {
-      try {
-        id = (await store.store(spool, fields)).id;
-      } catch (error) {
-        this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the retrieval is refused');
-        return undefined;
-      }
-    }
-    this.emit('flagged', { ...fields, time: new Date().toISOString(), ...(id === '' ? {} : { quarantine: id }) });
-    return id;
+    if (outcome.verdict === 'rewrite') return { verdict: 'rewrite', reason: outcome.reason ?? '', size, ...kept };
+    const warned = outcome.headerWarning === undefined ? {} : { reason: `${outcome.headerWarning.kind === 'too-large' ? 'header block too large' : 'too many header lines'}: delivered with a warning` };
+    return { verdict: 'pass', size, ...warned };
   }
 
   /** A retrieval the proxy will not hand over: -ERR, or, once "+OK" was committed, the cut (no final dot). */
@@ -636,22 +585,12 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private report(outcome: RetrievalOutcome & { command: string; message: string; startedAt: number; keptAlive: boolean }): void {
-    const summary: RetrievalSummary = {
-      session: this.options.id,
-      downstream: this.options.downstreamLabel,
-      upstream: this.upstream?.label ?? '',
-      user: this.user,
-      tls: this.tls,
-      command: outcome.command,
-      message: outcome.message,
-      inspected: this.options.inspect,
-      size: outcome.size,
-      verdict: outcome.verdict,
-      ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
-      ...(outcome.quarantine === undefined ? {} : { quarantine: outcome.quarantine }),
-      keptAlive: outcome.keptAlive,
-      durationMs: Math.round(performance.now() - outcome.startedAt),
-    };
+    const { command, message, keptAlive, ...result } = outcome;
+    const summary: RetrievalSummary = summarize(
+      { session: this.options.id, downstream: this.options.downstreamLabel, upstream: this.upstream?.label ?? '', tls: this.tls, inspected: this.options.inspect },
+      { user: this.user, command, message, keptAlive },
+      result,
+    );
     this.log.info(summary, 'retrieval');
     this.emit('retrieval', summary);
   }

@@ -8,6 +8,11 @@
  * (Postfix XFORWARD_README) is taken only from peers in `smtp.xforward_from`
  * (xforward.ts) and refused from anyone else.
  *
+ * A relayed command says, as Postfix's smtpd_proxy_cmd(expect) does, which reply class
+ * the upstream gives when it accepts (`expect`) and what the session learns then
+ * (`onAccepted`): state follows the upstream's acceptance, never the command alone.
+ * Any other reply is relayed as it is and changes nothing.
+ *
  * `phases` lists the session phases in which the verb is accepted; `endsGroup`
  * marks the last command of a pipelined group (the proxy flushes upstream writes
  * there); `waitsForReply` stops reading further input until the reply is known
@@ -39,8 +44,37 @@ export const PHASE_GROUP = {
 
 export const inGroup = (phase: Phase, group: PhaseGroup): boolean => PHASE_GROUP[phase] === group;
 
+/** A reply's class: its first digit (RFC 5321 4.2.1). */
+export type ReplyClass = 2 | 3 | 4 | 5;
+
+export const replyClass = (reply: Reply): number => Math.floor(reply.code / 100);
+
+/** What the session learns when the upstream accepts a relayed command. */
+export type OnAccepted =
+  | 'nothing'
+  /** HELO: a new session; the transaction is reset. */
+  | 'greeted'
+  /** EHLO: a new session, and the extensions offered (the reply relayed is filtered). */
+  | 'greeted-extended'
+  | 'sender'
+  | 'recipient'
+  | 'reset';
+
+export interface Relay {
+  kind: 'forward';
+  /** The reply class of acceptance (Postfix smtpd_proxy_cmd's expect). */
+  expect: ReplyClass;
+  onAccepted: OnAccepted;
+  /** AUTH: a 334 continuation starts the SASL exchange (RFC 4954 4). */
+  continuesWithSasl?: true;
+  /** MAIL: a SIZE= declared over limits.max_message_bytes is refused by the proxy (RFC 1870). */
+  checksDeclaredSize?: true;
+  /** QUIT: the session ends once the reply is relayed, whatever it is. */
+  closesSession?: true;
+}
+
 export type CommandAction =
-  | { kind: 'forward' }
+  | Relay
   /** DATA: answered by the proxy once earlier replies are in; the upstream gets DATA after inspection. */
   | { kind: 'data' }
   /** STARTTLS: what happens depends on the listener's starttls policy (session.ts). */
@@ -58,9 +92,9 @@ export interface CommandSpec {
   logArgument: boolean;
 }
 
-const forward = (endsGroup: boolean, extra: Partial<CommandSpec> = {}): CommandSpec => ({
+const forward = (endsGroup: boolean, relay: Partial<Relay> = {}, extra: Partial<CommandSpec> = {}): CommandSpec => ({
   phases: ['command'],
-  action: { kind: 'forward' },
+  action: { kind: 'forward', expect: 2, onAccepted: 'nothing', ...relay },
   endsGroup,
   waitsForReply: false,
   logArgument: true,
@@ -84,18 +118,18 @@ const httpProbe: CommandSpec = {
 };
 
 export const COMMANDS = {
-  HELO: forward(true),
-  EHLO: forward(true),
-  MAIL: forward(false),
-  RCPT: forward(false),
-  RSET: forward(false),
+  HELO: forward(true, { onAccepted: 'greeted' }),
+  EHLO: forward(true, { onAccepted: 'greeted-extended' }),
+  MAIL: forward(false, { onAccepted: 'sender', checksDeclaredSize: true }),
+  RCPT: forward(false, { onAccepted: 'recipient' }),
+  RSET: forward(false, { onAccepted: 'reset' }),
   NOOP: forward(true),
   VRFY: forward(true),
   EXPN: forward(true),
   HELP: forward(true),
   ETRN: forward(true),
-  QUIT: forward(true, { phases: ['command', 'broken'], waitsForReply: true }),
-  AUTH: forward(true, { waitsForReply: true, logArgument: false }),
+  QUIT: forward(true, { closesSession: true }, { phases: ['command', 'broken'], waitsForReply: true }),
+  AUTH: forward(true, { continuesWithSasl: true }, { waitsForReply: true, logArgument: false }),
   DATA: { phases: ['command'], action: { kind: 'data' }, endsGroup: true, waitsForReply: true, logArgument: true },
   BDAT: refuse(REPLIES.chunkingRefused),
   STARTTLS: { phases: ['command'], action: { kind: 'starttls' }, endsGroup: true, waitsForReply: true, logArgument: true },

@@ -28,26 +28,30 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { REPLIES, ProxyError, reply as makeReply, type Reply } from '../../errors.js';
-import type { Direction, Inspector, MessageSource, Verdict } from '../../inspect/api.js';
+import type { Direction, Inspector, MessageSource } from '../../inspect/api.js';
 import type { Policy } from '../../config/schema.js';
 import type { Logger, TransactionSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
-import { countHeaderLines } from '../../capture/header-lines.js';
 import { recognisable, type LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
-import { declaredSize, inGroup, parseCommand, pathOf, type ParsedCommand, type Phase } from './commands.js';
+import { declaredSize, inGroup, parseCommand, pathOf, replyClass, type ParsedCommand, type Phase, type Relay } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import { overMemoryBudget } from '../memory-budget.js';
-import type { FlaggedMessage, NewRecord, QuarantineStore } from '../../quarantine/store.js';
+import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
+import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
+import { refusalReply } from './outcome.js';
+import { summarize } from '../summary.js';
 import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
 import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
 import { ForwardedClient, offerXforward, offeredAttributes, parseXforward, relayedCommand, type XforwardAttribute, type XforwardTrust } from './xforward.js';
 
+/** A trusted peer's XFORWARD relayed upstream: accepted on 2xx, nothing else learnt there (xforward.ts holds it). */
+const XFORWARD_RELAY: Relay = { kind: 'forward', expect: 2, onAccepted: 'nothing' };
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
 const DATA_COMMAND = Buffer.from('DATA\r\n', 'latin1');
@@ -183,6 +187,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private releaseForwarded: (() => void) | undefined;
   /** The XFORWARD attributes the upstream's last EHLO reply offered. */
   private upstreamXforward: ReadonlySet<XforwardAttribute> = new Set();
+  /** Gate, inspection and quarantine of each captured message (session/payload.ts). */
+  private readonly payloadStep: PayloadStep;
   private readonly downstreamHandlers: SocketHandlers = {
     data: (chunk: Buffer) => this.guard(this.onDownstreamData, chunk),
     end: () => this.guard(this.onDownstreamEnd),
@@ -208,6 +214,15 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log = options.logger.child({ session: options.id });
     this.downstream = options.downstream;
     this.tls = options.tls;
+    this.payloadStep = {
+      policy: options.policy,
+      log: this.log,
+      inspector: options.inspector,
+      quarantine: options.quarantine,
+      onFlagged: (message) => this.emit('flagged', message),
+      refuseBareLineEndings: options.policy.smtp.bare_line_endings === 'reject',
+      headerLimits: 'refuse',
+    };
   }
 
   /** Drain: an idle session is closed with 421 now, one in a transaction right after its final reply. */
@@ -451,29 +466,29 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'xforward':
         return this.onXforward(command);
       case 'forward':
-        return this.forwardCommand(command);
+        return this.forwardCommand(command, action);
     }
   }
 
-  private forwardCommand(command: ParsedCommand): void {
-    if (command.verb === 'RSET' || command.verb === 'EHLO' || command.verb === 'HELO') this.endForwarded();
-    if (command.verb === 'MAIL') {
+  private forwardCommand(command: ParsedCommand, relay: Relay): void {
+    if (relay.onAccepted === 'greeted' || relay.onAccepted === 'greeted-extended' || relay.onAccepted === 'reset') this.endForwarded();
+    if (relay.checksDeclaredSize === true) {
       const size = declaredSize(command.argument);
       if (size !== undefined && size > this.options.policy.limits.max_message_bytes) return this.answerLocally(REPLIES.messageTooBig);
-      if (!this.admitForwarded()) return this.answerLocally(REPLIES.forwardedClientLimited);
     }
+    if (relay.onAccepted === 'sender' && !this.admitForwarded()) return this.answerLocally(REPLIES.forwardedClientLimited);
     this.corkUpstream();
     const slot = this.slots.add({});
     if (command.spec.waitsForReply) {
       this.readPaused = true;
       slot.after = () => this.resumeReading();
     }
-    if (command.verb === 'QUIT') {
+    if (relay.closesSession === true) {
       this.quitting = true;
       slot.after = () => this.closeGracefully();
     }
     this.expectUpstream('command', (upstreamReply) => {
-      slot.reply = this.afterUpstreamReply(command, upstreamReply);
+      slot.reply = this.afterUpstreamReply(command, relay, upstreamReply);
       this.flushReplies();
     });
     this.writeUpstream(command.wire);
@@ -495,37 +510,35 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.writeUpstream(Buffer.concat([line, CRLF]));
   }
 
-  /** Session state follows the upstream's positive replies; the reply relayed may be filtered. */
-  private afterUpstreamReply(command: ParsedCommand, upstreamReply: Reply): Reply {
-    const positive = upstreamReply.code >= 200 && upstreamReply.code < 300;
-    switch (command.verb) {
-      case 'EHLO':
-        if (!positive) return upstreamReply;
+  /** Session state follows the upstream's acceptance (the row's expected class); the reply relayed may be filtered. */
+  private afterUpstreamReply(command: ParsedCommand, relay: Relay, upstreamReply: Reply): Reply {
+    if (replyClass(upstreamReply) !== relay.expect) {
+      if (relay.continuesWithSasl === true && upstreamReply.code === 334) this.phase = 'auth';
+      return upstreamReply;
+    }
+    switch (relay.onAccepted) {
+      case 'greeted':
+        this.resetTransaction(command.argument);
+        return upstreamReply;
+      case 'greeted-extended': {
         this.resetTransaction(command.argument);
         this.upstreamOffersStartTls = offersStartTls(upstreamReply);
         this.upstreamXforward = offeredAttributes(upstreamReply.lines);
         const relayed = filterEhloReply(upstreamReply, this.options.policy.limits.max_message_bytes, this.offersStartTls());
         return this.options.xforward === undefined ? relayed : offerXforward(relayed);
-      case 'HELO':
-        if (positive) this.resetTransaction(command.argument);
+      }
+      case 'sender':
+        this.transaction.sender = pathOf(command.argument);
+        this.transaction.recipients = [];
+        this.transaction.declaredSize = declaredSize(command.argument);
         return upstreamReply;
-      case 'MAIL':
-        if (positive) {
-          this.transaction.sender = pathOf(command.argument);
-          this.transaction.recipients = [];
-          this.transaction.declaredSize = declaredSize(command.argument);
-        }
+      case 'recipient':
+        this.transaction.recipients.push(pathOf(command.argument));
         return upstreamReply;
-      case 'RCPT':
-        if (positive) this.transaction.recipients.push(pathOf(command.argument));
+      case 'reset':
+        this.resetTransaction(this.transaction.helo);
         return upstreamReply;
-      case 'RSET':
-        if (positive) this.resetTransaction(this.transaction.helo);
-        return upstreamReply;
-      case 'AUTH':
-        if (upstreamReply.code === 334) this.phase = 'auth';
-        return upstreamReply;
-      default:
+      case 'nothing':
         return upstreamReply;
     }
   }
@@ -579,7 +592,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log.debug({ xforward: this.forwarded.describe() }, 'client attributes forwarded');
     const relayed = relayedCommand(pairs, this.upstreamXforward);
     if (relayed === undefined) return this.answerLocally(REPLIES.xforwardAccepted);
-    this.forwardCommand({ ...command, wire: relayed });
+    this.forwardCommand({ ...command, wire: relayed }, XFORWARD_RELAY);
   }
 
   /** A forwarded client's MAIL takes its per-address limits; false when it is over one. */
@@ -744,7 +757,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       return REPLIES.memoryBudget;
     }
     const safety = this.options.largeMessages;
-    if (safety !== undefined && recognisable(this.largeMessageKey(), safety.abortOverBytes) && safety.memory.has(this.largeMessageKey())) {
+    if (safety === undefined) return REPLIES.startData;
+    const key = this.largeMessageKey();
+    if (recognisable(key, safety.abortOverBytes) && safety.memory.has(key)) {
       this.log.info({ sender: this.transaction.sender }, 'large message offered again: refused');
       return REPLIES.largeMessageRemembered;
     }
@@ -816,88 +831,42 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private async decide(capture: Capture): Promise<{ final: Reply; verdict: TransactionSummary['verdict']; reason?: string }> {
-    try {
-      await capture.spool.finish();
-    } catch (error) {
-      this.log.error({ err: error }, 'spool write failed');
-      return this.refuse(REPLIES.spoolFailed, 'tempfail', 'spool write failed');
-    }
-    if (!this.upstreamAlive) return { final: REPLIES.upstreamLostInData, verdict: 'tempfail', reason: 'upstream lost' };
-    if (capture.tooBig) return this.refuse(REPLIES.messageTooBig, 'refused', 'message over max_message_bytes');
-    if (capture.decoder.bareLineEndings > 0 && this.options.policy.smtp.bare_line_endings === 'reject') {
-      return this.refuse(REPLIES.bareLineEnding, 'refused', 'bare CR or LF line endings');
-    }
-    const { max_header_lines: maxHeaderLines, max_mime_header_bytes: maxHeaderBytes } = this.options.policy.limits;
-    const header = await countHeaderLines(capture.spool, maxHeaderBytes);
-    if (header.kind === 'too-large') return this.refuse(REPLIES.headerBlockTooLarge, 'tempfail', `header block over ${maxHeaderBytes} bytes (limits.max_mime_header_bytes)`);
-    if (header.lines > maxHeaderLines) return this.refuse(REPLIES.tooManyHeaderLines, 'refused', `more than ${maxHeaderLines} header lines (limits.max_header_lines)`);
-    let verdict: Verdict;
-    try {
-      verdict = await this.runInspector(capture);
-    } catch (error) {
-      this.log.error({ err: error }, 'inspector failed');
-      return this.refuse(REPLIES.inspectionFailed, 'tempfail', 'inspector failed');
-    }
-    if (verdict.action !== 'pass' && !(await this.quarantine(capture, verdict))) {
-      if (verdict.action === 'rewrite') await verdict.message.dispose();
-      return this.refuse(REPLIES.quarantineFailed, 'tempfail', 'quarantine write failed');
-    }
-    switch (verdict.action) {
-      case 'pass':
-        return this.forwardMessage(capture.spool, 'pass');
-      case 'rewrite':
+    const { sender, recipients, helo } = this.transaction;
+    const direction = this.transactionDirection();
+    // Whether this transaction is inspected: its direction, which a trusted peer's XFORWARD may set.
+    const step = this.transactionInspected() ? this.payloadStep : { ...this.payloadStep, inspector: undefined };
+    const outcome = await runPayloadStep(step, {
+      spool: capture.spool,
+      size: capture.size,
+      bareLineEndings: capture.decoder.bareLineEndings,
+      context: {
+        sessionId: this.options.id,
+        direction,
+        sender: sender ?? '',
+        recipients,
+        client: {
+          address: this.forwarded.address ?? this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')),
+          helo: this.forwarded.helo ?? helo.split(/\s/)[0] ?? '',
+        },
+      },
+      record: { session: this.options.id, protocol: 'smtp', direction, sender: sender ?? '', recipients: [...recipients] },
+      peerLost: () => !this.upstreamAlive,
+    });
+    if (outcome.quarantine !== undefined) capture.quarantined = outcome.quarantine;
+    switch (outcome.kind) {
+      case 'forward':
         try {
-          return await this.forwardMessage(verdict.message, 'rewrite', verdict.summary);
+          return await this.forwardMessage(outcome.source, outcome.verdict, outcome.reason);
         } finally {
-          await verdict.message.dispose();
+          await outcome.release();
         }
       case 'tempfail':
-        return this.refuse(makeReply(451, `4.7.1 ${verdict.reason}`), 'tempfail', verdict.reason);
-      case 'reject':
-        return this.refuse(makeReply(554, `5.7.1 ${verdict.reason}`), 'reject', verdict.reason);
+        // The upstream is gone: there is no transaction to reset there.
+        if (outcome.cause === 'peer-lost') return { final: REPLIES.upstreamLostInData, verdict: 'tempfail', reason: outcome.reason };
+        return this.refuse(refusalReply(outcome), 'tempfail', outcome.reason);
+      case 'refuse':
+        return this.refuse(refusalReply(outcome), refusalVerdict(outcome), outcome.reason);
     }
-  }
-
-  /**
-   * Keeps the original of a message that is rewritten or refused, and reports it (alerts,
-   * metrics); false when the original could not be stored (the message is then tempfailed).
-   */
-  private async quarantine(capture: Capture, verdict: Exclude<Verdict, { action: 'pass' }>): Promise<boolean> {
-    const fields: NewRecord = {
-      session: this.options.id,
-      protocol: 'smtp',
-      direction: this.transactionDirection(),
-      sender: this.transaction.sender ?? '',
-      recipients: [...this.transaction.recipients],
-      action: verdict.action,
-      reason: verdict.action === 'rewrite' ? verdict.summary : verdict.reason,
-      findings: [...(verdict.findings ?? [])],
-    };
-    const store = this.options.quarantine;
-    if (store !== undefined) {
-      try {
-        capture.quarantined = (await store.store(capture.spool, fields)).id;
-      } catch (error) {
-        this.log.error({ err: error, dir: store.dir }, 'quarantine write failed: the message is tempfailed');
-        return false;
-      }
-    }
-    this.emit('flagged', { ...fields, time: new Date().toISOString(), ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }) });
-    return true;
-  }
-
-  private async runInspector(capture: Capture): Promise<Verdict> {
-    if (!this.transactionInspected()) return { action: 'pass' };
-    return this.options.inspector.inspect(capture.spool, {
-      sessionId: this.options.id,
-      direction: this.transactionDirection(),
-      sender: this.transaction.sender ?? '',
-      recipients: this.transaction.recipients,
-      client: {
-        address: this.forwarded.address ?? this.downstreamLabel.slice(0, this.downstreamLabel.lastIndexOf(':')),
-        helo: this.forwarded.helo ?? this.transaction.helo.split(/\s/)[0] ?? '',
-      },
-    });
   }
 
   /** A refusal by the proxy: the upstream never saw DATA, so an RSET clears its transaction. */
@@ -998,24 +967,13 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   /** The one summary line per transaction (and the `transaction` event carrying it). */
   private report(capture: Capture, verdict: TransactionSummary['verdict'], reason: string | undefined, upstreamReply: string): void {
-    const summary: TransactionSummary = {
-      session: this.options.id,
-      downstream: this.downstreamLabel,
-      upstream: this.options.upstreamLabel,
-      direction: this.transactionDirection(),
-      tls: this.tls,
-      inspected: this.transactionInspected(),
-      helo: this.transaction.helo,
-      sender: this.transaction.sender ?? '',
-      recipients: this.transaction.recipients.length,
-      size: capture.size,
-      verdict,
-      ...(reason === undefined ? {} : { reason }),
-      ...(capture.quarantined === undefined ? {} : { quarantine: capture.quarantined }),
-      ...(this.forwarded.active ? { xforward: this.forwarded.describe() ?? {} } : {}),
-      upstreamReply,
-      durationMs: Math.round(performance.now() - capture.startedAt),
-    };
+    const { helo, sender, recipients } = this.transaction;
+    const forwarded = this.forwarded.describe();
+    const summary: TransactionSummary = summarize(
+      { session: this.options.id, downstream: this.downstreamLabel, upstream: this.options.upstreamLabel, tls: this.tls, inspected: this.transactionInspected() },
+      { direction: this.transactionDirection(), helo, sender: sender ?? '', recipients: recipients.length, upstreamReply, ...(forwarded === undefined ? {} : { xforward: forwarded }) },
+      { size: capture.size, verdict, reason, quarantine: capture.quarantined, startedAt: capture.startedAt },
+    );
     this.log.info(summary, 'transaction');
     this.emit('transaction', summary);
   }
