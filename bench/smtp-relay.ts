@@ -17,7 +17,8 @@
  * message, with each target's ratio to the pipe proxy measured in the same run (on a
  * loaded machine wall-clock figures move; CPU per message and same-run ratios less so).
  *
- * Usage: npm run bench [-- --rounds 3 --messages-a 2000 --messages-b 1000]
+ * Usage: npm run bench [-- --rounds 3 --messages-a 2000 --messages-b 1000 --workers N]
+ * (--workers: the mailmoat processes' `workers`; by default the policy's, one per core.)
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +39,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'messages-a': { type: 'string', default: '2000' },
     'messages-b': { type: 'string', default: '1000' },
+    /** The mailmoat processes' `workers` (default: the policy's default, one per core). */
+    workers: { type: 'string', default: '' },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -143,7 +146,8 @@ async function main(): Promise<void> {
   const proxyPort = await freePort();
   const policy = join(dir, 'policy.yaml');
   // Every session comes from 127.0.0.1: the per-address admission limits are not what is measured.
-  const benchOnly = 'admin:\n  listen: ""\nlimits:\n  max_sessions_per_address: 10000\n  max_connections_per_address_per_minute: 1000000\n';
+  const workers = values.workers === '' ? '' : `workers: ${Number(values.workers)}\n`;
+  const benchOnly = `admin:\n  listen: ""\nlimits:\n  max_sessions_per_address: 10000\n  max_connections_per_address_per_minute: 1000000\n${workers}`;
   await writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${proxyPort}\n    upstream: 127.0.0.1:${sinkPort}\n${benchOnly}`);
   const proxy = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: 'ignore' });
   const relayPort = await freePort();
@@ -211,7 +215,7 @@ async function main(): Promise<void> {
       ['B: proxy CPU ms per message', '', result.cpuMsPerMessage.bProxy.toFixed(2), '', '', result.cpuMsPerMessage.bRelay.toFixed(2), result.cpuMsPerMessage.bPipe.toFixed(2)],
     ];
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-    console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds)`);
+    console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds; mailmoat workers: ${values.workers === '' ? 'one per core' : Number(values.workers)})`);
     for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '));
     await mkdir(new URL('../../bench/out/', import.meta.url), { recursive: true });
     await writeFile(new URL('../../bench/out/smtp-relay.json', import.meta.url), JSON.stringify({ ...result, ratio, addedMs: added, toPipe }, null, 2));

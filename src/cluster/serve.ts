@@ -7,7 +7,8 @@
  * Alone (`workers: 1`) it answers SIGHUP and SIGTERM/SIGINT itself. As a cluster
  * worker it takes the same orders from the supervisor over IPC (and still drains
  * on SIGTERM, which a service manager may send to the whole group); it reports
- * when it listens (or that it cannot start, then exits 1), its process metrics, the
+ * when it listens (or that it cannot start, then exits 1), its process metrics, its
+ * metrics events (in batches, and at once when the supervisor asks before a scrape), the
  * messages it flagged (the supervisor sends the alerts), and asks to be recycled
  * after `recycle_after` sessions or hours. Alone, a listener that cannot bind ends
  * the process with exit 1 (nothing is left running).
@@ -32,14 +33,22 @@ export const DRAIN_GRACE_SECONDS = 10;
 export const SHARED_CLAMD_ENV = 'MAILMOAT_SHARED_CLAMD';
 
 /** Messages between the supervisor and its workers. */
-export type ToWorker = { type: 'reload' } | { type: 'drain' };
+export type ToWorker = { type: 'reload' } | { type: 'drain' } | { type: 'flush-events'; request: number };
 export type FromWorker =
   | { type: 'listening' }
   | { type: 'failed'; reason: string }
   | { type: 'flagged'; message: FlaggedMessage }
   | { type: 'recycle'; reason: string }
-  | { type: 'events'; events: ProxyEvent[] }
+  /** `answers`: the flush-events request this message answers, if any. */
+  | { type: 'events'; events: ProxyEvent[]; answers?: number }
   | { type: 'process-metrics'; metrics: ProcessMetrics };
+
+/**
+ * A worker's metrics events wait at most this long before they go to the supervisor, in one IPC
+ * message (one per message would cost a pipe write here and a read and parse there, per message).
+ * The supervisor asks for them at once before it serves /metrics or the status page.
+ */
+export const EVENT_BATCH_INTERVAL_MS = 1000;
 
 /** How often a worker sends its process metrics (CPU, memory, event loop) to the supervisor's /metrics. */
 const PROCESS_METRICS_INTERVAL_MS = 5000;
@@ -57,14 +66,19 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   const send = (message: FromWorker): void => {
     if (role === 'worker') process.send?.(message);
   };
-  // Metrics events go to the supervisor once per turn of the event loop, in one IPC message, not one each.
+  // Metrics events go to the supervisor in batches (EVENT_BATCH_INTERVAL_MS), or at once when it asks.
   let events: ProxyEvent[] = [];
-  const sendEvents = (): void => {
-    send({ type: 'events', events });
+  let batchTimer: NodeJS.Timeout | undefined;
+  const sendEvents = (answers?: number, sent?: () => void): void => {
+    clearTimeout(batchTimer);
+    batchTimer = undefined;
+    const message: FromWorker = answers === undefined ? { type: 'events', events } : { type: 'events', events, answers };
     events = [];
+    if (role === 'worker' && process.send !== undefined) process.send(message, undefined, {}, () => sent?.());
+    else sent?.();
   };
   const queueEvent = (event: ProxyEvent): void => {
-    if (events.push(event) === 1) setImmediate(sendEvents);
+    if (events.push(event) === 1) batchTimer = setTimeout(() => sendEvents(), EVENT_BATCH_INTERVAL_MS);
   };
   let inspector: MailInspector;
   let created: MailInspector | undefined;
@@ -138,7 +152,9 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
       .then(
         () => {
           logger.info('stopped');
-          process.exit(0);
+          // The last events reach the supervisor before the process goes.
+          if (role === 'worker') sendEvents(undefined, () => process.exit(0));
+          else process.exit(0);
         },
         () => process.exit(1),
       );
@@ -157,6 +173,7 @@ export async function serve(policyFile: string, policy: Readonly<Policy>, role: 
   process.on('message', (message: ToWorker) => {
     if (message.type === 'reload') reloading = reloading.then(reload);
     if (message.type === 'drain') drain('supervisor');
+    if (message.type === 'flush-events') sendEvents(message.request);
   });
   watchRecycling(proxy.listeners, policy, (reason) => send({ type: 'recycle', reason }));
 }

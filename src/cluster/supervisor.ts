@@ -26,6 +26,8 @@ import { startObservability } from '../observe/observability.js';
 /** A worker that dies sooner than this after it started is replaced only after RESPAWN_DELAY_MS (no fork loop). */
 const EARLY_DEATH_MS = 5000;
 const RESPAWN_DELAY_MS = 1000;
+/** Before /metrics or the status page is served, how long a worker's held-back metrics events are waited for. */
+const EVENT_FLUSH_WAIT_MS = 1000;
 
 export async function supervise(policyFile: string, policy: Readonly<Policy>, count: number): Promise<void> {
   // Workers accept from the shared listening socket themselves. Round-robin (Node's default) has this
@@ -71,6 +73,33 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
   const tell = (worker: Worker, message: ToWorker): void => {
     if (worker.isConnected()) worker.send(message);
   };
+  // Workers batch their metrics events: before /metrics or the status page is served, each
+  // worker sends what it holds (a worker that does not answer in time, or exits, is not waited for).
+  const flushes = new Map<Worker, Map<number, () => void>>();
+  let flushRequest = 0;
+  const collectEvents = async (): Promise<void> => {
+    const request = ++flushRequest;
+    await Promise.all(
+      [...ready].filter((worker) => worker.isConnected()).map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            const pending = flushes.get(worker) ?? new Map<number, () => void>();
+            flushes.set(worker, pending);
+            const done = (): void => {
+              clearTimeout(timer);
+              worker.off('disconnect', done);
+              pending.delete(request);
+              resolve();
+            };
+            const timer = setTimeout(done, EVENT_FLUSH_WAIT_MS);
+            pending.set(request, done);
+            worker.once('disconnect', done);
+            tell(worker, { type: 'flush-events', request });
+          }),
+      ),
+    );
+  };
+  observability.metrics.collectWith(collectEvents);
 
   const onMessage = (worker: Worker, message: FromWorker): void => {
     switch (message.type) {
@@ -88,6 +117,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
         return;
       case 'events':
         for (const event of message.events) observability.record(event);
+        if (message.answers !== undefined) flushes.get(worker)?.get(message.answers)?.();
         return;
       case 'process-metrics':
         if (live.has(worker)) observability.metrics.processMetrics(processName(worker), message.metrics);
@@ -108,6 +138,7 @@ export async function supervise(policyFile: string, policy: Readonly<Policy>, co
 
   cluster.on('exit', (worker, code, signal) => {
     live.delete(worker);
+    flushes.delete(worker);
     observability.metrics.processMetrics(processName(worker), undefined);
     ready.delete(worker);
     const expected = leaving.delete(worker) || stopping;

@@ -81,7 +81,7 @@ async function answer(request: IncomingMessage, response: ServerResponse, metric
       return send(response, state.ok ? 200 : 503, 'application/json', `${JSON.stringify({ ok: state.ok, ...state.detail })}\n`);
     }
     case '/api/status':
-      return send(response, 200, 'application/json', JSON.stringify(metrics.snapshot()));
+      return send(response, 200, 'application/json', JSON.stringify(await metrics.currentSnapshot()));
     case '/':
       return send(response, 200, 'text/html; charset=utf-8', STATUS_HTML);
     case '/status.css':

@@ -109,6 +109,20 @@ export class Metrics {
     this.scannersUp = new Gauge({ name: 'mailmoat_scanner_up', help: '1 when the clamd at this address answers PING', labelNames: ['address'], registers });
   }
 
+  /** Brings in events still on their way (a cluster's workers hold theirs back); awaited before every read. */
+  private collect: () => Promise<void> = () => Promise.resolve();
+
+  /** Sets what brings in the events still on their way before /metrics or the status snapshot is read. */
+  collectWith(collect: () => Promise<void>): void {
+    this.collect = collect;
+  }
+
+  /** The status snapshot once the events on their way are in. */
+  async currentSnapshot(): Promise<StatusSnapshot> {
+    await this.collect();
+    return this.snapshot();
+  }
+
   /** A worker's latest process metrics; undefined once it has exited. */
   processMetrics(name: string, metrics: ProcessMetrics | undefined): void {
     if (metrics === undefined) this.processes.delete(name);
@@ -116,6 +130,7 @@ export class Metrics {
   }
 
   private async exposition(): Promise<string> {
+    await this.collect();
     const all: [string, ProcessMetrics][] = [[this.processName, await this.self.getMetricsAsJSON()], ...this.processes];
     const labelled = all.map(([process, metrics]) => metrics.map((metric) => ({ ...metric, values: metric.values.map((value) => ({ ...value, labels: { ...value.labels, process } })) })));
     return Registry.merge([this.app, AggregatorRegistry.aggregate(labelled)]).metrics();
