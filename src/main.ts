@@ -17,9 +17,14 @@ import { wildcardPattern } from './policy/wildcard.js';
 import { QuarantineStore, type FlaggedMessage } from './quarantine/store.js';
 import type { ProxyEvent } from './observe/metrics.js';
 import { durationMs } from './config/schema.js';
-import { AlertNotifier } from './alerts/notify.js';
+import { AlertNotifier, realClock } from './alerts/notify.js';
 import { submissionUpstream } from './policy/resolve.js';
 import { hostname } from 'node:os';
+import { adminUrlOf, closeSharedState, sharedStateFor, type SharedState } from './state/shared-state.js';
+import { SharedAdmission } from './state/admission.js';
+import { SharedLargeMessages } from './state/large-messages.js';
+import { SharedAlerts } from './state/alerts.js';
+import { QuarantineIndex } from './state/quarantine-index.js';
 
 /** How often quarantine.keep_for is applied. */
 const QUARANTINE_PURGE_INTERVAL_MS = 60 * 60 * 1000;
@@ -47,6 +52,8 @@ interface Collaborators {
   largeMessages: LargeMessageSafety | undefined;
   alerts: AlertNotifier | undefined;
   purge: NodeJS.Timeout | undefined;
+  /** The fleet's per-address counts (state.backend: redis://…). */
+  sharedAdmission: SharedAdmission | undefined;
 }
 
 /**
@@ -55,19 +62,23 @@ interface Collaborators {
  */
 async function createCollaborators(policy: Readonly<Policy>, logger: Logger, housekeeping: boolean): Promise<Collaborators> {
   const tlsSetup = await createTlsSetup(policy);
-  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
-  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger) : undefined;
+  const shared = sharedStateFor(policy, logger);
+  const index = shared === undefined || !policy.quarantine.enabled ? undefined : new QuarantineIndex(shared, adminUrlOf(policy), logger);
+  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir, undefined, index) : undefined;
+  if (index !== undefined && quarantine !== undefined && housekeeping) index.reindexOnConnect(() => quarantine.list());
+  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger, shared) : undefined;
   const purge = quarantine === undefined || !housekeeping ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
-  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy) };
+  const sharedAdmission = shared === undefined ? undefined : new SharedAdmission(shared, policy.state.session_lease_seconds * 1000);
+  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy, shared, logger), sharedAdmission };
 }
 
 /** limits.large_message, when abort_over is set. */
-function largeMessageSafety(policy: Readonly<Policy>): LargeMessageSafety | undefined {
+function largeMessageSafety(policy: Readonly<Policy>, shared: SharedState | undefined, logger: Logger): LargeMessageSafety | undefined {
   const settings = policy.limits.large_message;
   if (settings.abort_over === 0) return undefined;
   const exceptions = settings.exceptions.map(wildcardPattern);
   return {
-    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0),
+    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0, Date.now, shared === undefined ? undefined : new SharedLargeMessages(shared, logger)),
     abortOverBytes: settings.abort_over,
     exempt: (sender) => exceptions.some((pattern) => pattern.test(sender.replace(/^<|>$/g, ''))),
   };
@@ -82,6 +93,7 @@ export interface ProxyOptions {
 
 async function retire(collaborators: Collaborators): Promise<void> {
   if (collaborators.purge !== undefined) clearInterval(collaborators.purge);
+  collaborators.sharedAdmission?.close();
   await collaborators.alerts?.flush();
 }
 
@@ -95,8 +107,8 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
   const listenerOptions = (index: number, active: typeof current, activeInspector: Inspector) => {
     const listener = active.policy.listeners[index];
     if (listener === undefined) throw new Error(`no listener ${index}`);
-    const { tlsSetup, quarantine, largeMessages } = active.collaborators;
-    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine, largeMessages };
+    const { tlsSetup, quarantine, largeMessages, sharedAdmission } = active.collaborators;
+    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine, largeMessages, sharedAdmission };
   };
   const listeners = policy.listeners.map((_, index) => new Listener(listenerOptions(index, current, inspector)));
   const addresses: AddressInfo[] = [];
@@ -111,6 +123,8 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
   const onFlagged = options.onFlagged ?? ((message: FlaggedMessage) => current.collaborators.alerts?.report(message));
   for (const listener of listeners) listener.on('flagged', onFlagged);
   const onEvent = options.onEvent;
+  // mailmoat_state_backend_up follows the shared state's connection.
+  if (onEvent !== undefined) sharedStateFor(policy, logger)?.watch((up) => onEvent({ type: 'state', up }));
   if (onEvent !== undefined) {
     listeners.forEach((listener, index) => {
       const protocol = policy.listeners[index]?.protocol ?? 'smtp';
@@ -128,6 +142,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
     close: async () => {
       await Promise.all(listeners.map((listener) => listener.close()));
       await retire(current.collaborators);
+      await closeSharedState(current.policy);
     },
     reload: async (next, nextInspector) => {
       const before = current.policy.listeners.map(bindingOf).join('\n');
@@ -146,7 +161,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
 }
 
 /** The alert notifier, when alerts.to names someone or parties are to be notified. */
-export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger): AlertNotifier | undefined {
+export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger, shared?: SharedState): AlertNotifier | undefined {
   const { alerts } = policy;
   if (alerts.to.length === 0 && !alerts.notify_recipients && !alerts.notify_sender) return undefined;
   const upstream = submissionUpstream(policy, alerts.via);
@@ -156,6 +171,8 @@ export function createAlerts(policy: Readonly<Policy>, roots: readonly string[],
     { to: alerts.to, from, batchSeconds: alerts.batch_seconds, maxPerHour: alerts.max_per_hour, notifyRecipients: alerts.notify_recipients, notifySender: alerts.notify_sender },
     { upstream, roots, heloName: hostname() },
     logger,
+    realClock,
+    shared === undefined ? undefined : new SharedAlerts(shared),
   );
 }
 

@@ -41,8 +41,9 @@ export class RawClient {
     socket.on('close', onGone);
   }
 
-  static async connect(port: number): Promise<RawClient> {
-    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  /** `localAddress`: another loopback address to connect from (a distinct client for per-address limits). */
+  static async connect(port: number, localAddress?: string): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) });
     await once(socket, 'connect');
     return new RawClient(socket);
   }
