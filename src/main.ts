@@ -17,7 +17,7 @@ import { wildcardPattern } from './policy/wildcard.js';
 import { QuarantineStore, type FlaggedMessage } from './quarantine/store.js';
 import type { ProxyEvent } from './observe/metrics.js';
 import { durationMs } from './config/schema.js';
-import { AlertNotifier, realClock } from './alerts/notify.js';
+import { AlertNotifier, realClock, type AlertClock } from './alerts/notify.js';
 import { submissionUpstream } from './policy/resolve.js';
 import { hostname } from 'node:os';
 import { adminUrlOf, closeSharedState, sharedStateFor, type SharedState } from './state/shared-state.js';
@@ -60,13 +60,13 @@ interface Collaborators {
  * `housekeeping: false` (a cluster worker): no alerts and no quarantine purge here, the
  * supervisor runs them once for all workers.
  */
-async function createCollaborators(policy: Readonly<Policy>, logger: Logger, housekeeping: boolean): Promise<Collaborators> {
+async function createCollaborators(policy: Readonly<Policy>, logger: Logger, housekeeping: boolean, alertClock: AlertClock): Promise<Collaborators> {
   const tlsSetup = await createTlsSetup(policy);
   const shared = sharedStateFor(policy, logger);
   const index = shared === undefined || !policy.quarantine.enabled ? undefined : new QuarantineIndex(shared, adminUrlOf(policy), logger);
   const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir, undefined, index) : undefined;
   if (index !== undefined && quarantine !== undefined && housekeeping) index.reindexOnConnect(() => quarantine.list());
-  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger, shared) : undefined;
+  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger, shared, alertClock) : undefined;
   const purge = quarantine === undefined || !housekeeping ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
   const sharedAdmission = shared === undefined ? undefined : new SharedAdmission(shared, policy.state.session_lease_seconds * 1000);
   return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy, shared, logger), sharedAdmission };
@@ -89,6 +89,8 @@ export interface ProxyOptions {
   onFlagged?: (message: FlaggedMessage) => void;
   /** Every session event (metrics: recorded here, or sent to the supervisor by a worker). */
   onEvent?: (event: ProxyEvent) => void;
+  /** The alerts' time (default real timers; a test drives its own). */
+  alertClock?: AlertClock;
 }
 
 async function retire(collaborators: Collaborators): Promise<void> {
@@ -103,7 +105,7 @@ const bindingOf = (listener: Policy['listeners'][number]): string => `${listener
 export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger, options: ProxyOptions = {}): Promise<RunningProxy> {
   if (policy.listeners.length === 0) throw new Error('the policy has no listeners: add at least one under "listeners"');
   const housekeeping = options.onFlagged === undefined;
-  let current = { policy, collaborators: await createCollaborators(policy, logger, housekeeping) };
+  let current = { policy, collaborators: await createCollaborators(policy, logger, housekeeping, options.alertClock ?? realClock) };
   const listenerOptions = (index: number, active: typeof current, activeInspector: Inspector) => {
     const listener = active.policy.listeners[index];
     if (listener === undefined) throw new Error(`no listener ${index}`);
@@ -149,7 +151,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
       const after = next.listeners.map(bindingOf).join('\n');
       if (before !== after) throw new Error('listeners changed in number, protocol, listen address or tls: restart mailmoat to apply them');
       const previous = current;
-      current = { policy: next, collaborators: await createCollaborators(next, logger, housekeeping) };
+      current = { policy: next, collaborators: await createCollaborators(next, logger, housekeeping, options.alertClock ?? realClock) };
       const retired = Promise.all(listeners.map((listener, index) => listener.update(listenerOptions(index, current, nextInspector)))).then(() => retire(previous.collaborators));
       return { retired };
     },
@@ -161,7 +163,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
 }
 
 /** The alert notifier, when alerts.to names someone or parties are to be notified. */
-export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger, shared?: SharedState): AlertNotifier | undefined {
+export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger, shared?: SharedState, clock: AlertClock = realClock): AlertNotifier | undefined {
   const { alerts } = policy;
   if (alerts.to.length === 0 && !alerts.notify_recipients && !alerts.notify_sender) return undefined;
   const upstream = submissionUpstream(policy, alerts.via);
@@ -171,7 +173,7 @@ export function createAlerts(policy: Readonly<Policy>, roots: readonly string[],
     { to: alerts.to, from, batchSeconds: alerts.batch_seconds, maxPerHour: alerts.max_per_hour, notifyRecipients: alerts.notify_recipients, notifySender: alerts.notify_sender },
     { upstream, roots, heloName: hostname() },
     logger,
-    realClock,
+    clock,
     shared === undefined ? undefined : new SharedAlerts(shared),
   );
 }

@@ -32,14 +32,14 @@ const FLEET_PENDING_TTL_MS = 24 * HOUR_MS;
 /** The notifier's time: the current time and a cancellable timer. */
 export interface AlertClock {
   now(): number;
-  /** Runs `run` after `ms`; returns the cancel function. */
-  schedule(run: () => void, ms: number): () => void;
+  /** Runs `run` after `ms` (a test's clock may wait for what it returns); returns the cancel function. */
+  schedule(run: () => Promise<void>, ms: number): () => void;
 }
 
 export const realClock: AlertClock = {
   now: () => Date.now(),
   schedule: (run, ms) => {
-    const timer = setTimeout(run, ms);
+    const timer = setTimeout(() => void run(), ms);
     timer.unref();
     return () => clearTimeout(timer);
   },
@@ -117,7 +117,7 @@ export class AlertNotifier {
   }
 
   private schedule(): void {
-    this.cancelTimer ??= this.clock.schedule(() => void this.flush(), this.policy.batchSeconds * 1000);
+    this.cancelTimer ??= this.clock.schedule(() => this.flush(), this.policy.batchSeconds * 1000);
   }
 
   private async holdBack(events: number): Promise<void> {
