@@ -41,15 +41,19 @@ export class SharedLargeMessages {
   private async load(learn: (key: string, untilMs: number) => void): Promise<void> {
     try {
       let cursor = '0';
+      let loaded = 0;
       do {
         const [next, keys] = await this.state.client.scan(cursor, 'MATCH', `${KEY_PREFIX}lms:*`, 'COUNT', SCAN_COUNT);
         cursor = next;
         for (const name of keys) {
           const key = name.slice(`${KEY_PREFIX}lms:`.length);
           const ttl = await this.state.client.pttl(name);
-          if (KEY_PATTERN.test(key) && ttl > 0) learn(key, Date.now() + ttl);
+          if (!KEY_PATTERN.test(key) || ttl <= 0) continue;
+          learn(key, Date.now() + ttl);
+          loaded++;
         }
       } while (cursor !== '0');
+      this.logger.info({ keys: loaded }, 'large message keys loaded from the state backend');
     } catch (error) {
       this.logger.warn({ reason: (error as Error).message }, 'large message keys could not be loaded from the state backend');
     }

@@ -29,6 +29,7 @@ export class SharedState {
   readonly client: Redis;
   readonly nodeId: string;
   private subscriber: Redis | undefined;
+  private subscribing: Promise<unknown> = Promise.resolve();
   private up = false;
   private readonly watchers = new Set<(up: boolean) => void>();
   private readonly channels = new Map<string, (message: string) => void>();
@@ -70,7 +71,12 @@ export class SharedState {
   subscribe(channel: string, onMessage: (message: string) => void): void {
     this.channels.set(KEY_PREFIX + channel, onMessage);
     this.subscriber ??= this.connect('subscriber');
-    this.subscriber.subscribe(KEY_PREFIX + channel).catch(() => undefined);
+    this.subscribing = Promise.all([this.subscribing, this.subscriber.subscribe(KEY_PREFIX + channel).catch(() => undefined)]);
+  }
+
+  /** Resolves once every channel asked for so far is subscribed (or its attempt failed). */
+  async whenSubscribed(): Promise<void> {
+    await this.subscribing;
   }
 
   publish(channel: string, message: string): Promise<number> {
