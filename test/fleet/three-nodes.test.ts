@@ -163,6 +163,9 @@ t.test('three nodes, one Redis, HAProxy in front: limits, Large Message Safety, 
     const onB = entries.find((entry) => entry.node === 'node-b');
     if (onB === undefined) throw new Error('no entry of node B');
 
+    const original = `http://127.0.0.1:${adminPorts[1]}/quarantine/${onB.id}/original`;
+    t.equal((await fetch(original)).status, 401, "node B's admin listener does not serve an original without the fleet's token");
+    t.equal((await fetch(original, { headers: { authorization: 'Bearer not-the-fleet-token-0123' } })).status, 401, 'nor with another token');
     const shown = await cli(['quarantine', 'show', onB.id, '--policy', a.policy]);
     t.equal(shown.code, 0, `quarantine show on node A (${shown.stderr.trim()})`);
     t.match(shown.stdout, /"node": "node-b"/, 'the record names its node');
