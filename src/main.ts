@@ -54,6 +54,8 @@ interface Collaborators {
   purge: NodeJS.Timeout | undefined;
   /** The fleet's per-address counts (state.backend: redis://…). */
   sharedAdmission: SharedAdmission | undefined;
+  /** What stops watching the shared state when this policy is retired. */
+  stopWatching: (() => void)[];
 }
 
 /**
@@ -65,20 +67,23 @@ async function createCollaborators(policy: Readonly<Policy>, logger: Logger, hou
   const shared = sharedStateFor(policy, logger);
   const index = shared === undefined || !policy.quarantine.enabled ? undefined : new QuarantineIndex(shared, adminUrlOf(policy), logger);
   const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir, undefined, index) : undefined;
-  if (index !== undefined && quarantine !== undefined && housekeeping) index.reindexOnConnect(() => quarantine.list());
+  const stopWatching: (() => void)[] = [];
+  if (index !== undefined && quarantine !== undefined && housekeeping) stopWatching.push(index.reindexOnConnect(() => quarantine.list()));
   const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger, shared, alertClock) : undefined;
   const purge = quarantine === undefined || !housekeeping ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
   const sharedAdmission = shared === undefined ? undefined : new SharedAdmission(shared, policy.state.session_lease_seconds * 1000);
-  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy, shared, logger), sharedAdmission };
+  const sharedKeys = shared === undefined || policy.limits.large_message.abort_over === 0 ? undefined : new SharedLargeMessages(shared, logger);
+  if (sharedKeys !== undefined) stopWatching.push(() => sharedKeys.stop());
+  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy, sharedKeys), sharedAdmission, stopWatching };
 }
 
 /** limits.large_message, when abort_over is set. */
-function largeMessageSafety(policy: Readonly<Policy>, shared: SharedState | undefined, logger: Logger): LargeMessageSafety | undefined {
+function largeMessageSafety(policy: Readonly<Policy>, sharedKeys: SharedLargeMessages | undefined): LargeMessageSafety | undefined {
   const settings = policy.limits.large_message;
   if (settings.abort_over === 0) return undefined;
   const exceptions = settings.exceptions.map(wildcardPattern);
   return {
-    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0, Date.now, shared === undefined ? undefined : new SharedLargeMessages(shared, logger)),
+    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0, Date.now, sharedKeys),
     abortOverBytes: settings.abort_over,
     exempt: (sender) => exceptions.some((pattern) => pattern.test(sender.replace(/^<|>$/g, ''))),
   };
@@ -96,6 +101,7 @@ export interface ProxyOptions {
 async function retire(collaborators: Collaborators): Promise<void> {
   if (collaborators.purge !== undefined) clearInterval(collaborators.purge);
   collaborators.sharedAdmission?.close();
+  for (const stop of collaborators.stopWatching) stop();
   await collaborators.alerts?.flush();
 }
 

@@ -14,6 +14,8 @@ const KEY_PATTERN = /^[0-9a-f]{64}$/;
 const SCAN_COUNT = 1000;
 
 export class SharedLargeMessages {
+  private unwatch: () => void = () => undefined;
+
   constructor(
     private readonly state: SharedState,
     private readonly logger: Logger,
@@ -27,9 +29,14 @@ export class SharedLargeMessages {
       learn(key, Date.now() + Number(ttl));
       this.logger.info({ key: key.slice(0, 12) }, 'large message key learned from the fleet');
     });
-    this.state.watch((up) => {
+    this.unwatch = this.state.watch((up) => {
       if (up) void this.load(learn);
     });
+  }
+
+  /** A retired policy's memory stops loading keys at reconnections (the newer one has the channel). */
+  stop(): void {
+    this.unwatch();
   }
 
   /** Stores and announces a key; rejects when Redis does not take it (the node's own file still has it). */

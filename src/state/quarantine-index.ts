@@ -49,9 +49,9 @@ export class QuarantineIndex {
     await this.state.client.hdel(INDEX, id).catch(() => undefined);
   }
 
-  /** Indexes this node's entries at each (re)connection: those stored while the backend was down join the view. */
-  reindexOnConnect(list: () => Promise<QuarantineRecord[]>): void {
-    this.state.watch((up) => {
+  /** Indexes this node's entries at each (re)connection: those stored while the backend was down join the view. Returns the stop function. */
+  reindexOnConnect(list: () => Promise<QuarantineRecord[]>): () => void {
+    return this.state.watch((up) => {
       if (!up) return;
       void list().then(async (records) => {
         for (const record of records) await this.add(record);
