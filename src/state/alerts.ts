@@ -15,6 +15,14 @@ const BATCH = `${KEY_PREFIX}alerts:batch`;
 const SENT = `${KEY_PREFIX}alerts:sent`;
 const HELD = `${KEY_PREFIX}alerts:held`;
 
+/** KEYS: pending, batch. ARGV: event, pending TTL ms, node, batch ms. 1 = this event opened the batch. */
+const ADD_SCRIPT = `
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+if redis.call('SET', KEYS[2], ARGV[3], 'PX', tonumber(ARGV[4]), 'NX') then return 1 end
+return 0
+`;
+
 const TAKE_SCRIPT = `
 local events = redis.call('LRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -50,9 +58,8 @@ export class SharedAlerts {
 
   /** Adds an event to the fleet's batch; resolves true when this node opened the batch (it sends the notice). */
   async add(event: FlaggedMessage, batchMs: number, pendingTtlMs: number): Promise<boolean> {
-    await this.state.client.rpush(PENDING, JSON.stringify(event));
-    await this.state.client.pexpire(PENDING, pendingTtlMs);
-    return (await this.state.client.set(BATCH, this.state.nodeId, 'PX', batchMs, 'NX')) === 'OK';
+    // One script: the event is in the batch and the batch has an owner, or neither.
+    return (await this.state.client.eval(ADD_SCRIPT, 2, PENDING, BATCH, JSON.stringify(event), pendingTtlMs, this.state.nodeId, batchMs)) === 1;
   }
 
   /** Every event of the fleet's batch, taken at once (no other node gets them). */
