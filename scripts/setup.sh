@@ -34,6 +34,7 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need ip iproute2            # network namespaces and veth pairs for the transparent-gateway tests
   need iptables iptables      # their nat REDIRECT rules (iptables and ip6tables)
   [ -x /usr/sbin/haproxy ] || missing+=(haproxy)   # a real load balancer sending PROXY protocol v1 and v2 headers
+  [ -x /usr/bin/redis-server ] || missing+=(redis-server)   # the fleet tests' shared state backend (state.backend: redis://), started by the tests
   need binhex macutils        # BinHex 4.0 files made by a real encoder for the MIME-reading tests
   need gcab gcab              # makes the tests' cabinet files
   need arj arj                # makes the tests' ARJ archives

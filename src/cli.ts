@@ -23,6 +23,7 @@ import { runDemo } from './demo/demo.js';
 import { initCa } from './tls/ca.js';
 import { QuarantineStore, type QuarantineRecord } from './quarantine/store.js';
 import { releaseEnvelope, submitMessage } from './quarantine/release.js';
+import { FleetQuarantine } from './quarantine/fleet-view.js';
 import { durationMs, parseHostPort, type Policy } from './config/schema.js';
 import { submissionUpstream } from './policy/resolve.js';
 import { requireAddon } from './accept/original-destination.js';
@@ -162,11 +163,22 @@ program
     );
   });
 
-const quarantine = program.command('quarantine').description('the originals of rewritten, tempfailed and rejected messages (quarantine.dir)');
+const quarantine = program.command('quarantine').description('the originals of rewritten, tempfailed and rejected messages (quarantine.dir; with state.backend: redis://, every node\'s)');
 
 const quarantineStore = async (policyFile: string): Promise<{ policy: Readonly<Policy>; store: QuarantineStore }> => {
   const policy = await loadPolicyFile(policyFile);
   return { policy, store: new QuarantineStore(policy.quarantine.dir) };
+};
+
+/** With a shared state backend, a command works on the fleet's entries; `run` gets undefined with a local one. */
+const withFleet = async <T>(policyFile: string, run: (context: { policy: Readonly<Policy>; store: QuarantineStore; fleet: FleetQuarantine | undefined }) => Promise<T>): Promise<T> => {
+  const { policy, store } = await quarantineStore(policyFile);
+  const fleet = await FleetQuarantine.open(policy, store);
+  try {
+    return await run({ policy, store, fleet });
+  } finally {
+    await fleet?.close();
+  }
 };
 
 const summaryLine = (record: QuarantineRecord): string =>
@@ -174,12 +186,17 @@ const summaryLine = (record: QuarantineRecord): string =>
 
 quarantine
   .command('list')
-  .description('one line per entry, oldest first: id, protocol, action, sender, recipients, size, findings')
+  .description('one line per entry, oldest first: id, protocol, action, sender, recipients, size, findings (in a fleet: then the node that holds it)')
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .option('--json', 'one JSON record per line')
   .action(async (options: { policy: string; json?: boolean }) => {
-    const { store } = await quarantineStore(options.policy);
-    for (const record of await store.list()) process.stdout.write(`${options.json === true ? JSON.stringify(record) : summaryLine(record)}\n`);
+    await withFleet(options.policy, async ({ store, fleet }) => {
+      const entries = fleet === undefined ? (await store.list()).map((record) => ({ record, node: undefined })) : await fleet.index.list();
+      for (const { record, node } of entries) {
+        const line = options.json === true ? JSON.stringify(node === undefined ? record : { ...record, node }) : `${summaryLine(record)}${node === undefined ? '' : `  node:${node}`}`;
+        process.stdout.write(`${line}\n`);
+      }
+    });
   });
 
 quarantine
@@ -188,40 +205,59 @@ quarantine
   .argument('<id>')
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (id: string, options: { policy: string }) => {
-    const { store } = await quarantineStore(options.policy);
-    const record = await store.show(id);
-    const original = (await store.original(id)).toString('latin1');
-    const headerEnd = original.search(/\r?\n\r?\n/);
-    process.stdout.write(`${JSON.stringify(record, null, 2)}\n\n${headerEnd === -1 ? original : original.slice(0, headerEnd)}\n`);
+    await withFleet(options.policy, async ({ store, fleet }) => {
+      const entry = fleet === undefined ? undefined : await fleet.index.get(id);
+      const record = entry?.record ?? (await store.show(id));
+      const original = (entry === undefined || fleet === undefined ? await store.original(id) : await fleet.original(entry)).toString('latin1');
+      const headerEnd = original.search(/\r?\n\r?\n/);
+      const shown = entry === undefined ? record : { ...record, node: entry.node };
+      process.stdout.write(`${JSON.stringify(shown, null, 2)}\n\n${headerEnd === -1 ? original : original.slice(0, headerEnd)}\n`);
+    });
   });
 
 quarantine
   .command('release')
-  .description('re-submit the original, unmodified, by SMTP to the upstream with its original envelope (or --to)')
+  .description('re-submit the original, unmodified, by SMTP to the upstream with its original envelope (or --to); in a fleet, once')
   .argument('<id>')
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .option('--to <address...>', 'deliver to these recipients instead of the original ones')
   .option('--via <host:port>', 'the SMTP server to submit to (default: the upstream of the first SMTP listener)')
-  .action(async (id: string, options: { policy: string; to?: string[]; via?: string }) => {
-    const { policy, store } = await quarantineStore(options.policy);
-    const record = await store.show(id);
-    const upstream = submissionUpstream(policy, options.via);
-    if (upstream === undefined) throw new Error(options.via === undefined ? 'the policy has no SMTP listener with a fixed upstream: give --via host:port' : `--via: expected host:port, not ${options.via}`);
-    const extraRoots = policy.tls.upstream_ca === '' ? '' : await readFile(policy.tls.upstream_ca, 'utf8');
-    const envelope = releaseEnvelope(record, options.to ?? []);
-    const reply = await submitMessage({ upstream, roots: upstreamRoots(extraRoots), heloName: hostname() }, envelope, await store.original(id));
-    process.stdout.write(`released ${id} to ${envelope.to.join(', ')} via ${upstream.host}:${upstream.port}: ${reply}\n`);
+  .option('--again', 'in a fleet: release an entry that was released already')
+  .action(async (id: string, options: { policy: string; to?: string[]; via?: string; again?: boolean }) => {
+    await withFleet(options.policy, async ({ policy, store, fleet }) => {
+      const entry = fleet === undefined ? undefined : await fleet.index.get(id);
+      const record = entry?.record ?? (await store.show(id));
+      const upstream = submissionUpstream(policy, options.via);
+      if (upstream === undefined) throw new Error(options.via === undefined ? 'the policy has no SMTP listener with a fixed upstream: give --via host:port' : `--via: expected host:port, not ${options.via}`);
+      const extraRoots = policy.tls.upstream_ca === '' ? '' : await readFile(policy.tls.upstream_ca, 'utf8');
+      const envelope = releaseEnvelope(record, options.to ?? []);
+      const original = entry === undefined || fleet === undefined ? await store.original(id) : await fleet.original(entry);
+      // Two administrators on two nodes (or one who runs it twice) deliver it once.
+      const claimed = fleet === undefined || options.again === true || (await fleet.index.claimRelease(id, (durationMs(policy.quarantine.keep_for) ?? 0) / 1000));
+      if (!claimed) throw new Error(`${id} was released already (${(await fleet?.index.releasedBy(id)) ?? 'by another node'}): give --again to deliver it once more`);
+      let reply: string;
+      try {
+        reply = await submitMessage({ upstream, roots: upstreamRoots(extraRoots), heloName: hostname() }, envelope, original);
+      } catch (error) {
+        await fleet?.index.unclaimRelease(id);
+        throw error;
+      }
+      process.stdout.write(`released ${id}${entry === undefined ? '' : ` (held on ${entry.node})`} to ${envelope.to.join(', ')} via ${upstream.host}:${upstream.port}: ${reply}\n`);
+    });
   });
 
 quarantine
   .command('delete')
-  .description('remove an entry')
+  .description('remove an entry (in a fleet: on the node that holds it)')
   .argument('<id>')
   .option('--policy <file>', 'policy file (YAML)', DEFAULT_POLICY)
   .action(async (id: string, options: { policy: string }) => {
-    const { store } = await quarantineStore(options.policy);
-    await store.delete(id);
-    process.stdout.write(`deleted ${id}\n`);
+    await withFleet(options.policy, async ({ store, fleet }) => {
+      const entry = fleet === undefined ? undefined : await fleet.index.get(id);
+      if (entry !== undefined && fleet !== undefined && !fleet.own(entry)) throw new Error(`${id} is held on node ${entry.node}: delete it there`);
+      await new QuarantineStore(store.dir, undefined, fleet?.index).delete(id);
+      process.stdout.write(`deleted ${id}\n`);
+    });
   });
 
 quarantine
@@ -232,8 +268,9 @@ quarantine
   .action(async (options: { policy: string; olderThan: string }) => {
     const age = durationMs(options.olderThan);
     if (age === undefined) throw new Error(`--older-than: expected a duration such as 30d or 12h, not ${options.olderThan}`);
-    const { store } = await quarantineStore(options.policy);
-    process.stdout.write(`removed ${await store.purge(age)} entries older than ${options.olderThan}\n`);
+    await withFleet(options.policy, async ({ store, fleet }) => {
+      process.stdout.write(`removed ${await new QuarantineStore(store.dir, undefined, fleet?.index).purge(age)} entries older than ${options.olderThan}\n`);
+    });
   });
 
 program

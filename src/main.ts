@@ -17,9 +17,14 @@ import { wildcardPattern } from './policy/wildcard.js';
 import { QuarantineStore, type FlaggedMessage } from './quarantine/store.js';
 import type { ProxyEvent } from './observe/metrics.js';
 import { durationMs } from './config/schema.js';
-import { AlertNotifier } from './alerts/notify.js';
+import { AlertNotifier, realClock, type AlertClock } from './alerts/notify.js';
 import { submissionUpstream } from './policy/resolve.js';
 import { hostname } from 'node:os';
+import { adminUrlOf, closeSharedState, sharedStateFor, type SharedState } from './state/shared-state.js';
+import { SharedAdmission } from './state/admission.js';
+import { SharedLargeMessages } from './state/large-messages.js';
+import { SharedAlerts } from './state/alerts.js';
+import { QuarantineIndex } from './state/quarantine-index.js';
 
 /** How often quarantine.keep_for is applied. */
 const QUARANTINE_PURGE_INTERVAL_MS = 60 * 60 * 1000;
@@ -47,27 +52,38 @@ interface Collaborators {
   largeMessages: LargeMessageSafety | undefined;
   alerts: AlertNotifier | undefined;
   purge: NodeJS.Timeout | undefined;
+  /** The fleet's per-address counts (state.backend: redis://…). */
+  sharedAdmission: SharedAdmission | undefined;
+  /** What stops watching the shared state when this policy is retired. */
+  stopWatching: (() => void)[];
 }
 
 /**
  * `housekeeping: false` (a cluster worker): no alerts and no quarantine purge here, the
  * supervisor runs them once for all workers.
  */
-async function createCollaborators(policy: Readonly<Policy>, logger: Logger, housekeeping: boolean): Promise<Collaborators> {
+async function createCollaborators(policy: Readonly<Policy>, logger: Logger, housekeeping: boolean, alertClock: AlertClock): Promise<Collaborators> {
   const tlsSetup = await createTlsSetup(policy);
-  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir) : undefined;
-  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger) : undefined;
+  const shared = sharedStateFor(policy, logger);
+  const index = shared === undefined || !policy.quarantine.enabled ? undefined : new QuarantineIndex(shared, adminUrlOf(policy), logger);
+  const quarantine = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir, undefined, index) : undefined;
+  const stopWatching: (() => void)[] = [];
+  if (index !== undefined && quarantine !== undefined && housekeeping) stopWatching.push(index.reindexOnConnect(() => quarantine.list()));
+  const alerts = housekeeping ? createAlerts(policy, tlsSetup.upstreamRoots, logger, shared, alertClock) : undefined;
   const purge = quarantine === undefined || !housekeeping ? undefined : startQuarantinePurge(quarantine, durationMs(policy.quarantine.keep_for) ?? 0, logger);
-  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy) };
+  const sharedAdmission = shared === undefined ? undefined : new SharedAdmission(shared, policy.state.session_lease_seconds * 1000);
+  const sharedKeys = shared === undefined || policy.limits.large_message.abort_over === 0 ? undefined : new SharedLargeMessages(shared, logger);
+  if (sharedKeys !== undefined) stopWatching.push(() => sharedKeys.stop());
+  return { tlsSetup, quarantine, alerts, purge, largeMessages: largeMessageSafety(policy, sharedKeys), sharedAdmission, stopWatching };
 }
 
 /** limits.large_message, when abort_over is set. */
-function largeMessageSafety(policy: Readonly<Policy>): LargeMessageSafety | undefined {
+function largeMessageSafety(policy: Readonly<Policy>, sharedKeys: SharedLargeMessages | undefined): LargeMessageSafety | undefined {
   const settings = policy.limits.large_message;
   if (settings.abort_over === 0) return undefined;
   const exceptions = settings.exceptions.map(wildcardPattern);
   return {
-    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0),
+    memory: new LargeMessageMemory(settings.state_file, durationMs(settings.remember_for) ?? 0, Date.now, sharedKeys),
     abortOverBytes: settings.abort_over,
     exempt: (sender) => exceptions.some((pattern) => pattern.test(sender.replace(/^<|>$/g, ''))),
   };
@@ -78,10 +94,14 @@ export interface ProxyOptions {
   onFlagged?: (message: FlaggedMessage) => void;
   /** Every session event (metrics: recorded here, or sent to the supervisor by a worker). */
   onEvent?: (event: ProxyEvent) => void;
+  /** The alerts' time (default real timers; a test drives its own). */
+  alertClock?: AlertClock;
 }
 
 async function retire(collaborators: Collaborators): Promise<void> {
   if (collaborators.purge !== undefined) clearInterval(collaborators.purge);
+  collaborators.sharedAdmission?.close();
+  for (const stop of collaborators.stopWatching) stop();
   await collaborators.alerts?.flush();
 }
 
@@ -91,12 +111,12 @@ const bindingOf = (listener: Policy['listeners'][number]): string => `${listener
 export async function startProxy(policy: Readonly<Policy>, inspector: Inspector, logger: Logger, options: ProxyOptions = {}): Promise<RunningProxy> {
   if (policy.listeners.length === 0) throw new Error('the policy has no listeners: add at least one under "listeners"');
   const housekeeping = options.onFlagged === undefined;
-  let current = { policy, collaborators: await createCollaborators(policy, logger, housekeeping) };
+  let current = { policy, collaborators: await createCollaborators(policy, logger, housekeeping, options.alertClock ?? realClock) };
   const listenerOptions = (index: number, active: typeof current, activeInspector: Inspector) => {
     const listener = active.policy.listeners[index];
     if (listener === undefined) throw new Error(`no listener ${index}`);
-    const { tlsSetup, quarantine, largeMessages } = active.collaborators;
-    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine, largeMessages };
+    const { tlsSetup, quarantine, largeMessages, sharedAdmission } = active.collaborators;
+    return { listener, policy: active.policy, inspector: activeInspector, logger, tlsSetup, quarantine, largeMessages, sharedAdmission };
   };
   const listeners = policy.listeners.map((_, index) => new Listener(listenerOptions(index, current, inspector)));
   const addresses: AddressInfo[] = [];
@@ -111,6 +131,8 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
   const onFlagged = options.onFlagged ?? ((message: FlaggedMessage) => current.collaborators.alerts?.report(message));
   for (const listener of listeners) listener.on('flagged', onFlagged);
   const onEvent = options.onEvent;
+  // mailmoat_state_backend_up follows the shared state's connection.
+  if (onEvent !== undefined) sharedStateFor(policy, logger)?.watch((up) => onEvent({ type: 'state', up }));
   if (onEvent !== undefined) {
     listeners.forEach((listener, index) => {
       const protocol = policy.listeners[index]?.protocol ?? 'smtp';
@@ -128,13 +150,14 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
     close: async () => {
       await Promise.all(listeners.map((listener) => listener.close()));
       await retire(current.collaborators);
+      await closeSharedState(current.policy);
     },
     reload: async (next, nextInspector) => {
       const before = current.policy.listeners.map(bindingOf).join('\n');
       const after = next.listeners.map(bindingOf).join('\n');
       if (before !== after) throw new Error('listeners changed in number, protocol, listen address or tls: restart mailmoat to apply them');
       const previous = current;
-      current = { policy: next, collaborators: await createCollaborators(next, logger, housekeeping) };
+      current = { policy: next, collaborators: await createCollaborators(next, logger, housekeeping, options.alertClock ?? realClock) };
       const retired = Promise.all(listeners.map((listener, index) => listener.update(listenerOptions(index, current, nextInspector)))).then(() => retire(previous.collaborators));
       return { retired };
     },
@@ -146,7 +169,7 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
 }
 
 /** The alert notifier, when alerts.to names someone or parties are to be notified. */
-export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger): AlertNotifier | undefined {
+export function createAlerts(policy: Readonly<Policy>, roots: readonly string[], logger: Logger, shared?: SharedState, clock: AlertClock = realClock): AlertNotifier | undefined {
   const { alerts } = policy;
   if (alerts.to.length === 0 && !alerts.notify_recipients && !alerts.notify_sender) return undefined;
   const upstream = submissionUpstream(policy, alerts.via);
@@ -156,6 +179,8 @@ export function createAlerts(policy: Readonly<Policy>, roots: readonly string[],
     { to: alerts.to, from, batchSeconds: alerts.batch_seconds, maxPerHour: alerts.max_per_hour, notifyRecipients: alerts.notify_recipients, notifySender: alerts.notify_sender },
     { upstream, roots, heloName: hostname() },
     logger,
+    clock,
+    shared === undefined ? undefined : new SharedAlerts(shared),
   );
 }
 

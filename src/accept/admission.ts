@@ -13,8 +13,15 @@
  * IPv4-mapped IPv6 address as its IPv4, an IPv6 address by its prefix
  * (`ipv6ClientPrefixBits`), so one host cannot multiply its share by changing the
  * low bits of its address.
+ *
+ * In a fleet (`state.backend: redis://…`) the two per-address limits are counted
+ * across every node (state/admission.ts) and admitAcrossFleet() answers asynchronously;
+ * `max_sessions` stays per node (it guards this process). When the backend is down
+ * or slower than `state.timeout_ms`, the per-node counts here decide (README "Fleet").
+ * A forwarded client's limits are counted per node.
  */
 import { clientNetwork } from '../policy/client-network.js';
+import type { SharedAdmission } from '../state/admission.js';
 
 const MINUTE_MS = 60_000;
 /** Addresses remembered for the per-minute rate before old ones are pruned. */
@@ -40,23 +47,49 @@ export class AdmissionControl {
   constructor(
     private readonly limits: () => AdmissionLimits,
     private readonly now: () => number = Date.now,
+    /** The fleet's counts, when the policy shares state (read at each connection, as the limits are). */
+    private readonly shared: () => SharedAdmission | undefined = () => undefined,
   ) {}
 
+  /** This node's counts alone. */
   admit(downstreamAddress: string): Admission {
     const limits = this.limits();
     if (limits.exempt(downstreamAddress)) return this.take(limits.maxSessions);
+    return this.admitHere(clientNetwork(downstreamAddress, limits.ipv6ClientPrefixBits), limits);
+  }
+
+  /** The fleet's counts when the backend is up (a promise), else this node's at once. */
+  admitAcrossFleet(downstreamAddress: string): Admission | Promise<Admission> {
+    const shared = this.shared();
+    if (shared?.available !== true) return this.admit(downstreamAddress);
+    const limits = this.limits();
+    if (limits.exempt(downstreamAddress)) return this.take(limits.maxSessions);
     const address = clientNetwork(downstreamAddress, limits.ipv6ClientPrefixBits);
-    const rate = this.countRate(address, limits);
-    if (rate !== undefined) return rate;
-    if (this.total >= limits.maxSessions) return { admitted: false, limit: 'max_sessions' };
-    if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
-    return this.take(limits.maxSessions, address);
+    return shared.admit(address, limits).then(
+      (verdict): Admission => {
+        if (!verdict.admitted) return verdict;
+        // Counted here too, so a fallback later still knows this node's sessions.
+        const local = this.take(limits.maxSessions, address);
+        if (!local.admitted) {
+          verdict.release();
+          return local;
+        }
+        return {
+          admitted: true,
+          release: () => {
+            verdict.release();
+            local.release();
+          },
+        };
+      },
+      () => this.admitHere(address, limits),
+    );
   }
 
   /**
    * One transaction of a client a trusted peer forwarded (XFORWARD): the two per-address limits
    * apply to the client's address, a transaction counting as a connection; the peer's own session
-   * already counts towards max_sessions.
+   * already counts towards max_sessions. This node's counts (the peer is this node's own Postfix).
    */
   admitForwarded(clientAddress: string): Admission {
     const limits = this.limits();
@@ -66,6 +99,14 @@ export class AdmissionControl {
     if (rate !== undefined) return rate;
     if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
     return this.take(Infinity, address, false);
+  }
+
+  private admitHere(address: string, limits: AdmissionLimits): Admission {
+    const rate = this.countRate(address, limits);
+    if (rate !== undefined) return rate;
+    if (this.total >= limits.maxSessions) return { admitted: false, limit: 'max_sessions' };
+    if ((this.perAddress.get(address) ?? 0) >= limits.maxSessionsPerAddress) return { admitted: false, limit: 'max_sessions_per_address' };
+    return this.take(limits.maxSessions, address);
   }
 
   /** Counts a new connection of `address` in its sliding minute; a refusal when it is over the rate. */

@@ -29,7 +29,8 @@ import type { FlaggedMessage, QuarantineStore } from '../quarantine/store.js';
 import { dialUpstream, dialUpstreamTls } from './upstream.js';
 import { formatDestination, originalDestination, OriginalDestinationError, requireAddon } from './original-destination.js';
 import { readProxyHeader, type Endpoint, ProxyHeaderError } from './proxy-protocol.js';
-import { AdmissionControl } from './admission.js';
+import { AdmissionControl, type Admission } from './admission.js';
+import type { SharedAdmission } from '../state/admission.js';
 import { protocolKit, type RefusalKind } from '../session/protocol.js';
 
 export interface ListenerEvents {
@@ -53,6 +54,8 @@ export interface ListenerOptions {
   tlsSetup: TlsSetup;
   quarantine: QuarantineStore | undefined;
   largeMessages: LargeMessageSafety | undefined;
+  /** The fleet's per-address counts (state.backend: redis://…); absent: this node's alone. */
+  sharedAdmission?: SharedAdmission | undefined;
 }
 
 /** What a listener derives from its policy, once per policy (at start and on each reload). */
@@ -116,7 +119,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     maxConnectionsPerAddressPerMinute: this.options.policy.limits.max_connections_per_address_per_minute,
     exempt: this.derived.limitExempt,
     ipv6ClientPrefixBits: this.options.policy.limits.ipv6_client_prefix_bits,
-  }));
+  }), Date.now, () => this.options.sharedAdmission);
 
   constructor(options: ListenerOptions) {
     super();
@@ -216,7 +219,21 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   /** `client`: who is on the other end (the connection's peer, or the client a PROXY header names). */
   private admit(socket: Socket, client: Endpoint): void {
-    const admission = this.admission.admit(client.address);
+    const admission = this.admission.admitAcrossFleet(client.address);
+    if (!(admission instanceof Promise)) return this.admitted(socket, client, admission);
+    // The fleet's counts are asked (bounded by state.timeout_ms); the socket is not read meanwhile.
+    this.track(socket);
+    socket.on('error', () => undefined);
+    void admission.then((verdict) => {
+      if (socket.destroyed) {
+        if (verdict.admitted) verdict.release();
+        return;
+      }
+      this.admitted(socket, client, verdict);
+    });
+  }
+
+  private admitted(socket: Socket, client: Endpoint, admission: Admission): void {
     if (!admission.admitted) return this.refuse(socket, client, admission.limit);
     socket.once('close', admission.release);
     this.track(socket);

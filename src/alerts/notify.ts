@@ -9,17 +9,41 @@
  * recipients of a stripped message, or its sender, get a short notice too (off by
  * default; the sender never for a virus: virus senders are forged, and a notice
  * would be backscatter).
+ *
+ * In a fleet (`state.backend: redis://…`, state/alerts.ts) the batch and the hourly
+ * cap are the fleet's: one notice per batch for every node's events, each event in
+ * one notice. With the backend down, this node batches and counts alone. Time comes
+ * from a clock collaborator (real timers by default; tests drive their own).
  */
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Logger } from '../observe/log.js';
 import type { FlaggedMessage } from '../quarantine/store.js';
 import { submitMessage, type ReleaseTarget } from '../quarantine/release.js';
+import type { SharedAlerts } from '../state/alerts.js';
 
 /** Findings that raise an alert: a virus, an executable found by name or by content, Office macros or an embedded package. */
 const ALERTING_KINDS: ReadonlySet<string> = new Set(['virus', 'executable', 'executable-content', 'double-extension', 'hidden-extension', 'clsid', 'bidi-control', 'office-macros', 'office-embedded']);
 /** At most this many events are listed one by one in a notice; the rest are counted. */
 const MAX_LISTED_EVENTS = 50;
 const HOUR_MS = 3_600_000;
+/** Events of a fleet's batch whose sender crashed are dropped from Redis after this long. */
+const FLEET_PENDING_TTL_MS = 24 * HOUR_MS;
+
+/** The notifier's time: the current time and a cancellable timer. */
+export interface AlertClock {
+  now(): number;
+  /** Runs `run` after `ms` (a test's clock may wait for what it returns); returns the cancel function. */
+  schedule(run: () => Promise<void>, ms: number): () => void;
+}
+
+export const realClock: AlertClock = {
+  now: () => Date.now(),
+  schedule: (run, ms) => {
+    const timer = setTimeout(() => void run(), ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
 
 export interface AlertPolicy {
   to: readonly string[];
@@ -33,49 +57,82 @@ export interface AlertPolicy {
 export class AlertNotifier {
   private pending: FlaggedMessage[] = [];
   private heldBack = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private sentAt: number[] = [];
   private sending: Promise<void> = Promise.resolve();
+  /** Events on their way into the fleet's batch (a flush waits for them). */
+  private adding: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly policy: AlertPolicy,
     private readonly target: ReleaseTarget,
     private readonly logger: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly clock: AlertClock = realClock,
+    private readonly fleet: SharedAlerts | undefined = undefined,
   ) {}
 
   /** Called for every message with findings; only viruses and executables alert. */
   report(message: FlaggedMessage): void {
     if (!message.findings.some((finding) => ALERTING_KINDS.has(finding.kind))) return;
     if (this.policy.to.length > 0) {
-      this.pending.push(message);
-      this.timer ??= setTimeout(() => this.flush(), this.policy.batchSeconds * 1000);
-      this.timer.unref();
+      const batchMs = this.policy.batchSeconds * 1000;
+      if (this.fleet?.available === true) {
+        const added = this.fleet.add(message, batchMs, FLEET_PENDING_TTL_MS).then(
+          (opened) => {
+            if (opened) this.schedule();
+          },
+          () => this.addHere(message),
+        );
+        this.adding = Promise.all([this.adding, added]);
+      } else {
+        this.addHere(message);
+      }
     }
     this.notifyParties(message);
   }
 
-  /** Sends what is pending now (also at shutdown); resolves when the notices went out. */
+  /** Sends what is pending now (also at shutdown; in a fleet, every node's pending events); resolves when the notices went out. */
   async flush(): Promise<void> {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    const events = this.pending;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    await this.adding;
+    const fromFleet = this.fleet?.available === true ? await this.fleet.take().catch(() => []) : [];
+    const events = [...fromFleet, ...this.pending];
     this.pending = [];
     if (events.length === 0) return this.sending;
-    if (!this.allowed()) {
-      this.heldBack += events.length;
-      this.logger.warn({ events: events.length, heldBack: this.heldBack }, 'alert rate limit reached: events held back until the next notice');
+    if (!(await this.allowed())) {
+      await this.holdBack(events.length);
       return this.sending;
     }
-    const heldBack = this.heldBack;
+    const heldBack = this.heldBack + (this.fleet?.available === true ? await this.fleet.takeHeld().catch(() => 0) : 0);
     this.heldBack = 0;
     const notice = this.compose(events, heldBack);
     this.sending = this.sending.then(() => this.send([...this.policy.to], notice.subject, notice.text));
     return this.sending;
   }
 
-  private allowed(): boolean {
-    const now = this.now();
+  private addHere(message: FlaggedMessage): void {
+    this.pending.push(message);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    this.cancelTimer ??= this.clock.schedule(() => this.flush(), this.policy.batchSeconds * 1000);
+  }
+
+  private async holdBack(events: number): Promise<void> {
+    const shared = this.fleet?.available === true ? await this.fleet.holdBack(events).then(() => true, () => false) : false;
+    if (!shared) this.heldBack += events;
+    this.logger.warn({ events, heldBack: shared ? undefined : this.heldBack }, 'alert rate limit reached: events held back until the next notice');
+  }
+
+  /** Whether one more notice fits in alerts.max_per_hour (the fleet's, or this node's when there is none or it is down). */
+  private async allowed(): Promise<boolean> {
+    if (this.fleet?.available === true) {
+      const shared = await this.fleet.allow(this.policy.maxPerHour).catch(() => undefined);
+      if (shared !== undefined) return shared;
+    }
+    const now = this.clock.now();
     this.sentAt = this.sentAt.filter((time) => now - time < HOUR_MS);
     if (this.sentAt.length >= this.policy.maxPerHour) return false;
     this.sentAt.push(now);
@@ -125,11 +182,10 @@ export class AlertNotifier {
       parties.push({ to: [sender], text: `Your message to ${recipients.join(', ') || '(unknown)'} contained ${names}, which mailmoat ${message.action === 'rewrite' ? 'removed' : 'did not deliver'}.` });
     }
     for (const party of parties) {
-      if (!this.allowed()) {
-        this.heldBack++;
-        continue;
-      }
-      this.sending = this.sending.then(() => this.send(party.to, 'mailmoat: an attachment was removed', party.text));
+      this.sending = this.sending.then(async () => {
+        if (!(await this.allowed())) return this.holdBack(1);
+        return this.send(party.to, 'mailmoat: an attachment was removed', party.text);
+      });
     }
   }
 

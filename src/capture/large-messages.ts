@@ -16,12 +16,17 @@
  * written atomically (temporary file, rename), so they survive a restart; other
  * processes (cluster workers) see a change at their next lookup, which re-reads the
  * file when its modification time moved.
+ *
+ * In a fleet (`state.backend: redis://…`, state/large-messages.ts) a remembered key
+ * is also stored in Redis with its TTL, and the keys other nodes remember are
+ * mirrored here in memory: a retry that lands on another node is refused there too.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { clientNetwork } from '../policy/client-network.js';
+import type { SharedLargeMessages } from '../state/large-messages.js';
 
 /** Remembered keys kept at most; the ones expiring first go. */
 const MAX_REMEMBERED_KEYS = 100_000;
@@ -52,6 +57,8 @@ export const recognisable = (transaction: TransactionKey, abortOverBytes: number
 
 export class LargeMessageMemory {
   private keys = new Map<string, number>();
+  /** Keys other nodes of the fleet remembered (key, until when). */
+  private readonly fleetKeys = new Map<string, number>();
   private seenMtimeMs = -1;
   private writing: Promise<void> = Promise.resolve();
 
@@ -59,30 +66,44 @@ export class LargeMessageMemory {
     readonly file: string,
     private readonly rememberForMs: number,
     private readonly now: () => number = Date.now,
+    private readonly fleet: SharedLargeMessages | undefined = undefined,
   ) {
     this.refresh();
+    fleet?.mirror((key, until) => {
+      if (this.fleetKeys.size >= MAX_REMEMBERED_KEYS) this.forgetExpiredFleetKeys();
+      if (this.fleetKeys.size < MAX_REMEMBERED_KEYS) this.fleetKeys.set(key, until);
+    });
   }
 
   /** Whether this transaction was cut off before and is still remembered (ask only when it is recognisable()). */
   has(transaction: TransactionKey): boolean {
     this.refresh();
-    const until = this.keys.get(keyOf(transaction));
-    return until !== undefined && until > this.now();
+    const key = keyOf(transaction);
+    const until = Math.max(this.keys.get(key) ?? 0, this.fleetKeys.get(key) ?? 0);
+    return until > this.now();
   }
 
-  /** Remembers a transaction that was cut off; resolves once the file is written. */
+  /** Remembers a transaction that was cut off; resolves once the file is written (and the fleet told, when there is one). */
   remember(transaction: TransactionKey): Promise<void> {
     this.refresh();
     const now = this.now();
     for (const [key, until] of this.keys) if (until <= now) this.keys.delete(key);
-    this.keys.set(keyOf(transaction), now + this.rememberForMs);
+    const remembered = keyOf(transaction);
+    this.keys.set(remembered, now + this.rememberForMs);
     if (this.keys.size > MAX_REMEMBERED_KEYS) {
       const sorted = [...this.keys].sort((a, b) => a[1] - b[1]);
       this.keys = new Map(sorted.slice(sorted.length - MAX_REMEMBERED_KEYS));
     }
     const snapshot = JSON.stringify(Object.fromEntries(this.keys));
     this.writing = this.writing.then(() => this.write(snapshot));
-    return this.writing;
+    // Redis down: the node's own file still refuses the retry here (README "Fleet").
+    const shared = this.fleet?.remember(remembered, this.rememberForMs).catch(() => undefined);
+    return Promise.all([this.writing, shared]).then(() => undefined);
+  }
+
+  private forgetExpiredFleetKeys(): void {
+    const now = this.now();
+    for (const [key, until] of this.fleetKeys) if (until <= now) this.fleetKeys.delete(key);
   }
 
   private async write(text: string): Promise<void> {

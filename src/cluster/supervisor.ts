@@ -17,6 +17,8 @@ import { createAlerts, startQuarantinePurge } from '../main.js';
 import { QuarantineStore } from '../quarantine/store.js';
 import { createTlsSetup } from '../tls/setup.js';
 import type { AlertNotifier } from '../alerts/notify.js';
+import { adminUrlOf, closeSharedState, sharedStateFor } from '../state/shared-state.js';
+import { QuarantineIndex } from '../state/quarantine-index.js';
 import { SHARED_CLAMD_ENV, sweepLeftovers, type FromWorker, type ToWorker } from './serve.js';
 import { spoolDirOf } from '../capture/spool-sweep.js';
 import { ManagedClamd } from '../inspect/managed-clamd.js';
@@ -208,13 +210,19 @@ interface Housekeeping {
 /** Alerts and the quarantine's retention, once for all workers. */
 async function startHousekeeping(policy: Readonly<Policy>, logger: Logger): Promise<Housekeeping> {
   const tlsSetup = await createTlsSetup(policy);
-  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger);
-  const purge = policy.quarantine.enabled ? startQuarantinePurge(new QuarantineStore(policy.quarantine.dir), durationMs(policy.quarantine.keep_for) ?? 0, logger) : undefined;
+  // A fleet (state.backend: redis://…): the alerts' batch and cap, and the quarantine index, are shared.
+  const shared = sharedStateFor(policy, logger);
+  const alerts = createAlerts(policy, tlsSetup.upstreamRoots, logger, shared);
+  const index = shared === undefined || !policy.quarantine.enabled ? undefined : new QuarantineIndex(shared, adminUrlOf(policy), logger);
+  const store = policy.quarantine.enabled ? new QuarantineStore(policy.quarantine.dir, undefined, index) : undefined;
+  if (store !== undefined) index?.reindexOnConnect(() => store.list());
+  const purge = store === undefined ? undefined : startQuarantinePurge(store, durationMs(policy.quarantine.keep_for) ?? 0, logger);
   return {
     alerts,
     stop: async () => {
       if (purge !== undefined) clearInterval(purge);
       await alerts?.flush();
+      await closeSharedState(policy);
     },
   };
 }

@@ -51,6 +51,7 @@ export function validatePolicy(document: unknown, source: string, baseDir = proc
   if (policy.inspect.executables.list !== '') policy.inspect.executables.list = resolve(baseDir, policy.inspect.executables.list);
   policy.quarantine.dir = resolve(baseDir, policy.quarantine.dir);
   policy.limits.large_message.state_file = resolve(baseDir, policy.limits.large_message.state_file);
+  if (policy.state.admin_token_file !== '') policy.state.admin_token_file = resolve(baseDir, policy.state.admin_token_file);
   for (const key of ['ca_cert', 'ca_key', 'upstream_ca'] as const) {
     if (policy.tls[key] !== '') policy.tls[key] = resolve(baseDir, policy.tls[key]);
   }

@@ -326,6 +326,23 @@ export const policySchema = z
         }),
     })
     .prefault({}),
+  /** A fleet of gateways (README "Fleet"): where limits, Large Message Safety keys, alert batches and the quarantine index live. */
+  state: z
+    .strictObject({
+      /** "local" = each node alone (files and memory); redis://host:port[/db] = shared by every node using it. */
+      backend: z.union([z.literal('local'), z.string().regex(/^redis:\/\/[^/:\s]+:\d{1,5}(\/\d{1,2})?$/, 'expected local or redis://host:port[/db]')]).default('local'),
+      /** This node's name in the shared state (quarantine owner); "" = this host's name. */
+      node_id: z.string().regex(/^[A-Za-z0-9._-]*$/, 'expected letters, digits, dot, dash or underscore').default(''),
+      /** Each call to the backend; slower or down = the per-node fallback for that call. */
+      timeout_ms: z.number().int().positive().max(10_000).default(250),
+      /** A node renews its sessions' leases; a crashed node's sessions stop counting after this. */
+      session_lease_seconds: seconds(60),
+      /** How other nodes reach this node's admin listener for quarantined bytes; "" = http://<admin.listen>. */
+      admin_url: z.union([z.literal(''), z.string().url()]).default(''),
+      /** A file holding the token every node's admin listener asks for quarantined bytes; "" = not served. */
+      admin_token_file: z.string().default(''),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

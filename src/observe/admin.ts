@@ -7,12 +7,18 @@
  * DNS rebinding (a web page whose name is made to resolve to this listener) is
  * refused by the Host header: only an IP literal, `localhost` or a name listed in
  * `admin.allowed_hosts` is answered; any other name gets 421 (RFC 9110 15.5.20).
+ *
+ * In a fleet with `state.admin_token_file`, GET /quarantine/ID (the record) and
+ * /quarantine/ID/original (the bytes) serve this node's quarantine to the other
+ * nodes, only with the fleet's bearer token (RFC 6750; 401 without it).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import type { HostPort } from '../config/schema.js';
 import type { Metrics } from './metrics.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
+import type { QuarantineStore } from '../quarantine/store.js';
+import { bearerMatches } from '../state/admin-token.js';
 
 /** A request that has not been answered within this long is dropped. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -41,10 +47,16 @@ export function hostAllowed(host: string | undefined, allowedHosts: readonly str
   return isIP(name) !== 0 || name === 'localhost' || allowedHosts.some((allowed) => allowed.toLowerCase().replace(/\.$/, '') === name);
 }
 
-export async function startAdminServer(listen: HostPort, metrics: Metrics, health: () => Promise<Health>, allowedHosts: readonly string[] = []): Promise<AdminServer> {
+/** This node's quarantine, served to the fleet with its token. */
+export interface SharedQuarantine {
+  store: QuarantineStore;
+  token: string;
+}
+
+export async function startAdminServer(listen: HostPort, metrics: Metrics, health: () => Promise<Health>, allowedHosts: readonly string[] = [], quarantine?: SharedQuarantine): Promise<AdminServer> {
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (request, response) => {
     if (!hostAllowed(request.headers.host, allowedHosts)) return send(response, 421, 'text/plain; charset=utf-8', 'this host name is not served here (admin.allowed_hosts)\n');
-    answer(request, response, metrics, health).catch((error: unknown) => {
+    answer(request, response, metrics, health, quarantine).catch((error: unknown) => {
       if (!response.headersSent) send(response, 500, 'text/plain; charset=utf-8', `internal error: ${(error as Error).message}\n`);
       else response.destroy();
     });
@@ -67,12 +79,14 @@ export async function startAdminServer(listen: HostPort, metrics: Metrics, healt
   };
 }
 
-async function answer(request: IncomingMessage, response: ServerResponse, metrics: Metrics, health: () => Promise<Health>): Promise<void> {
+async function answer(request: IncomingMessage, response: ServerResponse, metrics: Metrics, health: () => Promise<Health>, quarantine: SharedQuarantine | undefined): Promise<void> {
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('allow', 'GET, HEAD');
     return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
   }
   const path = new URL(request.url ?? '/', 'http://admin').pathname;
+  const entry = /^\/quarantine\/([^/]+)(\/original)?$/.exec(path);
+  if (entry !== null && quarantine !== undefined) return serveQuarantine(request, response, quarantine, decodeURIComponent(entry[1] ?? ''), entry[2] !== undefined);
   switch (path) {
     case '/metrics':
       return send(response, 200, metrics.registry.contentType, await metrics.registry.metrics());
@@ -91,6 +105,21 @@ async function answer(request: IncomingMessage, response: ServerResponse, metric
     default:
       return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
   }
+}
+
+async function serveQuarantine(request: IncomingMessage, response: ServerResponse, quarantine: SharedQuarantine, id: string, original: boolean): Promise<void> {
+  if (!bearerMatches(request.headers.authorization, quarantine.token)) {
+    response.setHeader('www-authenticate', 'Bearer realm="mailmoat"');
+    return send(response, 401, 'text/plain; charset=utf-8', 'the fleet token (state.admin_token_file) is required\n');
+  }
+  let body: Buffer;
+  try {
+    body = original ? await quarantine.store.original(id) : Buffer.from(JSON.stringify(await quarantine.store.show(id)), 'utf8');
+  } catch (error) {
+    return send(response, 404, 'text/plain; charset=utf-8', `${(error as Error).message}\n`);
+  }
+  response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': original ? 'message/rfc822' : 'application/json', 'content-length': body.length });
+  response.end(request.method === 'HEAD' ? undefined : body);
 }
 
 function send(response: ServerResponse, status: number, contentType: string, body: string): void {

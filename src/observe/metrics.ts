@@ -81,6 +81,7 @@ export class Metrics {
   private readonly tls: Counter<'mode'>;
   private readonly limits: Counter<'limit'>;
   private readonly scannersUp: Gauge<'address'>;
+  private readonly stateUp: Gauge;
   private readonly startedAt: Date;
   private readonly totals = { sessions: { smtp: 0, pop3: 0 }, verdicts: zeroVerdicts(), findings: {} as Record<string, number>, tls: {} as Record<string, number>, limits: {} as Record<string, number>, bytes: 0 };
   private readonly recent: RecentVerdict[] = [];
@@ -107,6 +108,7 @@ export class Metrics {
     this.tls = new Counter({ name: 'mailmoat_tls_sessions_total', help: 'Sessions by TLS mode (intercepted, implicit, passthrough)', labelNames: ['mode'], registers });
     this.limits = new Counter({ name: 'mailmoat_limits_hit_total', help: 'Connections refused by a limit, by its policy key', labelNames: ['limit'], registers });
     this.scannersUp = new Gauge({ name: 'mailmoat_scanner_up', help: '1 when the clamd at this address answers PING', labelNames: ['address'], registers });
+    this.stateUp = new Gauge({ name: 'mailmoat_state_backend_up', help: '1 when the shared state backend (state.backend: redis://) answers; 0 = per-node fallback', registers });
   }
 
   /** Brings in events still on their way (a cluster's workers hold theirs back); awaited before every read. */
@@ -172,6 +174,10 @@ export class Metrics {
     this.scannersUp.set({ address }, up ? 1 : 0);
   }
 
+  stateBackendUp(up: boolean): void {
+    this.stateUp.set(up ? 1 : 0);
+  }
+
   /** Live counters, the recent verdicts and the last hour per minute, for the status page. */
   snapshot(): StatusSnapshot {
     const currentMinute = Math.floor(this.now() / MINUTE_MS);
@@ -215,7 +221,8 @@ export type ProxyEvent =
   | { type: 'retrieval'; summary: RetrievalSummary }
   | { type: 'flagged'; message: FlaggedMessage }
   | { type: 'passthrough' }
-  | { type: 'limit'; limit: string };
+  | { type: 'limit'; limit: string }
+  | { type: 'state'; up: boolean };
 
 export function recordEvent(metrics: Metrics, event: ProxyEvent): void {
   switch (event.type) {
@@ -231,5 +238,7 @@ export function recordEvent(metrics: Metrics, event: ProxyEvent): void {
       return metrics.tlsSession('passthrough');
     case 'limit':
       return metrics.limitHit(event.limit);
+    case 'state':
+      return metrics.stateBackendUp(event.up);
   }
 }

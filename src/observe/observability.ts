@@ -15,6 +15,8 @@ import type { Logger } from './log.js';
 import { Metrics, recordEvent, type ProxyEvent } from './metrics.js';
 import { startAdminServer, type AdminServer } from './admin.js';
 import { randomBytes } from 'node:crypto';
+import { QuarantineStore } from '../quarantine/store.js';
+import { readAdminToken } from '../state/admin-token.js';
 import { open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +70,9 @@ export async function startObservability(policy: Readonly<Policy>, logger: Logge
   const spoolDir = policy.spool.dir || tmpdir();
   let admin: AdminServer | undefined;
   const listen = policy.admin.listen === '' ? undefined : parseHostPort(policy.admin.listen);
+  // A fleet's nodes fetch this node's quarantined originals here (state.admin_token_file).
+  const token = policy.state.backend === 'local' || !policy.quarantine.enabled ? undefined : readAdminToken(policy.state.admin_token_file);
+  const quarantine = token === undefined ? undefined : { store: new QuarantineStore(policy.quarantine.dir), token };
   if (listen !== undefined) {
     try {
       admin = await startAdminServer(listen, metrics, async () => {
@@ -78,7 +83,7 @@ export async function startObservability(policy: Readonly<Policy>, logger: Logge
         const spool = await spoolWritable(spoolDir);
         const ok = listenerState.ok && scannersOk && spool.ok;
         return { ok, detail: { listeners: listenerState.detail, scanners: Object.fromEntries(scanners), spool: spool.detail } };
-      }, policy.admin.allowed_hosts);
+      }, policy.admin.allowed_hosts, quarantine);
       logger.info({ admin: `${admin.address.address}:${admin.address.port}` }, 'admin listener: /metrics, /healthz, status page on /');
     } catch (error) {
       logger.error({ admin: policy.admin.listen, reason: (error as Error).message }, 'admin listener could not start: mail flows on without it');

@@ -10,6 +10,9 @@
  * is removed by the next purge. IDs sort by time. A temporary name carries its
  * writer's pid (`.tmp-<pid>-<name>`): the purge (at start, then hourly) removes those
  * of a writer that is gone at once, the others when past keep_for.
+ *
+ * In a fleet an index collaborator (state/quarantine-index.ts) learns each stored
+ * record and each removed entry, so every node can list them.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -55,10 +58,17 @@ export type FlaggedMessage = NewRecord & { time: string; quarantine?: string };
 /** Entry IDs are made here and nowhere else: a time stamp and 8 random hex digits. */
 const ID_PATTERN = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
 
+/** Who else learns of entries (the fleet's index); it never fails a store. */
+export interface QuarantineIndexer {
+  add(record: QuarantineRecord): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
 export class QuarantineStore {
   constructor(
     readonly dir: string,
     private readonly now: () => Date = () => new Date(),
+    private readonly index: QuarantineIndexer | undefined = undefined,
   ) {}
 
   /** Stores the original and its record; resolves with the record once both are on disk. */
@@ -69,6 +79,7 @@ export class QuarantineStore {
     const size = await this.writeAtomically(`${id}.eml`, message.open());
     const record: QuarantineRecord = { id, time: time.toISOString(), size, ...fields };
     await this.writeAtomically(`${id}.json`, [Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8')]);
+    await this.index?.add(record);
     return record;
   }
 
@@ -98,6 +109,7 @@ export class QuarantineStore {
     await this.read(id, 'json');
     await rm(record, { force: true });
     await rm(this.path(id, 'eml'), { force: true });
+    await this.index?.remove(id);
   }
 
   /** Removes entries older than `maxAgeMs` (and leftovers of interrupted writes); returns how many entries went. */
@@ -121,7 +133,9 @@ export class QuarantineStore {
       const orphan = name.endsWith('.eml') && !ids.has(id) && mtimeMs < this.now().getTime() - RECORD_PENDING_GRACE_MS;
       if (mtimeMs >= limit && !orphan) continue;
       await rm(path, { force: true });
-      if (name.endsWith('.json')) removed++;
+      if (!name.endsWith('.json')) continue;
+      removed++;
+      await this.index?.remove(id);
     }
     return removed;
   }

@@ -1,13 +1,13 @@
 // Administrator alerts received by a real smtp-sink: batched (one notice for a burst),
 // rate-limited (alerts.max_per_hour, the rest held back and counted in the next notice),
 // and the optional notices to recipients and senders (never to the sender of a virus).
+// The batch window is driven by a clock the test owns: no wait depends on time.
 import t from 'tap';
 import libqp from 'libqp';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { validatePolicy } from '../../src/config/load.js';
 import { createMailInspector } from '../../src/inspect/create.js';
 import { demoSamples } from '../../src/demo/samples.js';
-import { AlertNotifier } from '../../src/alerts/notify.js';
+import { AlertNotifier, type AlertClock } from '../../src/alerts/notify.js';
 import { createLogger } from '../../src/observe/log.js';
 import type { FlaggedMessage } from '../../src/quarantine/store.js';
 import { SmtpSink, type SinkMessage } from '../helpers/smtp-sink.js';
@@ -18,6 +18,31 @@ const executable = demoSamples().find((sample) => sample.title.startsWith('invoi
 if (executable === undefined) throw new Error('no executable sample');
 const inspector = await createMailInspector(validatePolicy({}, 'test'));
 t.teardown(() => inspector.close());
+
+/** A clock the test moves: advance() runs the timers that fall due and waits for them (the notices are sent). */
+class ManualClock implements AlertClock {
+  private current = Date.now();
+  private timers: { at: number; run: () => Promise<void> }[] = [];
+
+  now(): number {
+    return this.current;
+  }
+
+  schedule(run: () => Promise<void>, ms: number): () => void {
+    const timer = { at: this.current + ms, run };
+    this.timers.push(timer);
+    return () => {
+      this.timers = this.timers.filter((other) => other !== timer);
+    };
+  }
+
+  async advance(ms: number): Promise<void> {
+    this.current += ms;
+    const due = this.timers.filter((timer) => timer.at <= this.current);
+    this.timers = this.timers.filter((timer) => timer.at > this.current);
+    for (const timer of due) await timer.run();
+  }
+}
 
 const alertsIn = (messages: SinkMessage[]): SinkMessage[] => messages.filter((message) => /^Subject: mailmoat: /m.test(message.body));
 
@@ -44,9 +69,12 @@ async function sendExecutables(port: number, count: number): Promise<void> {
 
 t.test('a burst is one notice; past alerts.max_per_hour events are held back and counted in the next one', async (t) => {
   const sink = await SmtpSink.start(t);
-  const proxy = await startTestProxy(t, sink.port, { alerts: { to: ['admin@example.net'], from: 'mailmoat@example.net', batch_seconds: 0.5, max_per_hour: 2 } }, inspector);
+  const clock = new ManualClock();
+  const proxy = await startTestProxy(t, sink.port, { alerts: { to: ['admin@example.net'], from: 'mailmoat@example.net', batch_seconds: 0.5, max_per_hour: 2 } }, inspector, { alertClock: clock });
   await sendExecutables(proxy.port, 3);
-  let messages = await sink.messages(4, 5000);
+  t.equal((await sink.messages(0, 0)).length, 3, 'no notice before the batch window ends');
+  await clock.advance(500);
+  let messages = await sink.messages(4);
   const first = noticeText(alertsIn(messages)[0]);
   t.equal(alertsIn(messages).length, 1, 'three messages, one notice');
   t.match(first, /^Subject: mailmoat: 3 messages with executables$/m);
@@ -55,13 +83,20 @@ t.test('a burst is one notice; past alerts.max_per_hour events are held back and
   t.match(first, /quarantine: \d{8}T\d{6}Z-[0-9a-f]{8}/, 'with its quarantine id');
   t.match(first, /- executable: invoice\.pdf\.exe: the name matches \*\.exe/);
   await sendExecutables(proxy.port, 1);
-  messages = await sink.messages(6, 5000);
+  await clock.advance(500);
+  messages = await sink.messages(6);
   t.equal(alertsIn(messages).length, 2, 'the second notice');
   await sendExecutables(proxy.port, 2);
-  await sleep(1000);
+  await clock.advance(500);
+  t.ok(proxy.logs.some((line) => line.msg === 'alert rate limit reached: events held back until the next notice' && line.heldBack === 2), 'the third batch is held back: two per hour');
   messages = await sink.messages(0, 0);
-  t.equal(alertsIn(messages).length, 2, 'the third is held back: two per hour');
-  t.ok(proxy.logs.some((line) => line.msg === 'alert rate limit reached: events held back until the next notice' && line.heldBack === 2));
+  t.equal(alertsIn(messages).length, 2, 'no third notice');
+  await clock.advance(3_600_000);
+  await sendExecutables(proxy.port, 1);
+  await clock.advance(500);
+  messages = await sink.messages(10);
+  const last = alertsIn(messages).map(noticeText).find((text) => text.includes('held back'));
+  t.match(last ?? '', /2 earlier events were held back by the rate limit/, 'an hour later, the next notice counts them');
 });
 
 t.test('notices to recipients and senders, never to the sender of a virus', async (t) => {

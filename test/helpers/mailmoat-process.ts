@@ -29,12 +29,13 @@ export interface Running {
   exited: Promise<number | null>;
 }
 
-export async function startMailmoat(t: Test, sinkPort: number, extra: string): Promise<Running> {
+/** `moreListeners`: YAML list items added after the first listener (each starting with "  - protocol: "). */
+export async function startMailmoat(t: Test, sinkPort: number, extra: string, moreListeners = ''): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-ops-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
   const policy = join(dir, 'policy.yaml');
-  const write = (more: string) => writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\nquarantine:\n  dir: ./quarantine\n${more.includes('admin:') ? '' : 'admin:\n  listen: ""\n'}${more}`);
+  const write = (more: string) => writeFile(policy, `listeners:\n  - protocol: smtp\n    listen: 127.0.0.1:${port}\n    upstream: 127.0.0.1:${sinkPort}\n${moreListeners}quarantine:\n  dir: ./quarantine\n${more.includes('admin:') ? '' : 'admin:\n  listen: ""\n'}${more}`);
   await write(extra);
   const child = spawn(process.execPath, [CLI, 'start', '--policy', policy], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));

@@ -15,7 +15,7 @@ import type { Inspector } from '../../src/inspect/api.js';
 /** Protocol tests exercise the relay itself: an inspector that passes every message. */
 export const passInspector: Inspector = { inspect: async () => ({ action: 'pass' }) };
 import { createLogger, type RetrievalSummary, type TransactionSummary } from '../../src/observe/log.js';
-import { startProxy } from '../../src/main.js';
+import { startProxy, type ProxyOptions } from '../../src/main.js';
 
 export interface TestProxy {
   port: number;
@@ -31,8 +31,9 @@ export interface TestProxy {
 
 type Overrides = { [K in keyof Policy]?: Partial<Policy[K]> };
 
-export function startTestProxy(t: Test, upstreamPort: number, overrides: Overrides = {}, inspector: Inspector = passInspector): Promise<TestProxy> {
-  return startListener(t, 'smtp', `127.0.0.1:${upstreamPort}`, overrides, inspector);
+/** `proxyOptions`: collaborators handed to startProxy (an alert clock). */
+export function startTestProxy(t: Test, upstreamPort: number, overrides: Overrides = {}, inspector: Inspector = passInspector, proxyOptions: ProxyOptions = {}): Promise<TestProxy> {
+  return startListener(t, 'smtp', `127.0.0.1:${upstreamPort}`, overrides, inspector, {}, proxyOptions);
 }
 
 /** A POP3 listener in front of `upstream` (a port on 127.0.0.1, or from-username). */
@@ -43,7 +44,7 @@ export function startTestPop3Proxy(t: Test, upstream: number | 'from-username', 
 /** The listener's own settings besides protocol, listen and upstream (TLS, PROXY protocol). */
 export type ListenerSettings = Partial<Pick<ListenerPolicy, 'starttls' | 'tls' | 'tls_name' | 'proxy_protocol'>>;
 
-export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector, settings: ListenerSettings = {}): Promise<TestProxy> {
+export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream: string, overrides: Overrides, inspector: Inspector, settings: ListenerSettings = {}, proxyOptions: ProxyOptions = {}): Promise<TestProxy> {
   // Each test proxy has its own quarantine folder (the default one is a system path).
   const quarantineDir = overrides.quarantine?.dir ?? (await mkdtemp(join(tmpdir(), 'mailmoat-quarantine-')));
   if (overrides.quarantine?.dir === undefined) t.teardown(() => rm(quarantineDir, { recursive: true, force: true }));
@@ -70,7 +71,7 @@ export async function startListener(t: Test, protocol: 'smtp' | 'pop3', upstream
       callback();
     },
   });
-  const proxy = await startProxy(policy, inspector, createLogger('debug', sink));
+  const proxy = await startProxy(policy, inspector, createLogger('debug', sink), proxyOptions);
   const transactions: TransactionSummary[] = [];
   const listener = proxy.listeners[0];
   if (listener === undefined) throw new Error('no listener');
