@@ -10,8 +10,8 @@
  * Every key starts with KEY_PREFIX (README "Fleet" lists them and their TTLs).
  */
 import { Redis } from 'ioredis';
-import { hostname } from 'node:os';
-import type { Policy } from '../config/schema.js';
+import { hostname, networkInterfaces } from 'node:os';
+import { parseHostPort, type Policy } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 
 /** How often a lost connection is tried again. */
@@ -122,8 +122,23 @@ export class SharedState {
 /** This node's name: state.node_id, or the host's name. */
 export const nodeIdOf = (policy: Readonly<Policy>): string => policy.state.node_id || hostname();
 
-/** How the other nodes reach this node's admin listener. */
-export const adminUrlOf = (policy: Readonly<Policy>): string => policy.state.admin_url || (policy.admin.listen === '' ? '' : `http://${policy.admin.listen}`);
+/**
+ * How the other nodes reach this node's admin listener: state.admin_url, else admin.listen; a
+ * wildcard listen address (0.0.0.0, [::], as in a Kubernetes pod) is replaced by this host's
+ * first address that is not loopback, which is what its peers can reach.
+ */
+export function adminUrlOf(policy: Readonly<Policy>, interfaces: () => ReturnType<typeof networkInterfaces> = networkInterfaces): string {
+  if (policy.state.admin_url !== '') return policy.state.admin_url;
+  const listen = parseHostPort(policy.admin.listen);
+  if (listen === undefined) return '';
+  if (listen.host !== '0.0.0.0' && listen.host !== '::') return `http://${policy.admin.listen}`;
+  const family = listen.host === '::' ? 'IPv6' : 'IPv4';
+  const external = Object.values(interfaces())
+    .flatMap((addresses) => addresses ?? [])
+    .find((address) => !address.internal && address.family === family && !address.address.toLowerCase().startsWith('fe80:'));
+  if (external === undefined) return '';
+  return family === 'IPv6' ? `http://[${external.address}]:${listen.port}` : `http://${external.address}:${listen.port}`;
+}
 
 /** One connection per process and backend, shared by the collaborators of every reloaded policy. */
 const open = new Map<string, SharedState>();
