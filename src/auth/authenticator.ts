@@ -10,7 +10,7 @@
 import type { InspectionContext, MessageSource } from '../inspect/api.js';
 import { BudgetedResolver, type ResolverSettings } from './resolver.js';
 import { arcResultsValue, authenticationResultsField, withoutForgedResults } from './results.js';
-import { arcSet, type ArcKey } from './seal.js';
+import { arcSet, relaxedBodyHash, type ArcKey } from './seal.js';
 import { splitHeader, withHeader } from './message.js';
 import { authenticate } from './verify.js';
 
@@ -68,7 +68,9 @@ export class MessageAuthenticator {
       return unsealed;
     }
     const instance = verified.instance + 1;
-    const seal = await arcSet(unsealed, arc, {
+    // The empty line is two bytes; a message of header fields only has no body (the skip runs past its end).
+    const bodyHash = await relaxedBodyHash(rewritten, split.bodyOffset + 2);
+    const seal = arcSet(Buffer.concat([results, kept.block]), bodyHash, arc, {
       instance,
       cv: verified.chain,
       authResults: arcResultsValue(authservId, verified.results),

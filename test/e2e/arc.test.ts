@@ -66,7 +66,7 @@ interface World {
 }
 
 /** DNS with the sender's DKIM key, SPF and DMARC (p=reject), a forwarder's ARC key and mailmoat's; the proxy in front of smtp-sink. */
-async function world(t: Test, options: { silentDns?: boolean; direction?: 'outbound' } = {}): Promise<World> {
+async function world(t: Test, options: { silentDns?: boolean; direction?: 'outbound'; algorithm?: 'ed25519' } = {}): Promise<World> {
   const records = await startTestDns(t);
   const dns = options.silentDns === true ? await startTestDns(t, { silent: true }) : records;
   const sender = throwawayKey('s1', SENDER_DOMAIN);
@@ -77,7 +77,7 @@ async function world(t: Test, options: { silentDns?: boolean; direction?: 'outbo
   records.setTxt('fw._domainkey.forwarder.example', forwarder.record);
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-arc-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const arcKey = await generateArcKey(dir, 'mm', 'mailmoat.test');
+  const arcKey = await generateArcKey(dir, 'mm', 'mailmoat.test', options.algorithm);
   records.setTxt(arcKey.record.name.replace(/\.$/, ''), arcKey.record.value);
   const policyText = [
     'auth:',
@@ -140,6 +140,26 @@ t.test('a DKIM-signed message with an executable: stripped, ARC-sealed (i=1, cv=
   const arc = await dkimpyArcVerify(delivered, dns.port);
   t.equal(arc.cv, 'pass', `dkimpy arc_verify: cv=pass (${arc.comment})`);
   t.match(arc.results, [{ instance: 1, 'ams-valid': true, 'as-valid': true, 'as-domain': 'mailmoat.test', 'ams-domain': 'mailmoat.test' }]);
+});
+
+t.test('sealed with an Ed25519 key: ed25519-sha256 in both signatures, which dkimpy validates with its ARC algorithms extended by ed25519-sha256', async (t) => {
+  const { dns, sink, proxy, sender, forwarder } = await world(t, { algorithm: 'ed25519' });
+  const signed = await dkimpySign(message('invoice.exe', windowsProgramStub()), 's1', SENDER_DOMAIN, sender.pem, dns.port);
+  const withResults = Buffer.concat([Buffer.from('Authentication-Results: forwarder.example; dkim=pass header.d=sender.example\r\n'), signed]);
+  const forwarded = await dkimpyArcSign(withResults, 'fw', 'forwarder.example', forwarder.pem, 'forwarder.example', dns.port);
+  await send(proxy, forwarded);
+  const delivered = await received(sink);
+  const header = headerOf(delivered);
+  t.notOk(delivered.includes(windowsProgramStub().toString('base64')), 'the executable is gone');
+  t.match(header, /^ARC-Seal: i=2; a=ed25519-sha256; .*cv=pass/m, 'ARC-Seal of instance 2, ed25519-sha256, cv=pass');
+  t.match(header, /^ARC-Message-Signature: i=2; a=ed25519-sha256; c=relaxed\/relaxed; d=mailmoat\.test; s=mm;/m);
+  t.match(header, /^ARC-Authentication-Results: i=2; mailmoat\.test;\r\n\tdkim=pass header\.i=@sender\.example/m);
+  const stock = await dkimpyArcVerify(delivered, dns.port);
+  t.equal(stock.cv, 'fail', 'stock dkimpy 1.1 knows only rsa-sha256 for ARC');
+  t.match(stock.comment, /unknown signature algorithm: b?'?ed25519-sha256/);
+  const arc = await dkimpyArcVerify(delivered, dns.port, true);
+  t.equal(arc.cv, 'pass', `dkimpy arc_verify with ed25519-sha256: cv=pass over both instances (${arc.comment})`);
+  t.match(arc.results, [{ instance: 2, 'ams-valid': true, 'as-valid': true, 'as-domain': 'mailmoat.test', 'ams-domain': 'mailmoat.test' }, { instance: 1, 'as-valid': true, 'as-domain': 'forwarder.example' }]);
 });
 
 t.test('a message already carrying one ARC set gets instance 2 and the chain validates', async (t) => {
