@@ -65,6 +65,7 @@ t.test('an Ed25519 seal verifies with mailauth (the next mailmoat on the path)',
     arc: { domain: 'mailmoat.test', selector: 'mm', privateKey },
     resolver: { server: dns.address, budgetMs: 5000 },
     sealOutbound: false,
+    resultsOnEveryMessage: false,
     maxHeaderBytes: 65536,
   });
   const sealed = await sealer.apply(source, source, { sessionId: 's', direction: 'inbound', sender: '<a@sender.example>', recipients: ['<b@example.net>'] });
