@@ -1,16 +1,25 @@
 // The sealer's own relaxed canonicalization (src/auth/canonical.ts) against RFC 6376's example and
 // against Debian's dkimpy (an independent implementation) over bodies made to hit every case (WSP runs,
-// trailing WSP, lines of WSP only, empty lines inside and at the end) cut into chunks of many sizes; and an
+// trailing WSP, lines of WSP only, empty lines inside and at the end) cut into chunks of many sizes, the
+// same for mailauth's hasher as patched (its verifier hashes the original with it); and an
 // Ed25519 seal read back by mailauth's ARC verifier, as the next mailmoat on the path would read it.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { dkimBody } from 'mailauth/lib/dkim/body/index.js';
 import { RelaxedBodyHash, relaxedHeader } from '../../src/auth/canonical.js';
 import { MessageAuthenticator, type ForwardedMessage } from '../../src/auth/authenticator.js';
 import { arcKeyRecord } from '../../src/auth/keygen.js';
 import { authenticate } from '../../src/auth/verify.js';
 import { BudgetedResolver } from '../../src/auth/resolver.js';
 import { startTestDns } from '../helpers/dns-server.js';
+
+/** mailauth's relaxed body hash (its DKIM verifier's, with patches/ making its common case a native search). */
+function mailauths(body: Buffer, chunkBytes: number): string {
+  const hash = dkimBody('relaxed', 'sha256');
+  for (let start = 0; start < body.length; start += chunkBytes) hash.update(body.subarray(start, start + chunkBytes));
+  return hash.digest('base64');
+}
 
 function ours(body: Buffer, chunkBytes: number): string {
   const hash = new RelaxedBodyHash();
@@ -39,7 +48,7 @@ t.test('RFC 6376 3.4.6: the relaxed example', async (t) => {
   t.equal(relaxedHeader('SubJect :  a \t b\r\n\t c  \r\n'), 'subject:a b c');
 });
 
-t.test('the same hash as dkimpy\'s for every case and many chunkings', async (t) => {
+t.test('the same hash as dkimpy\'s for every case and many chunkings (ours, and patched mailauth\'s)', async (t) => {
   const lines = ['plain line', 'two  spaces', 'tab\there', 'trailing \t ', ' leading', '\t', '   ', '', 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=', 'x\ry', 'end \r'];
   let seed = 7;
   const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648);
@@ -51,6 +60,8 @@ t.test('the same hash as dkimpy\'s for every case and many chunkings', async (t)
   for (const [index, body] of bodies.entries()) {
     const mismatched = [1, 2, 3, 5, 7, 11, body.length].filter((size) => ours(body, size) !== expected[index]);
     t.same(mismatched, [], JSON.stringify(body.toString('latin1')));
+    // mailauth drops a space before a bare CR (patched or not; see above), so those bodies are ours and dkimpy's only.
+    if (!body.includes(' \r\r')) t.same([1, 3, 64, body.length].filter((size) => mailauths(body, size) !== expected[index]), [], `mailauth: ${JSON.stringify(body.toString('latin1'))}`);
   }
 });
 
