@@ -69,7 +69,8 @@ t.test('an Ed25519 seal verifies with mailauth (the next mailmoat on the path)',
   const dns = await startTestDns(t);
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   dns.setTxt('mm._domainkey.mailmoat.test', arcKeyRecord('mm', 'mailmoat.test', publicKey.export({ type: 'spki', format: 'der' }), 'ed25519').value);
-  const message = Buffer.from('From: a@sender.example\r\nSubject: s\r\n\r\nbody  line \r\n\r\n', 'latin1');
+  // Enough signed fields that h= is folded over two lines.
+  const message = Buffer.from('From: a@sender.example\r\nReply-To: a@sender.example\r\nTo: b@example.net\r\nCc: c@example.net\r\nIn-Reply-To: <p@sender.example>\r\nSubject: s\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m@sender.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nbody  line \r\n\r\n', 'latin1');
   const source: ForwardedMessage = { size: message.length, async *open() { yield message; }, dispose: async () => undefined };
   const sealer = new MessageAuthenticator({
     authservId: 'mailmoat.test',
@@ -84,6 +85,7 @@ t.test('an Ed25519 seal verifies with mailauth (the next mailmoat on the path)',
   for await (const chunk of sealed.open()) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
   t.match(bytes.toString('latin1'), /^ARC-Seal: i=1; a=ed25519-sha256; /);
+  t.match(bytes.toString('latin1'), /\r\n\th=[^;]*:\r\n\t[^;]*;\r\n/, 'h= folded');
   const lookup = new BudgetedResolver({ server: dns.address, budgetMs: 5000 }).forMessage();
   const read = await authenticate({ size: bytes.length, async *open() { yield bytes; } }, { sender: '<a@sender.example>' }, lookup.lookup, 'next.example');
   lookup.close();
