@@ -1,13 +1,13 @@
 /**
  * What keeping a rewritten message's authentication costs (src/auth): CPU per rewritten message
  * of verifying the original (DKIM rsa-2048, SPF, DMARC, the ARC chain) and sealing the rewrite
- * (Authentication-Results, ARC set, rsa-2048), with DNS answered by a loopback server in another
- * process (so its CPU is not counted); and the cost on clean messages, which must be none.
+ * (Authentication-Results, ARC set, rsa-2048 or ed25519), with DNS answered by a loopback server in
+ * another process (so its CPU is not counted); and the cost on clean messages, which must be none.
  *
  * Usage: node dist/bench/arc.js [--rounds 200]
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -50,10 +50,11 @@ async function serveDns(): Promise<void> {
   lines.on('close', () => void server.close());
 }
 
-function rsaKey(): { pem: string; der: Buffer } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), der: publicKey.export({ type: 'spki', format: 'der' }) };
-}
+const exported = ({ privateKey, publicKey }: { privateKey: KeyObject; publicKey: KeyObject }): { pem: string; der: Buffer } => ({
+  pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  der: publicKey.export({ type: 'spki', format: 'der' }),
+});
+const rsaKey = (): { pem: string; der: Buffer } => exported(generateKeyPairSync('rsa', { modulusLength: 2048 }));
 
 /** The inspector bench's 100 KB message shape, with an executable part (rewritten) or without (clean). */
 function benchMessage(withExecutable: boolean): Buffer {
@@ -83,11 +84,13 @@ async function measure(rounds: number, work: () => Promise<void>): Promise<{ cpu
 async function main(): Promise<void> {
   const sender = rsaKey();
   const sealer = rsaKey();
+  const edSealer = exported(generateKeyPairSync('ed25519'));
   const records = {
     's1._domainkey.sender.example': arcKeyRecord('s1', 'sender.example', sender.der).value,
     'sender.example': 'v=spf1 ip4:192.0.2.0/24 -all',
     '_dmarc.sender.example': 'v=DMARC1; p=reject',
     'mm._domainkey.mailmoat.test': arcKeyRecord('mm', 'mailmoat.test', sealer.der).value,
+    'ed._domainkey.mailmoat.test': arcKeyRecord('ed', 'mailmoat.test', edSealer.der, 'ed25519').value,
   };
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-dns'], { stdio: ['pipe', 'pipe', 'inherit'] });
   child.stdin.write(`${JSON.stringify(records)}\n`);
@@ -103,8 +106,12 @@ async function main(): Promise<void> {
     const context: InspectionContext = { sessionId: 'bench', direction: 'inbound', sender: '<bench@sender.example>', recipients: ['<rcpt@example.net>'], client: { address: '192.0.2.25', helo: 'mx.sender.example' } };
     const dir = await mkdtemp(join(tmpdir(), 'mailmoat-arc-bench-'));
     await writeFile(join(dir, 'mm.key'), sealer.pem, { mode: 0o600 });
+    await writeFile(join(dir, 'ed.key'), edSealer.pem, { mode: 0o600 });
     const plain = await createMailInspector(parsePolicyText('', 'bench'));
-    const sealing = await createMailInspector(parsePolicyText(`auth:\n  authserv_id: mailmoat.test\n  resolver: "${dnsAddress}"\n  arc: { domain: mailmoat.test, selector: mm, private_key: mm.key }\n`, 'bench', dir));
+    const sealingWith = (selector: string): Promise<MailInspector> =>
+      createMailInspector(parsePolicyText(`auth:\n  authserv_id: mailmoat.test\n  resolver: "${dnsAddress}"\n  arc: { domain: mailmoat.test, selector: ${selector}, private_key: ${selector}.key }\n`, 'bench', dir));
+    const sealing = await sealingWith('mm');
+    const edSealing = await sealingWith('ed');
     let lastHeader = '';
     let rewrites = 0;
     const inspect = (inspector: MailInspector, message: Buffer) => async (): Promise<void> => {
@@ -119,7 +126,11 @@ async function main(): Promise<void> {
     };
     const rewriteOnly = await measure(ROUNDS, inspect(plain, rewritten));
     const rewriteSealed = await measure(ROUNDS, inspect(sealing, rewritten));
-    if (!/^ARC-Seal: i=1; /.test(lastHeader) || !/\tdkim=pass /.test(lastHeader) || !/\tspf=pass /.test(lastHeader) || !/\tdmarc=pass /.test(lastHeader)) {
+    const sealedHeader = lastHeader;
+    const rewriteEdSealed = await measure(ROUNDS, inspect(edSealing, rewritten));
+    if (!/^ARC-Seal: i=1; a=ed25519-sha256; /.test(lastHeader)) throw new Error(`the bench message was not sealed with ed25519:\n${lastHeader}`);
+    lastHeader = sealedHeader;
+    if (!/^ARC-Seal: i=1; a=rsa-sha256; /.test(lastHeader) || !/\tdkim=pass /.test(lastHeader) || !/\tspf=pass /.test(lastHeader) || !/\tdmarc=pass /.test(lastHeader)) {
       throw new Error(`the bench message did not verify and seal as expected:\n${lastHeader}`);
     }
     rewrites = 0;
@@ -128,10 +139,12 @@ async function main(): Promise<void> {
     process.stdout.write(
       `mailmoat ARC bench (node ${process.version}), ${ROUNDS} rounds, DNS answered by a loopback server in another process\n` +
         `  rewritten message (${Math.round(rewritten.length / 1024)} KB, DKIM rsa-2048, SPF, DMARC; ARC set rsa-2048): inspect+rewrite ${rewriteOnly.cpuMs.toFixed(2)} ms CPU, with verify+seal ${rewriteSealed.cpuMs.toFixed(2)} ms CPU: verify+seal ${(rewriteSealed.cpuMs - rewriteOnly.cpuMs).toFixed(2)} ms CPU per message (wall ${(rewriteSealed.wallMs - rewriteOnly.wallMs).toFixed(2)} ms, 4 DNS lookups)\n` +
+        `  the same with an ed25519 ARC key: verify+seal ${(rewriteEdSealed.cpuMs - rewriteOnly.cpuMs).toFixed(2)} ms CPU per message (wall ${(rewriteEdSealed.wallMs - rewriteOnly.wallMs).toFixed(2)} ms)\n` +
         `  clean message (${Math.round(clean.length / 1024)} KB): ${cleanPlain.cpuMs.toFixed(2)} ms CPU without auth, ${cleanSealing.cpuMs.toFixed(2)} ms with it; clean messages rewritten (so verified or sealed): ${rewrites}\n`,
     );
     await plain.close();
     await sealing.close();
+    await edSealing.close();
     await rm(dir, { recursive: true, force: true });
   } finally {
     child.stdin.end();

@@ -44,6 +44,7 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   need systemd-analyze systemd   # systemd-analyze verify and security --offline on deploy/mailmoat.service
   # dkimpy, an ARC/DKIM implementation independent of mailauth, signs and validates in the ARC tests (Debian's python3)
   /usr/bin/python3 -c 'import dkim, dns.message, authres' >/dev/null 2>&1 || missing+=(python3-dkim python3-dnspython python3-authres)
+  /usr/bin/python3 -c 'import nacl' >/dev/null 2>&1 || missing+=(python3-nacl)   # PyNaCl: dkimpy's Ed25519 checks of the ed25519-sha256 ARC test
   need buildah buildah        # builds and runs the container image (test/container/; no Docker engine needed)
   need debootstrap debootstrap   # scripts/container-base.sh: the image's local Debian base (no registry needed)
 fi

@@ -5,7 +5,7 @@
  * Exit codes: 0 success, 1 failure (invalid policy, I/O, a listener that cannot
  * bind), 2 usage errors.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { loadPolicyFile, PolicyError } from './config/load.js';
 import { createMailInspector } from './inspect/create.js';
@@ -150,12 +150,13 @@ program
   .command('arc')
   .description('the key mailmoat seals rewritten mail with (ARC, RFC 8617; auth.arc)')
   .command('keygen')
-  .description('create DIR/<selector>.key (RSA, mode 0600; never overwrites) and print the DNS TXT record to publish')
+  .description('create DIR/<selector>.key (RSA or Ed25519, mode 0600; never overwrites) and print the DNS TXT record to publish')
   .requiredOption('--out <dir>', 'folder for the key')
   .requiredOption('--selector <selector>', 'the DNS selector, for example mailmoat2026')
   .requiredOption('--domain <domain>', 'the sealing domain (d=) receivers will trust')
-  .action(async (options: { out: string; selector: string; domain: string }) => {
-    const { keyPath, record } = await generateArcKey(options.out, options.selector, options.domain);
+  .addOption(new Option('--algorithm <algorithm>', 'rsa (rsa-sha256, 2048 bits) or ed25519 (ed25519-sha256, RFC 8463)').choices(['rsa', 'ed25519']).default('rsa'))
+  .action(async (options: { out: string; selector: string; domain: string; algorithm: 'rsa' | 'ed25519' }) => {
+    const { keyPath, record } = await generateArcKey(options.out, options.selector, options.domain, options.algorithm);
     process.stdout.write(
       `created ${keyPath} (keep it secret)\n` +
         `publish this DNS record:\n${record.zoneLine}\n` +

@@ -313,6 +313,8 @@ export const policySchema = z
       dns_budget_ms: z.number().int().positive().max(60_000).default(3000),
       /** Verify and seal outbound mail too (off: the sender's own signature is what receivers check). */
       seal_outbound: z.boolean().default(false),
+      /** Clean mail gets one Authentication-Results too (forged ones with our authserv-id removed); off: clean mail stays byte for byte. */
+      results_on_every_message: z.boolean().default(false),
       /** The ARC sealing key (RFC 8617); all three set = rewritten mail is verified and sealed, none = off. */
       arc: z
         .strictObject({

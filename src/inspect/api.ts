@@ -37,7 +37,12 @@ export interface FindingSummary {
 }
 
 export type Verdict =
-  | { action: 'pass' }
+  /**
+   * Forward the original, or `message` when set: the original with header fields added on top and
+   * nothing else changed (auth.results_on_every_message). Still a clean message in logs and metrics;
+   * the session disposes `message`.
+   */
+  | { action: 'pass'; message?: MessageSource & { dispose(): Promise<void> } }
   /** Forward `message` instead of the original (only parts with findings differ); the session disposes it. */
   | { action: 'rewrite'; message: MessageSource & { dispose(): Promise<void> }; summary: string; findings: readonly FindingSummary[] }
   | { action: 'tempfail'; reason: string; findings?: readonly FindingSummary[] }

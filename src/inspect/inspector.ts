@@ -224,7 +224,11 @@ export class MailInspector implements Inspector {
       case 'reject':
         return { verdict: { action: worst.action, reason: `message could not be inspected: ${worst.reason}`, findings }, findings };
       case 'pass':
-        if (warnings === 0 && ambiguous.length === 0) return { verdict: { action: 'pass' }, findings };
+        if (warnings === 0 && ambiguous.length === 0) {
+          // Authentication-Results on every message when the policy asks: the original with that header on top.
+          const annotated = context === undefined ? undefined : await this.policy.authenticator?.annotate(message, context);
+          return { verdict: annotated === undefined ? { action: 'pass' } : { action: 'pass', message: annotated }, findings };
+        }
         break;
       case 'sanitize':
       case 'strip':

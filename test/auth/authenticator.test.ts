@@ -38,6 +38,7 @@ function authenticator(dns: TestDns, events: AuthenticationEvent[] = []): Messag
       arc: { domain: 'mailmoat.test', selector: 'mm', privateKey },
       resolver: { server: dns.address, budgetMs: 5000 },
       sealOutbound: false,
+      resultsOnEveryMessage: false,
       maxHeaderBytes: 65536,
       now: () => new Date('2026-12-07T12:00:00Z'),
     },

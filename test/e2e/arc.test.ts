@@ -66,7 +66,7 @@ interface World {
 }
 
 /** DNS with the sender's DKIM key, SPF and DMARC (p=reject), a forwarder's ARC key and mailmoat's; the proxy in front of smtp-sink. */
-async function world(t: Test, options: { silentDns?: boolean; direction?: 'outbound' } = {}): Promise<World> {
+async function world(t: Test, options: { silentDns?: boolean; direction?: 'outbound'; algorithm?: 'ed25519'; resultsOnEveryMessage?: boolean } = {}): Promise<World> {
   const records = await startTestDns(t);
   const dns = options.silentDns === true ? await startTestDns(t, { silent: true }) : records;
   const sender = throwawayKey('s1', SENDER_DOMAIN);
@@ -77,13 +77,14 @@ async function world(t: Test, options: { silentDns?: boolean; direction?: 'outbo
   records.setTxt('fw._domainkey.forwarder.example', forwarder.record);
   const dir = await mkdtemp(join(tmpdir(), 'mailmoat-arc-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const arcKey = await generateArcKey(dir, 'mm', 'mailmoat.test');
+  const arcKey = await generateArcKey(dir, 'mm', 'mailmoat.test', options.algorithm);
   records.setTxt(arcKey.record.name.replace(/\.$/, ''), arcKey.record.value);
   const policyText = [
     'auth:',
     `  authserv_id: ${AUTHSERV_ID}`,
     `  resolver: "${dns.address}"`,
     `  dns_budget_ms: ${options.silentDns === true ? 300 : 5000}`,
+    ...(options.resultsOnEveryMessage === true ? ['  results_on_every_message: true'] : []),
     '  arc:',
     '    domain: mailmoat.test',
     '    selector: mm',
@@ -140,6 +141,26 @@ t.test('a DKIM-signed message with an executable: stripped, ARC-sealed (i=1, cv=
   const arc = await dkimpyArcVerify(delivered, dns.port);
   t.equal(arc.cv, 'pass', `dkimpy arc_verify: cv=pass (${arc.comment})`);
   t.match(arc.results, [{ instance: 1, 'ams-valid': true, 'as-valid': true, 'as-domain': 'mailmoat.test', 'ams-domain': 'mailmoat.test' }]);
+});
+
+t.test('sealed with an Ed25519 key: ed25519-sha256 in both signatures, which dkimpy validates with its ARC algorithms extended by ed25519-sha256', async (t) => {
+  const { dns, sink, proxy, sender, forwarder } = await world(t, { algorithm: 'ed25519' });
+  const signed = await dkimpySign(message('invoice.exe', windowsProgramStub()), 's1', SENDER_DOMAIN, sender.pem, dns.port);
+  const withResults = Buffer.concat([Buffer.from('Authentication-Results: forwarder.example; dkim=pass header.d=sender.example\r\n'), signed]);
+  const forwarded = await dkimpyArcSign(withResults, 'fw', 'forwarder.example', forwarder.pem, 'forwarder.example', dns.port);
+  await send(proxy, forwarded);
+  const delivered = await received(sink);
+  const header = headerOf(delivered);
+  t.notOk(delivered.includes(windowsProgramStub().toString('base64')), 'the executable is gone');
+  t.match(header, /^ARC-Seal: i=2; a=ed25519-sha256; .*cv=pass/m, 'ARC-Seal of instance 2, ed25519-sha256, cv=pass');
+  t.match(header, /^ARC-Message-Signature: i=2; a=ed25519-sha256; c=relaxed\/relaxed; d=mailmoat\.test; s=mm;/m);
+  t.match(header, /^ARC-Authentication-Results: i=2; mailmoat\.test;\r\n\tdkim=pass header\.i=@sender\.example/m);
+  const stock = await dkimpyArcVerify(delivered, dns.port);
+  t.equal(stock.cv, 'fail', 'stock dkimpy 1.1 knows only rsa-sha256 for ARC');
+  t.match(stock.comment, /unknown signature algorithm: b?'?ed25519-sha256/);
+  const arc = await dkimpyArcVerify(delivered, dns.port, true);
+  t.equal(arc.cv, 'pass', `dkimpy arc_verify with ed25519-sha256: cv=pass over both instances (${arc.comment})`);
+  t.match(arc.results, [{ instance: 2, 'ams-valid': true, 'as-valid': true, 'as-domain': 'mailmoat.test', 'ams-domain': 'mailmoat.test' }, { instance: 1, 'as-valid': true, 'as-domain': 'forwarder.example' }]);
 });
 
 t.test('a message already carrying one ARC set gets instance 2 and the chain validates', async (t) => {
@@ -212,6 +233,25 @@ t.test('a forged Authentication-Results claiming our authserv-id is removed; ano
   t.notMatch(header, /bank\.example/, 'the forged field is gone');
   t.match(header, /^Authentication-Results: other\.example; spf=pass/m, 'the other server\'s field is kept');
   t.equal(header.match(/^Authentication-Results: mailmoat\.test;/gm)?.length, 1, 'ours appears once');
+});
+
+// The session forwards a pass verdict's message (the original with Authentication-Results on top) only
+// once src/session/smtp/session.ts does (see the README's ARC section); until then this test is todo.
+t.test('results_on_every_message: a clean message gets one Authentication-Results, forged ones removed, and is otherwise the original', { todo: 'src/session/smtp/session.ts must forward verdict.message on pass' }, async (t) => {
+  const { dns, sink, proxy, sender } = await world(t, { resultsOnEveryMessage: true });
+  const signed = await dkimpySign(message('invoice.pdf', Buffer.from('%PDF-1.4 clean')), 's1', SENDER_DOMAIN, sender.pem, dns.port);
+  const forged = 'Authentication-Results: MAILMOAT.test; dkim=pass header.d=bank.example\r\n';
+  const other = 'Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@sender.example\r\n';
+  await send(proxy, Buffer.from(forged + other + signed.toString('latin1'), 'latin1'));
+  const delivered = await received(sink);
+  const text = delivered.toString('latin1');
+  const added = /^Authentication-Results: mailmoat\.test;\r\n\tdkim=pass header\.i=@sender\.example header\.s=s1 [^]*?\r\n(?=[^\t])/.exec(text)?.[0] ?? '';
+  t.not(added, '', 'one Authentication-Results of ours on top, dkim=pass');
+  t.match(added, /\tspf=pass [^]*\tdmarc=pass /, 'SPF and DMARC too');
+  t.equal(text.slice(added.length).replace(/(\r\n)+$/, ''), (other + signed.toString('latin1')).replace(/(\r\n)+$/, ''), 'the rest is the original, without the forged field');
+  t.notMatch(text, /^ARC-/m, 'no ARC set on a clean message');
+  t.equal(proxy.transactions[0]?.verdict, 'pass', 'logged as clean');
+  t.ok(await dkimpyVerify(delivered, dns.port), 'dkimpy: the DKIM signature still verifies');
 });
 
 t.test('outbound mail is not sealed by default', async (t) => {

@@ -44,6 +44,7 @@ export async function dkimpyVerify(message: Buffer, dnsPort: number): Promise<bo
   return (await call<{ dkim: boolean }>({ op: 'verify', message: b64(message), dns_port: dnsPort })).dkim;
 }
 
-export function dkimpyArcVerify(message: Buffer, dnsPort: number): Promise<ArcVerification> {
-  return call<ArcVerification>({ op: 'arc_verify', message: b64(message), dns_port: dnsPort });
+/** `ed25519`: dkimpy's ARC algorithms extended by ed25519-sha256 (see dkimpy_tool.py). */
+export function dkimpyArcVerify(message: Buffer, dnsPort: number, ed25519 = false): Promise<ArcVerification> {
+  return call<ArcVerification>({ op: 'arc_verify', message: b64(message), dns_port: dnsPort, ed25519 });
 }

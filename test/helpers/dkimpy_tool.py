@@ -5,7 +5,10 @@ loopback server the test started (dnspython, UDP, its port), never to the system
   {"op": "sign", "message": b64, "selector", "domain", "key": pem, "length"?: bool (l= tag)} -> {"message": b64}
   {"op": "arc_sign", "message": b64, "selector", "domain", "key", "srv_id"} -> {"message": b64}
   {"op": "verify", "message": b64}      -> {"dkim": bool}
-  {"op": "arc_verify", "message": b64}  -> {"cv": str or null, "results": [...], "comment": str}
+  {"op": "arc_verify", "message": b64, "ed25519"?: bool}  -> {"cv": str or null, "results": [...], "comment": str}
+With "ed25519", dkimpy's list of ARC algorithms (only rsa-sha256 in dkimpy 1.1) is extended by
+ed25519-sha256 before arc_verify: the signature checks are then dkimpy's own DKIM code for
+ed25519-sha256 (RFC 8463, with PyNaCl), which arc_verify shares with rsa-sha256.
 """
 import base64
 import json
@@ -41,6 +44,10 @@ elif op == "arc_sign":
 elif op == "verify":
     out = {"dkim": bool(dkim.verify(message, dnsfunc=txt))}
 elif op == "arc_verify":
+    if request.get("ed25519"):
+        import hashlib
+        import dkim.crypto
+        dkim.crypto.ARC_HASH_ALGORITHMS[b"ed25519-sha256"] = hashlib.sha256
     cv, results, comment = dkim.arc_verify(message, dnsfunc=txt)
     out = {
         # None: the newest seal says cv=fail ("the chain is terminated").
