@@ -40,7 +40,7 @@ export type PayloadOutcome =
   | {
       kind: 'forward';
       verdict: 'pass' | 'rewrite';
-      /** The original spool (pass) or the rewritten message (rewrite). */
+      /** The original spool (pass), the annotated original (pass with auth.results_on_every_message) or the rewritten message (rewrite). */
       source: MessageSource;
       /** Frees a rewritten source once it was sent (or could not be). */
       release(): Promise<void>;
@@ -112,7 +112,12 @@ export async function runPayloadStep(step: PayloadStep, payload: Payload): Promi
     step.log.error({ err: error }, 'inspector failed');
     return { kind: 'tempfail', cause: 'inspector', reason: 'inspector failed' };
   }
-  if (verdict.action === 'pass') return { kind: 'forward', verdict: 'pass', source: spool, release: released, ...warned };
+  if (verdict.action === 'pass') {
+    // A clean message the inspector annotated (auth.results_on_every_message) is still a pass.
+    const annotated = verdict.message;
+    if (annotated === undefined) return { kind: 'forward', verdict: 'pass', source: spool, release: released, ...warned };
+    return { kind: 'forward', verdict: 'pass', source: annotated, release: () => annotated.dispose(), ...warned };
+  }
   const stored = await quarantine(step, payload, verdict);
   if (stored === undefined) {
     if (verdict.action === 'rewrite') await verdict.message.dispose();

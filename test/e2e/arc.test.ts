@@ -235,9 +235,8 @@ t.test('a forged Authentication-Results claiming our authserv-id is removed; ano
   t.equal(header.match(/^Authentication-Results: mailmoat\.test;/gm)?.length, 1, 'ours appears once');
 });
 
-// The session forwards a pass verdict's message (the original with Authentication-Results on top) only
-// once src/session/smtp/session.ts does (see the README's ARC section); until then this test is todo.
-t.test('results_on_every_message: a clean message gets one Authentication-Results, forged ones removed, and is otherwise the original', { todo: 'src/session/smtp/session.ts must forward verdict.message on pass' }, async (t) => {
+// The session's payload step forwards a pass verdict's message: the original with Authentication-Results on top.
+t.test('results_on_every_message: a clean message gets one Authentication-Results, forged ones removed, and is otherwise the original', async (t) => {
   const { dns, sink, proxy, sender } = await world(t, { resultsOnEveryMessage: true });
   const signed = await dkimpySign(message('invoice.pdf', Buffer.from('%PDF-1.4 clean')), 's1', SENDER_DOMAIN, sender.pem, dns.port);
   const forged = 'Authentication-Results: MAILMOAT.test; dkim=pass header.d=bank.example\r\n';

@@ -107,6 +107,25 @@ t.test('pass: the original spool is forwarded, nothing is quarantined or flagged
   t.same(inspector.calls, [input.context], 'the inspector got the context as given');
 });
 
+t.test('pass with an annotated message (auth.results_on_every_message): it is forwarded, still a pass, released by the caller', async (t) => {
+  const annotated = `Authentication-Results: mailmoat.test; dkim=none\r\n${MESSAGE}`;
+  const bytes = Buffer.from(annotated, 'latin1');
+  let disposed = false;
+  const inspector = stubInspector(async () => ({ action: 'pass', message: { size: bytes.length, open: async function* () { yield bytes; }, dispose: async () => { disposed = true; } } }));
+  const { step, flagged, payload, store } = await setup(t, { inspector });
+  const input = await payload();
+  const outcome = await runPayloadStep(step, input);
+  t.equal(outcome.kind, 'forward');
+  if (outcome.kind !== 'forward') return;
+  t.equal(outcome.verdict, 'pass', 'counted and logged as clean');
+  t.not(outcome.source, input.spool);
+  t.equal(await readAll(outcome.source), annotated);
+  t.same([flagged, await store?.list()], [[], []], 'neither flagged nor quarantined');
+  t.notOk(disposed);
+  await outcome.release();
+  t.ok(disposed, 'release() frees the annotated copy');
+});
+
 t.test('inspection off: forwarded as it is, the gate still applies', async (t) => {
   const { step, payload } = await setup(t, { inspector: undefined, policy: 'limits:\n  max_header_lines: 2\n' });
   t.same(summaryOf(await runPayloadStep(step, await payload())), { kind: 'refuse', cause: 'too-many-header-lines', reason: 'more than 2 header lines (limits.max_header_lines)' });

@@ -554,8 +554,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const extra = warning.reduce((sum, line) => sum + line.length, 0);
     keepalive.stop();
     try {
-      // A clean message keeps the upstream's own status line unless a warning changes its size.
-      const status = outcome.verdict === 'pass' && warning.length === 0 ? [statusLine, CRLF] : [ok(`${outcome.source.size + extra} octets`)];
+      // A clean message keeps the upstream's own status line unless a warning or an annotation changes its size.
+      const status = outcome.verdict === 'pass' && warning.length === 0 && outcome.source === spool ? [statusLine, CRLF] : [ok(`${outcome.source.size + extra} octets`)];
       await this.sendMessage(keepalive.writer, [...(keepalive.committed ? [] : status), ...warning], outcome.source);
     } finally {
       await outcome.release();
