@@ -67,12 +67,11 @@ t.test('nesting beyond the depth limit is unscannable (too_deep)', async (t) => 
   t.equal(fine.verdict.action, 'pass', 'within the default depth, three harmless layers pass');
 });
 
-t.test('zip bombs are answered within seconds without extracting them', async (t) => {
-  const started = Date.now();
+t.test('zip bombs are answered without extracting them', async (t) => {
   const before = process.memoryUsage().rss;
   const bomb = await examine(withZip('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))));
+  // Judged from what the archive declares (its directory), not by inflating it: how long that takes is bench/'s business.
   t.match(bomb.findings, [{ kind: 'unscannable', unscannable: 'too_large', reason: /declares \d+ bytes/ }]);
-  t.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms`);
   t.ok(process.memoryUsage().rss - before < 200 * 1024 * 1024, 'memory stayed bounded');
   const ratio = await examine(withZip('zbsm.zip', readFileSync(join(EXTRACTOR, 'Bombs/zbsm.zip'))), 'limits:\n  max_archive_expanded_bytes: 99999999999\n');
   t.match(ratio.findings, [{ kind: 'unscannable', unscannable: 'bomb', reason: /zip bomb/ }], 'the ratio limit catches it too');
