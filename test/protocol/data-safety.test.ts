@@ -187,18 +187,25 @@ t.test('a spool that cannot be written: 451 4.3.0, nothing upstream, the session
 });
 
 t.test('downstream resets while its message is inspected: no DATA upstream, one report', async (t) => {
-  const slow: Inspector = {
+  // The verdict comes only once the proxy has seen the reset (its session closed): no race with a clock.
+  let inspecting = false;
+  let verdictDue: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (verdictDue = resolve));
+  const held: Inspector = {
     inspect: async () => {
-      await sleep(200);
+      inspecting = true;
+      await gate;
       return { action: 'pass' };
     },
   };
   const upstream = await ScriptedUpstream.start(t);
-  const proxy = await startTestProxy(t, upstream.port, {}, slow);
+  const proxy = await startTestProxy(t, upstream.port, {}, held);
   const client = await openTransaction(proxy.port);
   client.send('Subject: x\r\n\r\nbody\r\n.\r\n');
-  await sleep(50);
+  t.ok(await until(() => inspecting), 'the message is being inspected');
   client.socket.resetAndDestroy();
+  t.ok(await until(() => proxy.activeSessions() === 0), 'the proxy saw the reset');
+  verdictDue();
   t.ok(await until(() => proxy.transactions.length === 1));
   await sleep(300);
   t.equal(proxy.transactions.length, 1, 'reported once');
