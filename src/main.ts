@@ -137,8 +137,8 @@ export async function startProxy(policy: Readonly<Policy>, inspector: Inspector,
     listeners.forEach((listener, index) => {
       const protocol = policy.listeners[index]?.protocol ?? 'smtp';
       listener.on('session', () => onEvent({ type: 'session', protocol }));
-      listener.on('transaction', (summary) => onEvent({ type: 'transaction', summary }));
-      listener.on('retrieval', (summary) => onEvent({ type: 'retrieval', summary }));
+      listener.on('transaction', (summary) => onEvent({ type: 'transaction', summary, at: Date.now() }));
+      listener.on('retrieval', (summary) => onEvent({ type: 'retrieval', summary, at: Date.now() }));
       listener.on('flagged', (message) => onEvent({ type: 'flagged', message }));
       listener.on('passthrough', () => onEvent({ type: 'passthrough' }));
       listener.on('limit', (limit) => onEvent({ type: 'limit', limit }));

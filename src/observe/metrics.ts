@@ -143,13 +143,14 @@ export class Metrics {
     this.totals.sessions[protocol]++;
   }
 
-  transaction(summary: TransactionSummary): void {
-    this.message('smtp', summary.direction, summary.verdict, summary.size, summary.durationMs, summary.reason, summary.quarantine);
+  /** `at`: when it ended (epoch ms; a cluster worker's events reach the supervisor in batches, later). */
+  transaction(summary: TransactionSummary, at = this.now()): void {
+    this.message('smtp', summary.direction, summary.verdict, summary.size, summary.durationMs, summary.reason, summary.quarantine, at);
     if (summary.tls !== 'none') this.tlsSession(summary.tls);
   }
 
-  retrieval(summary: RetrievalSummary): void {
-    this.message('pop3', 'inbound', summary.verdict, summary.size, summary.durationMs, summary.reason, summary.quarantine);
+  retrieval(summary: RetrievalSummary, at = this.now()): void {
+    this.message('pop3', 'inbound', summary.verdict, summary.size, summary.durationMs, summary.reason, summary.quarantine, at);
     if (summary.tls !== 'none') this.tlsSession(summary.tls);
   }
 
@@ -198,15 +199,19 @@ export class Metrics {
     };
   }
 
-  private message(protocol: 'smtp' | 'pop3', direction: 'inbound' | 'outbound', verdict: VerdictName, size: number, durationMs: number, reason: string | undefined, quarantine: string | undefined): void {
+  private message(protocol: 'smtp' | 'pop3', direction: 'inbound' | 'outbound', verdict: VerdictName, size: number, durationMs: number, reason: string | undefined, quarantine: string | undefined, at: number): void {
     this.messages.inc({ protocol, direction, verdict });
     this.bytes.inc({ protocol }, size);
     this.durations.observe({ protocol }, durationMs / 1000);
     this.totals.verdicts[verdict]++;
     this.totals.bytes += size;
-    this.recent.push({ time: new Date(this.now()).toISOString(), protocol, verdict, size, reason: reason ?? '', quarantine: quarantine ?? '' });
+    // In the order they happened: batches from several workers arrive in any order.
+    const entry = { time: new Date(at).toISOString(), protocol, verdict, size, reason: reason ?? '', quarantine: quarantine ?? '' };
+    let position = this.recent.length;
+    while (position > 0 && (this.recent[position - 1]?.time ?? '') > entry.time) position--;
+    this.recent.splice(position, 0, entry);
     if (this.recent.length > RECENT_VERDICTS) this.recent.shift();
-    const minute = Math.floor(this.now() / MINUTE_MS);
+    const minute = Math.floor(at / MINUTE_MS);
     const counts = this.minutes.get(minute) ?? zeroVerdicts();
     counts[verdict]++;
     this.minutes.set(minute, counts);
@@ -217,8 +222,9 @@ export class Metrics {
 /** What a proxy reports about its sessions; a cluster worker sends these to the supervisor. */
 export type ProxyEvent =
   | { type: 'session'; protocol: 'smtp' | 'pop3' }
-  | { type: 'transaction'; summary: TransactionSummary }
-  | { type: 'retrieval'; summary: RetrievalSummary }
+  /** `at`: when the payload ended, epoch ms. */
+  | { type: 'transaction'; summary: TransactionSummary; at: number }
+  | { type: 'retrieval'; summary: RetrievalSummary; at: number }
   | { type: 'flagged'; message: FlaggedMessage }
   | { type: 'passthrough' }
   | { type: 'limit'; limit: string }
@@ -229,9 +235,9 @@ export function recordEvent(metrics: Metrics, event: ProxyEvent): void {
     case 'session':
       return metrics.session(event.protocol);
     case 'transaction':
-      return metrics.transaction(event.summary);
+      return metrics.transaction(event.summary, event.at);
     case 'retrieval':
-      return metrics.retrieval(event.summary);
+      return metrics.retrieval(event.summary, event.at);
     case 'flagged':
       return metrics.flagged(event.message);
     case 'passthrough':
