@@ -7,7 +7,10 @@
  * A name or record that does not exist (NXDOMAIN, NODATA: RFC 2308) is kept for a shorter time;
  * a failure (SERVFAIL, refused, timeout) is never kept, so the next message asks again
  * (a temperror must not outlive the message it happened to). Past MAX_CACHED_ANSWERS answers or
- * MAX_CACHED_BYTES, the oldest stored go first.
+ * MAX_CACHED_BYTES, the oldest stored go first. A TXT answer (every record mailauth reads
+ * for DKIM, ARC, SPF and DMARC) is given as the same frozen object each time, so the public key
+ * mailauth parses from it is kept with it (patches/mailauth: a WeakMap keyed by the answer) and
+ * goes when the answer goes; other answers (A, MX: mailauth sorts an MX list in place) as copies.
  */
 
 /** Answers kept at most; past it, the oldest stored is dropped. */
@@ -57,7 +60,7 @@ export class DnsAnswerCache {
     return this.entries.size;
   }
 
-  /** The answer stored for (name, rrtype) and not yet expired; records are a copy the caller may change. */
+  /** The answer stored for (name, rrtype) and not yet expired: TXT records frozen and shared, others a copy. */
   get(name: string, rrtype: string): CachedAnswer | undefined {
     const key = cacheKey(name, rrtype);
     const entry = this.entries.get(key);
@@ -66,26 +69,31 @@ export class DnsAnswerCache {
       this.remove(key, entry);
       return undefined;
     }
-    return 'records' in entry.answer ? { records: structuredClone(entry.answer.records) } : entry.answer;
+    if (!('records' in entry.answer) || Object.isFrozen(entry.answer.records)) return entry.answer;
+    return { records: structuredClone(entry.answer.records) };
   }
 
-  /** Keeps what the resolver answered: records, or the error when it says the name or record does not exist. */
-  store(name: string, rrtype: string, outcome: { records: unknown } | { error: unknown }): void {
-    const { answerSeconds } = this.settings;
-    if (answerSeconds <= 0) return;
-    let answer: CachedAnswer;
-    let seconds = answerSeconds;
-    if ('records' in outcome) {
-      answer = { records: structuredClone(outcome.records) };
-    } else if (isAbsence(outcome.error)) {
-      answer = { absent: outcome.error.code ?? 'ENOTFOUND' };
-      seconds = Math.min(answerSeconds, NEGATIVE_ANSWER_SECONDS);
-    } else {
-      return;
-    }
+  /**
+   * Keeps the records the resolver answered; gives what the caller should pass on: for TXT the
+   * kept frozen object (the one later messages get, so what is parsed from it now is kept too).
+   */
+  storeRecords(name: string, rrtype: string, records: unknown): unknown {
+    if (this.settings.answerSeconds <= 0) return records;
+    const copy = structuredClone(records);
+    const kept = rrtype.toUpperCase() === 'TXT' ? deepFreeze(copy) : copy;
+    return this.keep(name, rrtype, { records: kept }, this.settings.answerSeconds) ? kept : records;
+  }
+
+  /** Keeps a lookup's failure only when it says the name or record does not exist. */
+  storeFailure(name: string, rrtype: string, error: unknown): void {
+    if (this.settings.answerSeconds <= 0 || !isAbsence(error)) return;
+    this.keep(name, rrtype, { absent: error.code ?? 'ENOTFOUND' }, Math.min(this.settings.answerSeconds, NEGATIVE_ANSWER_SECONDS));
+  }
+
+  private keep(name: string, rrtype: string, answer: CachedAnswer, seconds: number): boolean {
     const key = cacheKey(name, rrtype);
     const bytes = key.length + JSON.stringify(answer).length;
-    if (bytes > MAX_CACHED_BYTES) return;
+    if (bytes > MAX_CACHED_BYTES) return false;
     const previous = this.entries.get(key);
     if (previous !== undefined) this.remove(key, previous);
     this.entries.set(key, { answer, expiresAtMs: this.now() + seconds * 1000, bytes });
@@ -94,12 +102,18 @@ export class DnsAnswerCache {
       if (this.entries.size <= MAX_CACHED_ANSWERS && this.bytes <= MAX_CACHED_BYTES) break;
       this.remove(oldest, entry);
     }
+    return true;
   }
 
   private remove(key: string, entry: Entry): void {
     this.entries.delete(key);
     this.bytes -= entry.bytes;
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (Array.isArray(value)) for (const item of value) deepFreeze(item);
+  return Object.freeze(value);
 }
 
 const cacheKey = (name: string, rrtype: string): string => `${rrtype.toUpperCase()} ${name.toLowerCase().replace(/\.$/, '')}`;

@@ -68,12 +68,9 @@ export class BudgetedResolver {
       if (expired) throw new DnsBudgetExceeded(budgetMs, name);
       const asked = this.resolver.resolve(name, rrtype);
       const remembered = cache === undefined ? asked : asked.then(
-        (records) => {
-          cache.store(name, rrtype, { records });
-          return records;
-        },
+        (records) => cache.storeRecords(name, rrtype, records),
         (error: unknown) => {
-          cache.store(name, rrtype, { error });
+          cache.storeFailure(name, rrtype, error);
           throw error;
         },
       );

@@ -2,9 +2,10 @@
 // loopback (dns2) and time driven by a clock the test holds (no sleeps): a second message from the
 // same sender asks nothing, the answers expire, failures (SERVFAIL, a server that never answers) are
 // never kept, NXDOMAIN and NODATA are kept briefly, a cached answer is given even once the message's
-// DNS budget is spent, and the bounds evict the oldest answers.
+// DNS budget is spent, the sender's public key is parsed once while its answer is kept, and the
+// bounds evict the oldest answers.
 import t from 'tap';
-import { generateKeyPairSync } from 'node:crypto';
+import crypto, { generateKeyPairSync } from 'node:crypto';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { MessageAuthenticator, type AuthenticationEvent, type ForwardedMessage } from '../../src/auth/authenticator.js';
 import { DnsAnswerCache, MAX_CACHED_ANSWERS, MAX_CACHED_BYTES, NEGATIVE_ANSWER_SECONDS } from '../../src/auth/dns-cache.js';
@@ -77,6 +78,24 @@ t.test('a second message from the same sender asks nothing; past auth.dns_cache_
   t.equal(dns.questions.length, 2 * first, 'expired: the third message asks again');
 });
 
+t.test('the public key parsed from a kept answer is parsed once (mailauth patched), until the answer expires', async (t) => {
+  const dns = await startTestDns(t);
+  publish(dns);
+  const clock = testClock();
+  const events: AuthenticationEvent[] = [];
+  const auth = authenticator(dns, clock, CACHE_SECONDS, events);
+  const signed = await signedMessage();
+  const parses = t.capture(crypto, 'createPublicKey', crypto.createPublicKey);
+  await auth.apply(source(signed), source(signed), context);
+  t.ok(parses().length >= 1, 'the first message parses the sender\'s key');
+  await auth.apply(source(signed), source(signed), context);
+  t.equal(parses().length, 0, 'the second does not');
+  clock.advance(CACHE_SECONDS);
+  await auth.apply(source(signed), source(signed), context);
+  t.ok(parses().length >= 1, 'expired: parsed again');
+  t.match(events, [{ results: [/^dkim=pass /] }, { results: [/^dkim=pass /] }, { results: [/^dkim=pass /] }]);
+});
+
 t.test('auth.dns_cache_seconds: 0 keeps nothing', async (t) => {
   const dns = await startTestDns(t);
   publish(dns);
@@ -117,7 +136,7 @@ t.test('a server that never answers: the timeout is not kept, the next message a
   }
   t.equal(dns.questions.filter((question) => question.name === 'sender.example').length, 2, 'each message asked');
   // The budget ends a lookup before c-ares reports its own timeout; the cache is told that one too.
-  for (const code of ['ETIMEOUT', 'ESERVFAIL', 'EREFUSED', 'ECONNREFUSED']) cache.store('sender.example', 'TXT', { error: Object.assign(new Error(code), { code }) });
+  for (const code of ['ETIMEOUT', 'ESERVFAIL', 'EREFUSED', 'ECONNREFUSED']) cache.storeFailure('sender.example', 'TXT', Object.assign(new Error(code), { code }));
   t.equal(cache.size, 0, 'no failure is kept');
 });
 
@@ -142,7 +161,7 @@ t.test('NXDOMAIN and NODATA are kept for NEGATIVE_ANSWER_SECONDS', async (t) => 
   t.equal(dns.questions.length, 4, 'then asked again');
 });
 
-t.test('a cached answer is given once the message\'s budget is spent, case-insensitively, as a copy', async (t) => {
+t.test('a cached answer is given once the message\'s budget is spent, case-insensitively, TXT frozen', async (t) => {
   const dns = await startTestDns(t);
   dns.setTxt('sender.example', 'v=spf1 -all');
   const cache = new DnsAnswerCache({ answerSeconds: CACHE_SECONDS, now: testClock().now });
@@ -153,26 +172,35 @@ t.test('a cached answer is given once the message\'s budget is spent, case-insen
   const { lookup, close } = new BudgetedResolver({ server: silent.address, budgetMs: 200 }, cache).forMessage();
   t.teardown(close);
   await t.rejects(lookup('other.example', 'TXT'), { code: 'ETIMEOUT' }, 'the budget is spent');
-  const answer = (await lookup('SENDER.example.', 'TXT')) as string[][];
+  const answer = await lookup('SENDER.example.', 'TXT');
   t.same(answer, [['v=spf1 -all']], 'the cached answer all the same');
-  answer.length = 0;
-  t.same(await lookup('sender.example', 'TXT'), [['v=spf1 -all']], 'changing an answer given does not change the cache');
+  t.ok(Array.isArray(answer) && Object.isFrozen(answer) && answer.every((strings) => Object.isFrozen(strings)), 'frozen: no reader can change what the next message reads');
+  t.equal(await lookup('sender.example', 'TXT'), answer, 'the same object each time (the parsed key is kept with it)');
   t.equal(silent.questions.length, 1, 'only the uncached name was asked');
+});
+
+t.test('other answers (an MX list, which mailauth sorts in place) are given as copies', async (t) => {
+  const cache = new DnsAnswerCache({ answerSeconds: CACHE_SECONDS, now: testClock().now });
+  cache.storeRecords('sender.example', 'MX', [{ exchange: 'b.example', priority: 20 }, { exchange: 'a.example', priority: 10 }]);
+  const given = cache.get('sender.example', 'MX');
+  if (given === undefined || !('records' in given) || !Array.isArray(given.records)) throw new Error('no MX answer');
+  given.records.sort((a: { priority: number }, b: { priority: number }) => a.priority - b.priority);
+  t.same(cache.get('sender.example', 'MX'), { records: [{ exchange: 'b.example', priority: 20 }, { exchange: 'a.example', priority: 10 }] });
 });
 
 t.test('bounds: past MAX_CACHED_ANSWERS the oldest goes; an answer over MAX_CACHED_BYTES is not kept, large ones push out old ones', async (t) => {
   const cache = new DnsAnswerCache({ answerSeconds: CACHE_SECONDS, now: testClock().now });
-  for (let index = 0; index <= MAX_CACHED_ANSWERS; index++) cache.store(`n${index}.example`, 'TXT', { records: [[`v${index}`]] });
+  for (let index = 0; index <= MAX_CACHED_ANSWERS; index++) cache.storeRecords(`n${index}.example`, 'TXT', [[`v${index}`]]);
   t.equal(cache.size, MAX_CACHED_ANSWERS);
   t.equal(cache.get('n0.example', 'TXT'), undefined, 'the oldest is gone');
   t.same(cache.get('n1.example', 'TXT'), { records: [['v1']] }, 'the next is kept');
   t.same(cache.get(`n${MAX_CACHED_ANSWERS}.example`, 'TXT'), { records: [[`v${MAX_CACHED_ANSWERS}`]] }, 'the newest is kept');
 
   const bytes = new DnsAnswerCache({ answerSeconds: CACHE_SECONDS, now: testClock().now });
-  bytes.store('huge.example', 'TXT', { records: [['x'.repeat(MAX_CACHED_BYTES)]] });
+  bytes.storeRecords('huge.example', 'TXT', [['x'.repeat(MAX_CACHED_BYTES)]]);
   t.equal(bytes.size, 0, 'larger than the whole cache: not kept');
   const quarter = 'y'.repeat(MAX_CACHED_BYTES / 4);
-  for (let index = 0; index < 4; index++) bytes.store(`q${index}.example`, 'TXT', { records: [[quarter]] });
+  for (let index = 0; index < 4; index++) bytes.storeRecords(`q${index}.example`, 'TXT', [[quarter]]);
   t.equal(bytes.size, 3, 'four quarters (with their keys) do not fit');
   t.equal(bytes.get('q0.example', 'TXT'), undefined, 'the oldest went');
   t.not(bytes.get('q3.example', 'TXT'), undefined);
