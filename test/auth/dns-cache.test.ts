@@ -10,6 +10,7 @@ import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { MessageAuthenticator, type AuthenticationEvent, type ForwardedMessage } from '../../src/auth/authenticator.js';
 import { DnsAnswerCache, MAX_CACHED_ANSWERS, MAX_CACHED_BYTES, NEGATIVE_ANSWER_SECONDS } from '../../src/auth/dns-cache.js';
 import { BudgetedResolver } from '../../src/auth/resolver.js';
+import { parsePolicyText } from '../../src/config/load.js';
 import { arcKeyRecord } from '../../src/auth/keygen.js';
 import type { InspectionContext } from '../../src/inspect/api.js';
 import { startTestDns, type TestDns } from '../helpers/dns-server.js';
@@ -204,4 +205,11 @@ t.test('bounds: past MAX_CACHED_ANSWERS the oldest goes; an answer over MAX_CACH
   t.equal(bytes.size, 3, 'four quarters (with their keys) do not fit');
   t.equal(bytes.get('q0.example', 'TXT'), undefined, 'the oldest went');
   t.not(bytes.get('q3.example', 'TXT'), undefined);
+});
+
+t.test('auth.dns_cache_seconds in the policy: 300 by default, 0 allowed, negative or fractional refused', async (t) => {
+  t.equal(parsePolicyText('', 'x').auth.dns_cache_seconds, 300);
+  t.equal(parsePolicyText('auth:\n  dns_cache_seconds: 0\n', 'x').auth.dns_cache_seconds, 0);
+  t.throws(() => parsePolicyText('auth:\n  dns_cache_seconds: -1\n', 'x'), /auth\.dns_cache_seconds/);
+  t.throws(() => parsePolicyText('auth:\n  dns_cache_seconds: 1.5\n', 'x'), /auth\.dns_cache_seconds/);
 });
