@@ -10,6 +10,7 @@
  */
 import type { InspectionContext, MessageSource } from '../inspect/api.js';
 import { BudgetedResolver, type ResolverSettings } from './resolver.js';
+import { DnsAnswerCache } from './dns-cache.js';
 import { arcResultsValue, authenticationResultsField, withoutForgedResults } from './results.js';
 import { arcSet, relaxedBodyHash, type ArcKey } from './seal.js';
 import { splitHeader, withHeader } from './message.js';
@@ -24,10 +25,13 @@ export interface AuthenticatorSettings {
   /** Clean mail gets Authentication-Results too (auth.results_on_every_message). */
   resultsOnEveryMessage: boolean;
   resolver: ResolverSettings;
+  /** DNS answers are kept this long for later messages (auth.dns_cache_seconds; 0: not kept). */
+  dnsCacheSeconds: number;
   /** Outbound mail is verified and sealed too. */
   sealOutbound: boolean;
   /** The rewritten header block is read up to this size (limits.max_mime_header_bytes). */
   maxHeaderBytes: number;
+  /** The signatures' time and the DNS cache's clock. */
   now?: () => Date;
 }
 
@@ -46,7 +50,9 @@ export class MessageAuthenticator {
     private readonly settings: AuthenticatorSettings,
     private readonly onAuthenticated: (event: AuthenticationEvent) => void = () => undefined,
   ) {
-    this.resolver = new BudgetedResolver(settings.resolver);
+    const now = settings.now;
+    const cache = new DnsAnswerCache({ answerSeconds: settings.dnsCacheSeconds, ...(now === undefined ? {} : { now: () => now().getTime() }) });
+    this.resolver = new BudgetedResolver(settings.resolver, cache);
   }
 
   /** The message to forward instead of `rewritten`; disposing it disposes `rewritten`. */

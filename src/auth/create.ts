@@ -26,6 +26,7 @@ export async function createAuthenticator(policy: Readonly<Policy>, onAuthentica
       ...(pem === undefined ? {} : { arc: { domain: auth.arc.domain, selector: auth.arc.selector, privateKey: parseArcKey(pem, auth.arc.private_key) } }),
       resultsOnEveryMessage: auth.results_on_every_message,
       resolver: { server: auth.resolver === '' ? undefined : auth.resolver, budgetMs: auth.dns_budget_ms },
+      dnsCacheSeconds: auth.dns_cache_seconds,
       sealOutbound: auth.seal_outbound,
       maxHeaderBytes: policy.limits.max_mime_header_bytes,
     },

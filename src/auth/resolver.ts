@@ -5,9 +5,11 @@
  * DKIM, SPF and DMARC checks report as temperror (RFC 8601 2.7, RFC 7208 2.6.6, RFC 7489
  * 6.6.3): a DNS server that does not answer costs at most the budget and never blocks
  * delivery. One resolver (one c-ares channel) serves every message: creating one per message
- * cost more CPU than the lookups themselves.
+ * cost more CPU than the lookups themselves. With a cache (dns-cache.ts), an answer it holds is
+ * given without a query and without spending the budget, even once the budget is spent.
  */
 import { Resolver } from 'node:dns/promises';
+import { absenceError, type DnsAnswerCache } from './dns-cache.js';
 
 export type Lookup = (name: string, rrtype: string) => Promise<unknown>;
 
@@ -34,7 +36,10 @@ class DnsBudgetExceeded extends Error {
 export class BudgetedResolver {
   private readonly resolver: Resolver;
 
-  constructor(private readonly settings: ResolverSettings) {
+  constructor(
+    private readonly settings: ResolverSettings,
+    private readonly cache?: DnsAnswerCache,
+  ) {
     // A query outlives a budget by at most its own timeout, which is the budget.
     this.resolver = new Resolver({ timeout: settings.budgetMs, tries: 1 });
     if (settings.server !== undefined) this.resolver.setServers([settings.server]);
@@ -53,9 +58,23 @@ export class BudgetedResolver {
       expire();
     }, budgetMs);
     timer.unref();
+    const cache = this.cache;
     const lookup: Lookup = async (name, rrtype) => {
+      const cached = cache?.get(name, rrtype);
+      if (cached !== undefined) {
+        if ('absent' in cached) throw absenceError(name, cached.absent);
+        return cached.records;
+      }
       if (expired) throw new DnsBudgetExceeded(budgetMs, name);
-      const answer = this.resolver.resolve(name, rrtype).catch((error: NodeJS.ErrnoException) => {
+      const asked = this.resolver.resolve(name, rrtype);
+      const remembered = cache === undefined ? asked : asked.then(
+        (records) => cache.storeRecords(name, rrtype, records),
+        (error: unknown) => {
+          cache.storeFailure(name, rrtype, error);
+          throw error;
+        },
+      );
+      const answer = remembered.catch((error: NodeJS.ErrnoException) => {
         // The resolver's own timeout is the budget's (both are budgetMs: whichever timer fires first).
         if (error.code !== 'ETIMEOUT') throw error;
         expired = true;

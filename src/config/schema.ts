@@ -311,6 +311,8 @@ export const policySchema = z
         .default(''),
       /** All DNS lookups of one message together; past it they are temperror and the message goes on. */
       dns_budget_ms: z.number().int().positive().max(60_000).default(3000),
+      /** DNS answers are kept this long for later messages (a fixed cap: node gives no TTL); 0 = not kept. */
+      dns_cache_seconds: z.number().int().min(0).max(86_400).default(300),
       /** Verify and seal outbound mail too (off: the sender's own signature is what receivers check). */
       seal_outbound: z.boolean().default(false),
       /** Clean mail gets one Authentication-Results too (forged ones with our authserv-id removed); off: clean mail stays byte for byte. */

@@ -37,6 +37,7 @@ function authenticator(dns: TestDns, events: AuthenticationEvent[] = []): Messag
       authservId: 'mailmoat.test',
       arc: { domain: 'mailmoat.test', selector: 'mm', privateKey },
       resolver: { server: dns.address, budgetMs: 5000 },
+      dnsCacheSeconds: 300,
       sealOutbound: false,
       resultsOnEveryMessage: false,
       maxHeaderBytes: 65536,
