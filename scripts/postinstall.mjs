@@ -29,9 +29,9 @@ function applyPatch(patchText, base) {
   let hunk;
   for (const line of patchText.split('\n')) {
     const target = /^\+\+\+ b\/(.+)$/.exec(line);
-    const header = /^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@/.exec(line);
+    const header = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
     if (target) files.push((current = { path: target[1], hunks: [] }));
-    else if (header && current) current.hunks.push((hunk = { start: Number(header[1]), old: [], new: [] }));
+    else if (header && current) current.hunks.push((hunk = { start: Number(header[1]), newStart: Number(header[2]), old: [], new: [] }));
     else if (hunk && /^[ +-]/.test(line) && !line.startsWith('---')) {
       if (line[0] !== '+') hunk.old.push(line.slice(1));
       if (line[0] !== '-') hunk.new.push(line.slice(1));
@@ -43,7 +43,8 @@ function applyPatch(patchText, base) {
     const text = readFileSync(path, 'latin1');
     const lines = text.split('\n');
     const matches = (at, wanted) => wanted.every((entry, index) => lines[at + index] === entry);
-    if (file.hunks.every((h) => matches(h.start - 1, h.new))) continue; // applied already
+    // Applied already: every hunk's new lines stand where the patched file has them.
+    if (file.hunks.every((h) => matches(h.newStart - 1, h.new))) continue;
     let offset = 0;
     for (const h of file.hunks) {
       const at = h.start - 1 + offset;
