@@ -21,6 +21,7 @@
  * A forwarded client's limits are counted per node.
  */
 import { clientNetwork } from '../policy/client-network.js';
+import { releaseOnce } from './release-once.js';
 import type { SharedAdmission } from '../state/admission.js';
 
 const MINUTE_MS = 60_000;
@@ -131,18 +132,15 @@ export class AdmissionControl {
     if (this.total >= maxSessions) return { admitted: false, limit: 'max_sessions' };
     if (counted) this.total++;
     if (address !== undefined) this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
-    let released = false;
     return {
       admitted: true,
-      release: () => {
-        if (released) return;
-        released = true;
+      release: releaseOnce(() => {
         if (counted) this.total--;
         if (address === undefined) return;
         const left = (this.perAddress.get(address) ?? 1) - 1;
         if (left === 0) this.perAddress.delete(address);
         else this.perAddress.set(address, left);
-      },
+      }),
     };
   }
 

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { KEY_PREFIX, type SharedState } from './shared-state.js';
+import { releaseOnce } from '../accept/release-once.js';
 
 const MINUTE_MS = 60_000;
 
@@ -75,16 +76,13 @@ export class SharedAdmission {
     const verdict = await this.state.client.eval(ADMIT_SCRIPT, 2, rate, sessions, limits.maxConnectionsPerAddressPerMinute, limits.maxSessionsPerAddress, member, this.leaseMs, member);
     if (verdict !== 'ok') return { admitted: false, limit: String(verdict) };
     this.leases.set(member, sessions);
-    let released = false;
     return {
       admitted: true,
-      release: () => {
-        if (released) return;
-        released = true;
+      release: releaseOnce(() => {
         this.leases.delete(member);
         // Not removed now (Redis down): the lease runs out by itself.
         this.state.client.zrem(sessions, member).catch(() => undefined);
-      },
+      }),
     };
   }
 

@@ -43,3 +43,15 @@ t.test('a forwarded client (XFORWARD) is limited by its own address and never co
   t.ok(admission.admitForwarded('127.0.0.1').admitted, 'an exempt client is not limited');
   t.same(admission.admit('192.0.2.1'), { admitted: false, limit: 'max_sessions' }, 'the peer still holds the only session');
 });
+
+t.test('a session that reports its end twice frees its place once', async (t) => {
+  const admission = new AdmissionControl(() => ({ maxSessions: 2, maxSessionsPerAddress: 2, maxConnectionsPerAddressPerMinute: 100, ipv6ClientPrefixBits: 64, exempt: () => false }));
+  const first = admission.admit('192.0.2.1');
+  t.ok(admission.admit('192.0.2.1').admitted);
+  if (first.admitted) {
+    first.release();
+    first.release();
+  }
+  t.ok(admission.admit('192.0.2.1').admitted, 'one place freed');
+  t.same(admission.admit('192.0.2.1'), { admitted: false, limit: 'max_sessions' }, 'not two');
+});
