@@ -187,8 +187,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private releaseForwarded: (() => void) | undefined;
   /** The XFORWARD attributes the upstream's last EHLO reply offered. */
   private upstreamXforward: ReadonlySet<XforwardAttribute> = new Set();
-  /** Gate, inspection and quarantine of each captured message (session/payload.ts). */
-  private readonly payloadStep: PayloadStep;
+  /** Gate, inspection and quarantine of each captured message (session/payload.ts), inspected or not. */
+  private readonly payloadSteps: Record<'inspected' | 'uninspected', PayloadStep>;
   private readonly downstreamHandlers: SocketHandlers = {
     data: (chunk: Buffer) => this.guard(this.onDownstreamData, chunk),
     end: () => this.guard(this.onDownstreamEnd),
@@ -214,7 +214,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log = options.logger.child({ session: options.id });
     this.downstream = options.downstream;
     this.tls = options.tls;
-    this.payloadStep = {
+    const inspected: PayloadStep = {
       policy: options.policy,
       log: this.log,
       inspector: options.inspector,
@@ -223,6 +223,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       refuseBareLineEndings: options.policy.smtp.bare_line_endings === 'reject',
       headerLimits: 'refuse',
     };
+    this.payloadSteps = { inspected, uninspected: { ...inspected, inspector: undefined } };
   }
 
   /** Drain: an idle session is closed with 421 now, one in a transaction right after its final reply. */
@@ -834,8 +835,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const { sender, recipients, helo } = this.transaction;
     const direction = this.transactionDirection();
     // Whether this transaction is inspected: its direction, which a trusted peer's XFORWARD may set.
-    const step = this.transactionInspected() ? this.payloadStep : { ...this.payloadStep, inspector: undefined };
-    const outcome = await runPayloadStep(step, {
+    const outcome = await runPayloadStep(this.payloadSteps[this.transactionInspected() ? 'inspected' : 'uninspected'], {
       spool: capture.spool,
       size: capture.size,
       bareLineEndings: capture.decoder.bareLineEndings,
