@@ -22,6 +22,7 @@
  */
 import { clientNetwork } from '../policy/client-network.js';
 import { releaseOnce } from './release-once.js';
+import { SlidingCount } from './sliding-count.js';
 import type { SharedAdmission } from '../state/admission.js';
 
 const MINUTE_MS = 60_000;
@@ -42,7 +43,7 @@ export type Admission = { admitted: true; release: () => void } | { admitted: fa
 export class AdmissionControl {
   private total = 0;
   private readonly perAddress = new Map<string, number>();
-  private readonly recent = new Map<string, number[]>();
+  private readonly recent = new Map<string, SlidingCount>();
 
   /** `limits` is read at each connection, so a reloaded policy applies at once. */
   constructor(
@@ -114,13 +115,13 @@ export class AdmissionControl {
   private countRate(address: string, limits: AdmissionLimits): Admission | undefined {
     const now = this.now();
     if (this.recent.size > PRUNE_ABOVE_ADDRESSES) this.prune();
-    const times = (this.recent.get(address) ?? []).filter((time) => now - time < MINUTE_MS);
-    if (times.length >= limits.maxConnectionsPerAddressPerMinute) {
-      this.recent.set(address, times);
-      return { admitted: false, limit: 'max_connections_per_address_per_minute' };
+    let window = this.recent.get(address);
+    if (window === undefined) {
+      window = new SlidingCount(MINUTE_MS);
+      this.recent.set(address, window);
     }
-    times.push(now);
-    this.recent.set(address, times);
+    if (window.count(now) >= limits.maxConnectionsPerAddressPerMinute) return { admitted: false, limit: 'max_connections_per_address_per_minute' };
+    window.add(now);
     return undefined;
   }
 
@@ -147,6 +148,6 @@ export class AdmissionControl {
   /** Forgets addresses whose last connection is over a minute old (bounded memory). */
   private prune(): void {
     const now = this.now();
-    for (const [address, times] of this.recent) if (times.every((time) => now - time >= MINUTE_MS)) this.recent.delete(address);
+    for (const [address, window] of this.recent) if (window.expired(now)) this.recent.delete(address);
   }
 }
