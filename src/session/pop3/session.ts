@@ -591,7 +591,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       { user: this.user, command, message, keptAlive },
       result,
     );
-    this.log.info(summary, 'retrieval');
+    // The summary names its session: the session-less logger writes it (no key twice, no per-line de-duplication).
+    this.options.logger.info(summary, 'retrieval');
     this.emit('retrieval', summary);
   }
 

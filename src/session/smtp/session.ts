@@ -974,7 +974,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       { direction: this.transactionDirection(), helo, sender: sender ?? '', recipients: recipients.length, upstreamReply, ...(forwarded === undefined ? {} : { xforward: forwarded }) },
       { size: capture.size, verdict, reason, quarantine: capture.quarantined, startedAt: capture.startedAt },
     );
-    this.log.info(summary, 'transaction');
+    // The summary names its session: the session-less logger writes it (no key twice, no per-line de-duplication).
+    this.options.logger.info(summary, 'transaction');
     this.emit('transaction', summary);
   }
 
