@@ -5,6 +5,8 @@
  *      messages/s direct and through the proxy, and their ratio.
  *   B. 10 KB messages, 1 session: ms per message direct and through the proxy,
  *      and the difference (latency the proxy adds).
+ * A is run once more with smtp-source -d (each session keeps its connection for all its
+ * messages) for each proxy's CPU per message: what a transaction costs without a connection.
  * Two more columns: mailmoat with inspection off (`inspect.smtp: none`: the relay
  * alone), and a do-nothing Node pipe proxy (bench/pipe-proxy.ts), the floor any
  * Node proxy pays here.
@@ -86,9 +88,10 @@ function plainMessage(totalBytes: number): string {
   return `From: bench@example.org\nTo: sink@example.net\nSubject: bench 10 KB\n\n${line.repeat(Math.ceil(totalBytes / line.length))}`;
 }
 
-async function smtpSource(port: number, sessions: number, messages: number, file: string): Promise<number> {
+/** `keep`: smtp-source -d, every session sends its messages over one connection (no connection per message). */
+async function smtpSource(port: number, sessions: number, messages: number, file: string, keep = false): Promise<number> {
   const started = process.hrtime.bigint();
-  await run('smtp-source', ['-s', String(sessions), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.net', '-F', file, `127.0.0.1:${port}`], { maxBuffer: 1 << 20 });
+  await run('smtp-source', [...(keep ? ['-d'] : []), '-s', String(sessions), '-m', String(messages), '-f', 'bench@example.org', '-t', 'sink@example.net', '-F', file, `127.0.0.1:${port}`], { maxBuffer: 1 << 20 });
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
@@ -126,9 +129,9 @@ async function treeCpuMs(root: number): Promise<number> {
 }
 
 /** One smtp-source run through a proxy process: wall seconds and the proxy's CPU ms per message. */
-async function measure(pid: number | undefined, port: number, sessions: number, messages: number, file: string): Promise<{ seconds: number; cpuMsPerMessage: number }> {
+async function measure(pid: number | undefined, port: number, sessions: number, messages: number, file: string, keep = false): Promise<{ seconds: number; cpuMsPerMessage: number }> {
   const before = pid === undefined ? 0 : await treeCpuMs(pid);
-  const seconds = await smtpSource(port, sessions, messages, file);
+  const seconds = await smtpSource(port, sessions, messages, file, keep);
   const after = pid === undefined ? 0 : await treeCpuMs(pid);
   return { seconds, cpuMsPerMessage: (after - before) / messages };
 }
@@ -166,10 +169,12 @@ async function main(): Promise<void> {
     const a = { direct: [] as number[], proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
     const b = { direct: [] as number[], proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
     const cpu = { aProxy: [] as number[], aRelay: [] as number[], aPipe: [] as number[], bProxy: [] as number[], bRelay: [] as number[], bPipe: [] as number[] };
+    // A again with smtp-source -d (each session's messages over one connection): the CPU of a transaction without a connection's.
+    const kept = { proxy: [] as number[], relay: [] as number[], pipe: [] as number[] };
     const targets = [
-      { port: proxyPort, pid: proxy.pid, a: a.proxy, b: b.proxy, cpuA: cpu.aProxy, cpuB: cpu.bProxy },
-      { port: relayPort, pid: relay.pid, a: a.relay, b: b.relay, cpuA: cpu.aRelay, cpuB: cpu.bRelay },
-      { port: pipePort, pid: pipe.pid, a: a.pipe, b: b.pipe, cpuA: cpu.aPipe, cpuB: cpu.bPipe },
+      { port: proxyPort, pid: proxy.pid, a: a.proxy, b: b.proxy, cpuA: cpu.aProxy, cpuB: cpu.bProxy, cpuKept: kept.proxy },
+      { port: relayPort, pid: relay.pid, a: a.relay, b: b.relay, cpuA: cpu.aRelay, cpuB: cpu.bRelay, cpuKept: kept.relay },
+      { port: pipePort, pid: pipe.pid, a: a.pipe, b: b.pipe, cpuA: cpu.aPipe, cpuB: cpu.bPipe, cpuKept: kept.pipe },
     ];
     for (let round = 0; round < ROUNDS; round++) {
       a.direct.push(MESSAGES_A / (await smtpSource(sinkPort, 10, MESSAGES_A, fileA)));
@@ -178,6 +183,7 @@ async function main(): Promise<void> {
         target.a.push(MESSAGES_A / run.seconds);
         target.cpuA.push(run.cpuMsPerMessage);
       }
+      for (const target of targets) target.cpuKept.push((await measure(target.pid, target.port, 10, MESSAGES_A, fileA, true)).cpuMsPerMessage);
       b.direct.push(((await smtpSource(sinkPort, 1, MESSAGES_B, fileB)) * 1000) / MESSAGES_B);
       for (const target of targets) {
         const run = await measure(target.pid, target.port, 1, MESSAGES_B, fileB);
@@ -193,6 +199,7 @@ async function main(): Promise<void> {
       b: { messages: MESSAGES_B, sessions: 1, directMs: median(b.direct), proxyMs: median(b.proxy), relayMs: median(b.relay), pipeMs: median(b.pipe) },
       proxyPeakRssMb: rss,
       cpuMsPerMessage: { aProxy: median(cpu.aProxy), aRelay: median(cpu.aRelay), aPipe: median(cpu.aPipe), bProxy: median(cpu.bProxy), bRelay: median(cpu.bRelay), bPipe: median(cpu.bPipe) },
+      cpuMsPerMessageKeptConnections: { aProxy: median(kept.proxy), aRelay: median(kept.relay), aPipe: median(kept.pipe) },
     };
     const toPipe = {
       aProxy: result.a.proxyPerSecond / result.a.pipePerSecond,
@@ -213,6 +220,7 @@ async function main(): Promise<void> {
       ['B vs the pipe proxy (same run)', '', `+${toPipe.bProxyMs.toFixed(2)} ms`, '', '<= +0.5 ms', `+${toPipe.bRelayMs.toFixed(2)} ms`, '+0.00 ms'],
       ['A: proxy CPU ms per message', '', result.cpuMsPerMessage.aProxy.toFixed(2), '', '', result.cpuMsPerMessage.aRelay.toFixed(2), result.cpuMsPerMessage.aPipe.toFixed(2)],
       ['B: proxy CPU ms per message', '', result.cpuMsPerMessage.bProxy.toFixed(2), '', '', result.cpuMsPerMessage.bRelay.toFixed(2), result.cpuMsPerMessage.bPipe.toFixed(2)],
+      ['A, kept connections (-d): CPU ms per message', '', result.cpuMsPerMessageKeptConnections.aProxy.toFixed(2), '', '', result.cpuMsPerMessageKeptConnections.aRelay.toFixed(2), result.cpuMsPerMessageKeptConnections.aPipe.toFixed(2)],
     ];
     const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
     console.log(`mailmoat SMTP relay bench (${result.machine}; median of ${ROUNDS} rounds; mailmoat workers: ${values.workers === '' ? 'one per core' : Number(values.workers)})`);
