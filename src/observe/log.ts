@@ -1,14 +1,46 @@
 /**
  * Structured JSON logs (pino) to stdout: one child logger per session, one
  * summary line per SMTP transaction and one per POP3 retrieval (RETR, TOP). Credentials never reach a log: AUTH
- * arguments and SASL exchanges are not passed to the logger at all, and the
- * redaction paths below are a second guard for fields that might carry them.
+ * arguments and SASL exchanges are not passed to the logger at all, and censoring the
+ * secret keys below (in a line's fields and one level down) is a second guard for fields
+ * that might carry them.
  */
 import { pino, type DestinationStream, type LogFn, type Logger } from 'pino';
 
 export type { Logger };
 
-export const REDACTED_PATHS = ['password', 'auth', '*.password', '*.auth', 'sasl', '*.sasl'];
+/** Keys whose values never reach a log line, in a line's fields or in an object one level down. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'auth', 'sasl']);
+const CENSORED = '[redacted]';
+
+const hasSecret = (fields: object): boolean => {
+  for (const key of Object.keys(fields)) if (SECRET_KEYS.has(key)) return true;
+  return false;
+};
+
+/** A copy of `value` with its secret keys censored (an Error stays an Error: pino's serializer reads it). */
+function censoredCopy(value: object): object {
+  const copy = (value instanceof Error ? Object.assign(Object.create(Object.getPrototypeOf(value) as object) as Error, { message: value.message, stack: value.stack }) : {}) as Record<string, unknown>;
+  for (const [key, inner] of Object.entries(value)) copy[key] = SECRET_KEYS.has(key) ? CENSORED : inner;
+  return copy;
+}
+
+/**
+ * The second guard (pino's formatters.log): the caller's object is copied only when it holds a
+ * secret key, never changed. A plain loop over the line's keys: pino's wildcard redaction paths
+ * cost about as much as the rest of the line together.
+ */
+export function censorSecrets(fields: Record<string, unknown>): Record<string, unknown> {
+  let censored: Record<string, unknown> | undefined;
+  for (const key of Object.keys(fields)) {
+    const value = fields[key];
+    const replacement = SECRET_KEYS.has(key) ? CENSORED : typeof value === 'object' && value !== null && !Array.isArray(value) && hasSecret(value) ? censoredCopy(value) : undefined;
+    if (replacement === undefined) continue;
+    censored ??= { ...fields };
+    censored[key] = replacement;
+  }
+  return censored ?? fields;
+}
 
 /** The keys each (child) logger binds, read once per logger: its bindings do not change. */
 const boundKeys = new WeakMap<Logger, Record<string, unknown>>();
@@ -39,7 +71,7 @@ function uniqueKeys(this: Logger, args: Parameters<LogFn>, method: LogFn): void 
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const options = { level, base: { service: 'mailmoat' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, hooks: { logMethod: uniqueKeys } };
+  const options = { level, base: { service: 'mailmoat' }, formatters: { log: censorSecrets }, hooks: { logMethod: uniqueKeys } };
   return destination ? pino(options, destination) : pino(options);
 }
 
