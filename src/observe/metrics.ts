@@ -84,8 +84,11 @@ export class Metrics {
   private readonly stateUp: Gauge;
   private readonly startedAt: Date;
   private readonly totals = { sessions: { smtp: 0, pop3: 0 }, verdicts: zeroVerdicts(), findings: {} as Record<string, number>, tls: {} as Record<string, number>, limits: {} as Record<string, number>, bytes: 0 };
-  private readonly recent: RecentVerdict[] = [];
+  /** The recent verdicts, oldest first, with their time as epoch ms (formatted when the status page asks). */
+  private readonly recent: (Omit<RecentVerdict, 'time'> & { at: number })[] = [];
   private readonly minutes = new Map<number, Record<VerdictName, number>>();
+  /** The newest minute counted: older minutes are pruned when a new one starts, not at every message. */
+  private newestMinute = 0;
 
   /** `processName`: this process's `process` label (main, or supervisor in a cluster). */
   constructor(
@@ -194,7 +197,7 @@ export class Metrics {
       tls: { ...this.totals.tls },
       limits: { ...this.totals.limits },
       bytes: this.totals.bytes,
-      recent: [...this.recent].reverse(),
+      recent: this.recent.map(({ at, ...entry }) => ({ time: new Date(at).toISOString(), ...entry })).reverse(),
       perMinute,
     };
   }
@@ -206,15 +209,21 @@ export class Metrics {
     this.totals.verdicts[verdict]++;
     this.totals.bytes += size;
     // In the order they happened: batches from several workers arrive in any order.
-    const entry = { time: new Date(at).toISOString(), protocol, verdict, size, reason: reason ?? '', quarantine: quarantine ?? '' };
+    const entry = { at, protocol, verdict, size, reason: reason ?? '', quarantine: quarantine ?? '' };
     let position = this.recent.length;
-    while (position > 0 && (this.recent[position - 1]?.time ?? '') > entry.time) position--;
-    this.recent.splice(position, 0, entry);
+    while (position > 0 && (this.recent[position - 1]?.at ?? 0) > at) position--;
+    if (position === this.recent.length) this.recent.push(entry);
+    else this.recent.splice(position, 0, entry);
     if (this.recent.length > RECENT_VERDICTS) this.recent.shift();
     const minute = Math.floor(at / MINUTE_MS);
-    const counts = this.minutes.get(minute) ?? zeroVerdicts();
+    let counts = this.minutes.get(minute);
+    if (counts === undefined) {
+      counts = zeroVerdicts();
+      this.minutes.set(minute, counts);
+    }
     counts[verdict]++;
-    this.minutes.set(minute, counts);
+    if (minute <= this.newestMinute) return;
+    this.newestMinute = minute;
     for (const old of this.minutes.keys()) if (old <= minute - HISTORY_MINUTES) this.minutes.delete(old);
   }
 }

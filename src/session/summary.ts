@@ -30,13 +30,12 @@ export type PayloadSummary<Detail extends object> = SummaryLegs &
   Detail & { size: number; verdict: TransactionSummary['verdict']; reason?: string; quarantine?: string; durationMs: number };
 
 export function summarize<Detail extends object>(legs: SummaryLegs, detail: Detail, result: PayloadResult): PayloadSummary<Detail> {
-  return {
-    ...legs,
-    ...detail,
-    size: result.size,
-    verdict: result.verdict,
-    ...(result.reason === undefined ? {} : { reason: result.reason }),
-    ...(result.quarantine === undefined ? {} : { quarantine: result.quarantine }),
-    durationMs: Math.round(performance.now() - result.startedAt),
-  };
+  // Built key by key, in the order the log line shows them: spreading objects of many shapes cost more than the rest of the line.
+  const summary = Object.assign({ session: legs.session, downstream: legs.downstream, upstream: legs.upstream, tls: legs.tls, inspected: legs.inspected }, detail) as PayloadSummary<Detail>;
+  summary.size = result.size;
+  summary.verdict = result.verdict;
+  if (result.reason !== undefined) summary.reason = result.reason;
+  if (result.quarantine !== undefined) summary.quarantine = result.quarantine;
+  summary.durationMs = Math.round(performance.now() - result.startedAt);
+  return summary;
 }
