@@ -38,7 +38,7 @@ import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
-import { declaredSize, inGroup, parseCommand, pathOf, replyClass, type ParsedCommand, type Phase, type Relay } from './commands.js';
+import { accepted, asRefusal, COMMANDS, declaredSize, inGroup, OWN_REQUESTS, parseCommand, pathOf, type ParsedCommand, type Phase, type Relay } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import { overMemoryBudget } from '../memory-budget.js';
@@ -54,10 +54,6 @@ import { ForwardedClient, offerXforward, offeredAttributes, parseXforward, relay
 const XFORWARD_RELAY: Relay = { kind: 'forward', expect: 2, onAccepted: 'nothing' };
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
-const DATA_COMMAND = Buffer.from('DATA\r\n', 'latin1');
-const RSET_COMMAND = Buffer.from('RSET\r\n', 'latin1');
-const NOOP_COMMAND = Buffer.from('NOOP\r\n', 'latin1');
-const STARTTLS_COMMAND = Buffer.from('STARTTLS\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 /** Bytes a downstream may pipeline behind its final dot before reading pauses until the final reply. */
 const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
@@ -513,7 +509,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   /** Session state follows the upstream's acceptance (the row's expected class); the reply relayed may be filtered. */
   private afterUpstreamReply(command: ParsedCommand, relay: Relay, upstreamReply: Reply): Reply {
-    if (replyClass(upstreamReply) !== relay.expect) {
+    if (!accepted(relay.expect, upstreamReply)) {
       if (relay.continuesWithSasl === true && upstreamReply.code === 334) this.phase = 'auth';
       return upstreamReply;
     }
@@ -644,8 +640,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.readPaused = true;
     const slot = this.slots.add({});
     if (this.options.starttls === 'passthrough') {
-      // Relayed; on the upstream's 220 the two legs are spliced and the TLS bytes flow through unread.
-      slot.after = (answer) => (answer.code === 220 ? this.passThrough() : this.resumeReading());
+      // Relayed; on the upstream's 2yz (220, or any 2yz: the class decides) the two legs are spliced and the TLS bytes flow through unread.
+      slot.after = (answer) => (accepted(COMMANDS.STARTTLS.action.expect, answer) ? this.passThrough() : this.resumeReading());
       this.expectUpstream('command', (upstreamReply) => {
         slot.reply = upstreamReply;
         this.flushReplies();
@@ -676,8 +672,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
    * Resolves with the reply for the downstream when the upstream refused STARTTLS.
    */
   private async upgradeUpstream(): Promise<Reply | undefined> {
-    const answer = await this.requestUpstream(STARTTLS_COMMAND, 'command');
-    if (answer.code !== 220) return REPLIES.tlsNotAvailable;
+    const answer = await this.requestUpstream(OWN_REQUESTS.STARTTLS.wire, 'command');
+    if (!accepted(OWN_REQUESTS.STARTTLS.expect, answer)) return REPLIES.tlsNotAvailable;
     const raw = this.upstream;
     if (raw === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLost);
     unbind(raw, this.upstreamHandlers);
@@ -768,7 +764,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private afterDataAnswer(answer: Reply): void {
-    if (answer.code !== 354) return this.resumeReading();
+    if (!accepted(COMMANDS.DATA.action.expect, answer)) return this.resumeReading();
     this.phase = 'data';
     this.capture = {
       spool: new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes }),
@@ -873,7 +869,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private async refuse(final: Reply, verdict: TransactionSummary['verdict'], reason: string) {
     this.phase = 'forwarding';
     try {
-      await this.requestUpstream(RSET_COMMAND, 'command');
+      const reset = await this.requestUpstream(OWN_REQUESTS.RSET.wire, 'command');
+      if (!accepted(OWN_REQUESTS.RSET.expect, reset)) return { final, verdict, reason: `${reason}; upstream answered RSET with ${reset.code}` };
     } catch {
       return { final, verdict, reason: `${reason}; upstream lost` };
     }
@@ -888,7 +885,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       if (writer === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
       const dataReply = this.requestUpstream(undefined, 'command');
       // From DATA to the final dot the writer owns the upstream socket: no keepalive can interleave.
-      const lease = writer.begin([DATA_COMMAND]);
+      const lease = writer.begin([OWN_REQUESTS.DATA.wire]);
       let answer: Reply;
       try {
         answer = await dataReply;
@@ -896,10 +893,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         lease.release();
         throw error;
       }
-      if (answer.code !== 354) {
+      // Any 3yz goes on (RFC 5321 4.2.1: the class decides); a 4yz/5yz is the final reply, anything else the generic 451.
+      if (!accepted(OWN_REQUESTS.DATA.expect, answer)) {
         lease.release();
-        const final = answer.code >= 400 ? answer : REPLIES.upstreamUnexpectedReply;
-        return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${answer.code}` };
+        return { final: asRefusal(answer), verdict: 'refused' as const, reason: `upstream answered DATA with ${answer.code}` };
       }
       let finalReply: Promise<Reply> | undefined;
       await lease.send(message, () => {
@@ -911,7 +908,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       });
       if (finalReply === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
       const final = await finalReply;
-      const relayed = final.code >= 400 || (final.code >= 200 && final.code < 300) ? final : REPLIES.upstreamUnexpectedReply;
+      const relayed = accepted(OWN_REQUESTS['final-dot'].expect, final) ? final : asRefusal(final);
       return { final: relayed, verdict, ...(reason === undefined ? {} : { reason }) };
     } catch (error) {
       const lost = error instanceof ProxyError && error.code === 'MM_UPSTREAM_FINAL_TIMEOUT' ? REPLIES.upstreamFinalTimeout : REPLIES.upstreamLostInData;
@@ -1035,7 +1032,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.keepaliveTimer = setInterval(() => {
       // Never while a message streams: the writer owns the socket from DATA to the final dot.
       if (this.waits.length > 0 || !this.upstreamAlive || this.upstreamWriter?.streaming !== false) return;
-      this.requestUpstream(NOOP_COMMAND, 'command').catch(() => undefined);
+      this.requestUpstream(OWN_REQUESTS.NOOP.wire, 'command').catch(() => undefined);
     }, this.options.policy.timeouts.upstream_keepalive_seconds * 1000);
     this.keepaliveTimer.unref();
   }
@@ -1106,7 +1103,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private closeGracefully(): void {
     if (this.phase === 'closed') return;
     const upstream = this.upstream;
-    if (upstream !== undefined && this.upstreamAlive && !this.quitting) upstream.end('QUIT\r\n');
+    if (upstream !== undefined && this.upstreamAlive && !this.quitting) upstream.end(OWN_REQUESTS.QUIT.wire);
     else upstream?.end();
     this.downstream.end();
     this.finalize();
@@ -1154,7 +1151,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private closeUpstream(): void {
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    if (this.upstreamAlive && this.phase !== 'forwarding') upstream.end('QUIT\r\n');
+    if (this.upstreamAlive && this.phase !== 'forwarding') upstream.end(OWN_REQUESTS.QUIT.wire);
     else upstream.destroy();
     this.upstreamAlive = false;
   }
