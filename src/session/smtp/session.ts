@@ -38,6 +38,7 @@ import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
+import { upstreamEnd, type Closing, type CloseHow } from './closing.js';
 import { accepted, asRefusal, COMMANDS, declaredSize, inGroup, OWN_REQUESTS, parseCommand, pathOf, type ParsedCommand, type Phase, type Relay } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
@@ -227,12 +228,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.phase === 'closed') return;
     this.draining = true;
     if (inGroup(this.phase, 'transaction')) return;
-    this.closeWith(REPLIES.shuttingDown);
+    this.close({ how: 'reply-now', last: REPLIES.shuttingDown });
   }
 
   /** The drain deadline passed: closed with 421 whatever it is doing (a message in DATA is not delivered: the sender retries). */
   terminate(): void {
-    this.closeWith(REPLIES.shuttingDown);
+    this.close({ how: 'reply-now', last: REPLIES.shuttingDown });
   }
 
   start(): void {
@@ -246,7 +247,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       (error: unknown) => {
         const failure = error instanceof ProxyError ? error : new ProxyError('MM_UPSTREAM_CONNECT', REPLIES.upstreamUnreachable, { cause: error });
         this.log.warn({ upstream: this.options.upstreamLabel, reason: failure.message }, 'upstream connection failed');
-        this.closeWith(failure.reply);
+        this.close({ how: 'reply-now', last: failure.reply });
       },
     );
   }
@@ -257,7 +258,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       handler.apply(this, args);
     } catch (error) {
       this.log.error({ err: error }, 'session failed');
-      this.closeWith(REPLIES.internalError);
+      this.close({ how: 'reply-now', last: REPLIES.internalError });
     }
   }
 
@@ -276,7 +277,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.phase = 'greeting';
     this.expectUpstream('greeting', (greeting) => {
       // A 421 greeting (RFC 5321 3.1) means the upstream is closing: relay it and close too.
-      if (greeting.code === 421) return this.closeWith(greeting);
+      if (greeting.code === 421) return this.close({ how: 'reply-now', last: greeting });
       this.slots.add({ reply: greeting, after: () => this.enterCommandPhase() });
       this.flushReplies();
     });
@@ -316,12 +317,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (this.phase) {
       case 'command':
       case 'auth':
-        if (this.quitting) return this.closeGracefully();
-        if (this.slots.length === 0) this.closeWith(notice);
+        if (this.quitting) return this.close({ how: 'polite' });
+        if (this.slots.length === 0) this.close({ how: 'reply-now', last: notice });
         return;
       case 'greeting':
       case 'connecting':
-        return this.closeWith(REPLIES.upstreamUnreachable);
+        return this.close({ how: 'reply-now', last: REPLIES.upstreamUnreachable });
       case 'data':
       case 'inspecting':
       case 'forwarding':
@@ -338,7 +339,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.waits.push({
       kind,
       onReply,
-      onLost: onLost ?? ((error) => this.closeWith(kind === 'greeting' ? REPLIES.upstreamUnreachable : error.reply)),
+      onLost: onLost ?? ((error) => this.close({ how: 'reply-now', last: kind === 'greeting' ? REPLIES.upstreamUnreachable : error.reply })),
     });
     if (this.waits.length === 1) this.armReplyTimer();
   }
@@ -367,7 +368,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (this.phase) {
       case 'connecting':
       case 'greeting':
-        return this.closeWith(REPLIES.earlyTalker);
+        return this.close({ how: 'reply-now', last: REPLIES.earlyTalker });
       case 'data':
         this.armIdleTimer();
         return this.feedData(chunk);
@@ -392,7 +393,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.downstreamEnded = true;
     if (this.phase === 'data' || inGroup(this.phase, 'opening')) {
       this.abortTransaction('downstream closed the connection during DATA');
-      return this.closeQuietly();
+      return this.close({ how: 'silent' });
     }
     this.closeIfHalfClosedAndIdle();
   }
@@ -405,7 +406,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private onDownstreamClose(): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'data') this.abortTransaction('downstream connection lost during DATA');
-    this.closeQuietly();
+    this.close({ how: 'silent' });
   }
 
   private processLines(): void {
@@ -433,7 +434,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'invalid':
       case 'unknown':
         this.unknownCommands++;
-        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeInTurn(REPLIES.tooManyUnknown);
+        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.close({ how: 'reply-in-turn', last: REPLIES.tooManyUnknown });
         return this.answerLocally(parsed.kind === 'invalid' ? REPLIES.invalidCharacters : REPLIES.unknownCommand);
       case 'command':
         return this.handleCommand(parsed.command);
@@ -442,10 +443,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private handleCommand(command: ParsedCommand): void {
     const { spec } = command;
-    if (!spec.phases.includes(this.phase)) return this.closeWith(REPLIES.brokenSession);
+    if (!spec.phases.includes(this.phase)) return this.close({ how: 'reply-now', last: REPLIES.brokenSession });
     if (this.phase === 'broken') {
       this.readPaused = true;
-      this.slots.add({ reply: REPLIES.goodbye, after: () => this.closeGracefully() });
+      this.slots.add({ reply: REPLIES.goodbye, after: () => this.close({ how: 'polite' }) });
       return this.flushReplies();
     }
     const action = spec.action;
@@ -453,7 +454,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'refuse':
         return this.answerLocally(action.reply);
       case 'close':
-        return this.closeInTurn(action.reply);
+        return this.close({ how: 'reply-in-turn', last: action.reply });
       case 'data':
         this.readPaused = true;
         this.slots.add({ compute: () => this.answerData(), after: (answer) => this.afterDataAnswer(answer) });
@@ -482,7 +483,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     }
     if (relay.closesSession === true) {
       this.quitting = true;
-      slot.after = () => this.closeGracefully();
+      slot.after = () => this.close({ how: 'polite' });
     }
     this.expectUpstream('command', (upstreamReply) => {
       slot.reply = this.afterUpstreamReply(command, relay, upstreamReply);
@@ -659,10 +660,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       (error: unknown) => {
         if (error instanceof TlsVerifyError) {
           this.log.warn({ upstream: this.options.upstreamLabel, reason: error.reason }, 'upstream certificate not trusted: session refused');
-          return this.closeWith(REPLIES.upstreamUntrusted);
+          return this.close({ how: 'reply-now', last: REPLIES.upstreamUntrusted });
         }
         this.log.warn({ upstream: this.options.upstreamLabel, reason: (error as Error).message }, 'upstream TLS failed');
-        this.closeWith(error instanceof ProxyError ? error.reply : REPLIES.upstreamTlsFailed);
+        this.close({ how: 'reply-now', last: error instanceof ProxyError ? error.reply : REPLIES.upstreamTlsFailed });
       },
     );
   }
@@ -702,7 +703,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       (secure) => this.guard(this.onDownstreamSecure, secure),
       (error: unknown) => {
         this.log.info({ reason: (error as Error).message }, 'downstream TLS handshake failed');
-        this.closeQuietly();
+        this.close({ how: 'silent' });
       },
     );
   }
@@ -726,7 +727,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private passThrough(): void {
     const downstream = this.downstream;
     const upstream = this.upstream;
-    if (upstream === undefined || !this.upstreamAlive) return this.closeWith(REPLIES.upstreamLost);
+    if (upstream === undefined || !this.upstreamAlive) return this.close({ how: 'reply-now', last: REPLIES.upstreamLost });
     discardInjected('STARTTLS', this.commandLines.takeRest().length, downstream, this.log);
     this.upstreamLines.takeRest();
     discardBuffered(upstream);
@@ -781,7 +782,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (buffered.length > 0) this.feedData(buffered);
     if (this.downstreamEnded && this.phase === 'data') {
       this.abortTransaction('downstream closed the connection during DATA');
-      this.closeQuietly();
+      this.close({ how: 'silent' });
     }
   }
 
@@ -811,7 +812,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.downstreamDeadline.clear();
     this.completeTransaction(capture).catch((error: unknown) => {
       this.log.error({ err: error }, 'transaction failed');
-      this.closeWith(REPLIES.internalError);
+      this.close({ how: 'reply-now', last: REPLIES.internalError });
     });
   }
 
@@ -925,7 +926,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.resetTransaction(this.transaction.helo);
     if (this.phase === 'closed') return;
     this.phase = this.upstreamAlive ? 'command' : 'broken';
-    this.slots.add({ reply: final, after: () => (this.draining ? this.closeWith(REPLIES.shuttingDown) : this.resumeReading()) });
+    this.slots.add({ reply: final, after: () => (this.draining ? this.close({ how: 'reply-now', last: REPLIES.shuttingDown }) : this.resumeReading()) });
     this.flushReplies();
     this.resume('busy');
   }
@@ -940,7 +941,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log.warn({ sender: this.transaction.sender, recipients: this.transaction.recipients.length, size, abortOver: safety.abortOverBytes, declaredSize: key.declaredSize, remembered }, remembered ? 'large message cut off and remembered' : 'large message cut off');
     if (remembered) safety.memory.remember(key).catch((error: unknown) => this.log.error({ err: error, file: safety.memory.file }, 'large message key could not be saved'));
     this.abortTransaction(`large message safety: over ${safety.abortOverBytes} bytes`);
-    this.closeQuietly();
+    this.close({ how: 'silent' });
   }
 
   private largeMessageKey() {
@@ -994,9 +995,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (kind) {
       case 'data':
         this.abortTransaction('downstream idle timeout during DATA');
-        return this.closeWith(REPLIES.dataTimeout);
+        return this.close({ how: 'reply-now', last: REPLIES.dataTimeout });
       case 'command':
-        return this.closeWith(REPLIES.commandTimeout);
+        return this.close({ how: 'reply-now', last: REPLIES.commandTimeout });
     }
   }
 
@@ -1052,7 +1053,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       capture.windowBytes = 0;
       if (received >= (minimum * RATE_WINDOW_MS) / 1000) return;
       this.log.info({ bytesPerSecond: Math.round((received * 1000) / RATE_WINDOW_MS), minimum }, 'DATA arriving too slowly: cut off');
-      this.closeWith(REPLIES.dataTooSlow);
+      this.close({ how: 'reply-now', last: REPLIES.dataTooSlow });
     }, RATE_WINDOW_MS);
     this.rateTimer.unref();
   }
@@ -1096,63 +1097,57 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private closeIfHalfClosedAndIdle(): void {
     if (!this.downstreamEnded || this.processing || this.slots.length > 0) return;
     if (!inGroup(this.phase, 'awaiting-line')) return;
-    this.closeGracefully();
+    this.close({ how: 'polite' });
   }
 
-  /** Ends both legs politely: QUIT upstream (if it is still in a command state), FIN downstream. */
-  private closeGracefully(): void {
+  /** Ends the session the way the caller names (closing.ts); what each leg gets is decided here and in upstreamEnd() only. */
+  private close(closing: Closing): void {
     if (this.phase === 'closed') return;
-    const upstream = this.upstream;
-    if (upstream !== undefined && this.upstreamAlive && !this.quitting) upstream.end(OWN_REQUESTS.QUIT.wire);
-    else upstream?.end();
-    this.downstream.end();
-    this.finalize();
-  }
-
-  /** Sends a last reply (421 and the like) now and closes both legs. */
-  private closeWith(last: Reply): void {
-    if (this.phase === 'closed') return;
-    const downstream = this.downstream;
-    if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(last));
-    this.endSession(last);
-  }
-
-  /**
-   * The proxy's own decision to close after a command (too many unknown verbs, an HTTP request):
-   * the last reply waits its turn behind the replies owed to earlier pipelined commands.
-   */
-  private closeInTurn(last: Reply): void {
+    if (closing.how !== 'reply-in-turn') return this.endLegs(closing);
+    // The proxy's own decision after a command (too many unknown verbs, an HTTP request): the last
+    // reply waits its turn behind the replies owed to earlier pipelined commands.
     this.readPaused = true;
-    this.slots.add({
-      reply: last,
-      after: () => {
-        if (this.phase === 'closed') return;
-        this.downstream.end();
-        this.endSession(last);
-      },
-    });
+    this.slots.add({ reply: closing.last, after: () => this.endLegs(closing) });
     this.flushReplies();
   }
 
-  private endSession(last: Reply): void {
-    this.log.info({ reply: `${last.code} ${last.lines.join(' ')}` }, 'session closed by the proxy');
-    this.abortTransaction('session closed by the proxy');
-    this.closeUpstream();
-    this.finalize();
-  }
-
-  private closeQuietly(): void {
+  private endLegs(closing: Closing): void {
     if (this.phase === 'closed') return;
-    this.closeUpstream();
-    this.downstream.destroy();
+    const downstream = this.downstream;
+    switch (closing.how) {
+      case 'polite':
+      case 'reply-in-turn':
+        downstream.end();
+        break;
+      case 'reply-now':
+        if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(closing.last));
+        break;
+      case 'silent':
+        downstream.destroy();
+        break;
+    }
+    if (closing.how === 'reply-now' || closing.how === 'reply-in-turn') {
+      this.log.info({ reply: `${closing.last.code} ${closing.last.lines.join(' ')}` }, 'session closed by the proxy');
+      this.abortTransaction('session closed by the proxy');
+    }
+    this.endUpstream(closing.how);
     this.finalize();
   }
 
-  private closeUpstream(): void {
+  private endUpstream(how: CloseHow): void {
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    if (this.upstreamAlive && this.phase !== 'forwarding') upstream.end(OWN_REQUESTS.QUIT.wire);
-    else upstream.destroy();
+    switch (upstreamEnd(how, { alive: this.upstreamAlive, quitSent: this.quitting, inTransfer: this.phase === 'forwarding' })) {
+      case 'quit':
+        upstream.end(OWN_REQUESTS.QUIT.wire);
+        break;
+      case 'fin':
+        upstream.end();
+        break;
+      case 'destroy':
+        upstream.destroy();
+        break;
+    }
     this.upstreamAlive = false;
   }
 
