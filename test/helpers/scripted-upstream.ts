@@ -18,7 +18,7 @@ export interface UpstreamScript {
   answer?: (verb: string, line: string) => ScriptAnswer;
   /** Reply to the final dot. */
   final?: (wire: Buffer) => ScriptAnswer;
-  /** What to do on DATA instead of 354. */
+  /** What to do on DATA instead of 354; any 3yz starts the payload, as the class decides (RFC 5321 4.2.1). */
   data?: () => ScriptAnswer;
 }
 
@@ -121,7 +121,7 @@ export class ScriptedUpstream {
           case 'DATA': {
             const answer = this.script.data?.();
             say(answer, '354 End data with <CR><LF>.<CR><LF>');
-            if (answer === undefined || answer.startsWith('354')) inData = true;
+            if (answer === undefined || /^3\d\d/.test(answer)) inData = true;
             break;
           }
           case 'QUIT':

@@ -1,7 +1,7 @@
 // The SMTP command table as data (src/session/smtp/commands.ts): each relayed row names the
 // reply class of acceptance and what the session learns then; refused rows carry their reply.
 import t from 'tap';
-import { COMMANDS, PHASE_GROUP, parseCommand, replyClass, type CommandSpec } from '../../src/session/smtp/commands.js';
+import { accepted, asRefusal, COMMANDS, OWN_REQUESTS, PHASE_GROUP, parseCommand, replyClass, type CommandSpec } from '../../src/session/smtp/commands.js';
 import { REPLIES, reply } from '../../src/errors.js';
 
 const rows: Record<string, CommandSpec> = COMMANDS;
@@ -53,6 +53,30 @@ t.test('reply classes and the phase groups', async (t) => {
   t.same([reply(220, 'x'), reply(334, 'x'), reply(451, 'x'), reply(554, 'x')].map(replyClass), [2, 3, 4, 5]);
   t.equal(PHASE_GROUP.auth, 'awaiting-line');
   t.equal(PHASE_GROUP.forwarding, 'transaction');
+});
+
+t.test("the proxy's own upstream commands: DATA goes on with a 3yz, the others and the final dot complete with a 2yz", async (t) => {
+  t.same(Object.fromEntries(Object.entries(OWN_REQUESTS).map(([name, request]) => [name, request.expect])), { DATA: 3, RSET: 2, NOOP: 2, STARTTLS: 2, QUIT: 2, 'final-dot': 2 });
+  for (const [name, request] of Object.entries(OWN_REQUESTS)) {
+    const wire = 'wire' in request ? request.wire.toString('latin1') : undefined;
+    t.equal(wire, name === 'final-dot' ? undefined : `${name}\r\n`, `${name}: its line`);
+  }
+  t.equal(COMMANDS.DATA.action.expect, OWN_REQUESTS.DATA.expect, "the downstream's DATA goes on with the class the upstream's does");
+  t.equal(COMMANDS.STARTTLS.action.expect, OWN_REQUESTS.STARTTLS.expect, 'and STARTTLS starts TLS on the same class on both legs');
+});
+
+t.test('acceptance is the class (RFC 5321 4.2.1): any 3yz after DATA, any 2yz after STARTTLS; the code and text never decide', async (t) => {
+  const codes = (expect: 2 | 3, list: number[]): boolean[] => list.map((code) => accepted(expect, reply(code, 'x')));
+  t.same(codes(3, [354, 352, 300, 399]), [true, true, true, true]);
+  t.same(codes(3, [250, 220, 451, 554, 199, 654]), [false, false, false, false, false, false]);
+  t.same(codes(2, [220, 250, 200, 299]), [true, true, true, true]);
+  t.same(codes(2, [354, 334, 454, 501, 199, 654]), [false, false, false, false, false, false]);
+});
+
+t.test('a reply that is not acceptance reaches the downstream as it is when 4yz or 5yz, otherwise as the generic 451', async (t) => {
+  for (const refusal of [reply(451, '4.3.0 busy'), reply(452, '4.3.1 full'), reply(554, '5.7.1 no')]) t.equal(asRefusal(refusal), refusal, `${refusal.code} relayed`);
+  for (const odd of [reply(250, 'ok'), reply(354, 'go on'), reply(199, 'x'), reply(654, 'x'), reply(0, 'x')]) t.equal(asRefusal(odd), REPLIES.upstreamUnexpectedReply, `${odd.code}: the generic 451`);
+  t.equal(REPLIES.upstreamUnexpectedReply.code, 451, 'a tempfail: nothing is lost');
 });
 
 t.test('parsing finds the row, case-insensitively, and keeps the line as the wire form', async (t) => {

@@ -44,10 +44,47 @@ export const PHASE_GROUP = {
 
 export const inGroup = (phase: Phase, group: PhaseGroup): boolean => PHASE_GROUP[phase] === group;
 
-/** A reply's class: its first digit (RFC 5321 4.2.1). */
+/**
+ * A reply's class: its first digit. RFC 5321 4.2.1: a client "will be able to determine its next
+ * action (proceed as planned, redo, retrench, etc.) by examining this first digit"; the other two
+ * digits and the text never decide whether a command was accepted.
+ */
 export type ReplyClass = 2 | 3 | 4 | 5;
 
 export const replyClass = (reply: Reply): number => Math.floor(reply.code / 100);
+
+/** Whether `reply` is of the class that means acceptance (`expect`). */
+export const accepted = (expect: ReplyClass, reply: Reply): boolean => replyClass(reply) === expect;
+
+/** The reply a downstream gets for an upstream's non-acceptance: a 4yz or 5yz as it is, any other class the generic 451 (upstream text is not trusted). */
+export function asRefusal(reply: Reply): Reply {
+  const kind = replyClass(reply);
+  return kind === 4 || kind === 5 ? reply : REPLIES.upstreamUnexpectedReply;
+}
+
+/** A command the proxy sends upstream on its own, and the reply class that means the upstream accepted it. */
+export interface OwnRequest {
+  /** The line sent; the final dot has none here (the payload's writer ends the message with it). */
+  wire?: Buffer;
+  expect: ReplyClass;
+}
+
+const ownLine = (verb: string): Buffer => Buffer.from(`${verb}\r\n`, 'latin1');
+
+/**
+ * The proxy's own upstream commands (Postfix smtpd_proxy_cmd(expect) for each): DATA goes on with any
+ * 3yz (354 is the usual one, not the only one), every other completes with a 2yz (RFC 3207 4 names
+ * 220 for STARTTLS; Postfix's smtp client, like RFC 5321 4.2.1, goes by the class). The final dot's 2yz
+ * delivers the message. QUIT's reply is not awaited: the session is over when it is sent.
+ */
+export const OWN_REQUESTS = {
+  DATA: { wire: ownLine('DATA'), expect: 3 },
+  RSET: { wire: ownLine('RSET'), expect: 2 },
+  NOOP: { wire: ownLine('NOOP'), expect: 2 },
+  STARTTLS: { wire: ownLine('STARTTLS'), expect: 2 },
+  QUIT: { wire: ownLine('QUIT'), expect: 2 },
+  'final-dot': { expect: 2 },
+} as const satisfies Record<string, OwnRequest>;
 
 /** What the session learns when the upstream accepts a relayed command. */
 export type OnAccepted =
@@ -75,10 +112,10 @@ export interface Relay {
 
 export type CommandAction =
   | Relay
-  /** DATA: answered by the proxy once earlier replies are in; the upstream gets DATA after inspection. */
-  | { kind: 'data' }
-  /** STARTTLS: what happens depends on the listener's starttls policy (session.ts). */
-  | { kind: 'starttls' }
+  /** DATA: answered by the proxy once earlier replies are in (a 3yz goes on); the upstream gets DATA after inspection. */
+  | { kind: 'data'; expect: 3 }
+  /** STARTTLS: what happens depends on the listener's starttls policy (session.ts); a 2yz starts TLS. */
+  | { kind: 'starttls'; expect: 2 }
   /** XFORWARD: believed from a trusted peer, refused from others (session.ts, xforward.ts). */
   | { kind: 'xforward' }
   | { kind: 'refuse'; reply: Reply }
@@ -130,9 +167,9 @@ export const COMMANDS = {
   ETRN: forward(true),
   QUIT: forward(true, { closesSession: true }, { phases: ['command', 'broken'], waitsForReply: true }),
   AUTH: forward(true, { continuesWithSasl: true }, { waitsForReply: true, logArgument: false }),
-  DATA: { phases: ['command'], action: { kind: 'data' }, endsGroup: true, waitsForReply: true, logArgument: true },
+  DATA: { phases: ['command'], action: { kind: 'data', expect: 3 }, endsGroup: true, waitsForReply: true, logArgument: true },
   BDAT: refuse(REPLIES.chunkingRefused),
-  STARTTLS: { phases: ['command'], action: { kind: 'starttls' }, endsGroup: true, waitsForReply: true, logArgument: true },
+  STARTTLS: { phases: ['command'], action: { kind: 'starttls', expect: 2 }, endsGroup: true, waitsForReply: true, logArgument: true },
   XCLIENT: refuse(REPLIES.xclientRefused),
   XFORWARD: { phases: ['command'], action: { kind: 'xforward' }, endsGroup: false, waitsForReply: false, logArgument: true },
   TURN: refuse(REPLIES.notImplemented),

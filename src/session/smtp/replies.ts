@@ -96,5 +96,3 @@ export function filterEhloReply(reply: Reply, maxMessageBytes: number, offerStar
   }
   return { code: reply.code, lines: [greeting ?? '', ...kept] };
 }
-
-export const isPositive = (reply: Reply): boolean => reply.code >= 200 && reply.code < 400;

@@ -38,7 +38,8 @@ import { DataDecoder } from '../../wire/dot-codec.js';
 import { destroyAfterLinger } from '../../wire/socket-write.js';
 import { StuffedWriter } from '../../wire/stuffed-writer.js';
 import { ReplyParser, filterEhloReply, serializeReply } from './replies.js';
-import { declaredSize, inGroup, parseCommand, pathOf, replyClass, type ParsedCommand, type Phase, type Relay } from './commands.js';
+import { upstreamEnd, type Closing, type CloseHow } from './closing.js';
+import { accepted, asRefusal, COMMANDS, declaredSize, inGroup, OWN_REQUESTS, parseCommand, pathOf, type ParsedCommand, type Phase, type Relay } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
 import { overMemoryBudget } from '../memory-budget.js';
@@ -54,10 +55,6 @@ import { ForwardedClient, offerXforward, offeredAttributes, parseXforward, relay
 const XFORWARD_RELAY: Relay = { kind: 'forward', expect: 2, onAccepted: 'nothing' };
 /** Upstream reply lines longer than this are a protocol error (RFC 5321 allows 512). */
 const MAX_UPSTREAM_LINE_BYTES = 4096;
-const DATA_COMMAND = Buffer.from('DATA\r\n', 'latin1');
-const RSET_COMMAND = Buffer.from('RSET\r\n', 'latin1');
-const NOOP_COMMAND = Buffer.from('NOOP\r\n', 'latin1');
-const STARTTLS_COMMAND = Buffer.from('STARTTLS\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 /** Bytes a downstream may pipeline behind its final dot before reading pauses until the final reply. */
 const MAX_BUFFERED_WHILE_BUSY_BYTES = 64 * 1024;
@@ -231,12 +228,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (this.phase === 'closed') return;
     this.draining = true;
     if (inGroup(this.phase, 'transaction')) return;
-    this.closeWith(REPLIES.shuttingDown);
+    this.close({ how: 'reply-now', last: REPLIES.shuttingDown });
   }
 
   /** The drain deadline passed: closed with 421 whatever it is doing (a message in DATA is not delivered: the sender retries). */
   terminate(): void {
-    this.closeWith(REPLIES.shuttingDown);
+    this.close({ how: 'reply-now', last: REPLIES.shuttingDown });
   }
 
   start(): void {
@@ -250,7 +247,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       (error: unknown) => {
         const failure = error instanceof ProxyError ? error : new ProxyError('MM_UPSTREAM_CONNECT', REPLIES.upstreamUnreachable, { cause: error });
         this.log.warn({ upstream: this.options.upstreamLabel, reason: failure.message }, 'upstream connection failed');
-        this.closeWith(failure.reply);
+        this.close({ how: 'reply-now', last: failure.reply });
       },
     );
   }
@@ -261,7 +258,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       handler.apply(this, args);
     } catch (error) {
       this.log.error({ err: error }, 'session failed');
-      this.closeWith(REPLIES.internalError);
+      this.close({ how: 'reply-now', last: REPLIES.internalError });
     }
   }
 
@@ -280,7 +277,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.phase = 'greeting';
     this.expectUpstream('greeting', (greeting) => {
       // A 421 greeting (RFC 5321 3.1) means the upstream is closing: relay it and close too.
-      if (greeting.code === 421) return this.closeWith(greeting);
+      if (greeting.code === 421) return this.close({ how: 'reply-now', last: greeting });
       this.slots.add({ reply: greeting, after: () => this.enterCommandPhase() });
       this.flushReplies();
     });
@@ -320,12 +317,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (this.phase) {
       case 'command':
       case 'auth':
-        if (this.quitting) return this.closeGracefully();
-        if (this.slots.length === 0) this.closeWith(notice);
+        if (this.quitting) return this.close({ how: 'polite' });
+        if (this.slots.length === 0) this.close({ how: 'reply-now', last: notice });
         return;
       case 'greeting':
       case 'connecting':
-        return this.closeWith(REPLIES.upstreamUnreachable);
+        return this.close({ how: 'reply-now', last: REPLIES.upstreamUnreachable });
       case 'data':
       case 'inspecting':
       case 'forwarding':
@@ -342,7 +339,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.waits.push({
       kind,
       onReply,
-      onLost: onLost ?? ((error) => this.closeWith(kind === 'greeting' ? REPLIES.upstreamUnreachable : error.reply)),
+      onLost: onLost ?? ((error) => this.close({ how: 'reply-now', last: kind === 'greeting' ? REPLIES.upstreamUnreachable : error.reply })),
     });
     if (this.waits.length === 1) this.armReplyTimer();
   }
@@ -371,7 +368,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (this.phase) {
       case 'connecting':
       case 'greeting':
-        return this.closeWith(REPLIES.earlyTalker);
+        return this.close({ how: 'reply-now', last: REPLIES.earlyTalker });
       case 'data':
         this.armIdleTimer();
         return this.feedData(chunk);
@@ -396,7 +393,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.downstreamEnded = true;
     if (this.phase === 'data' || inGroup(this.phase, 'opening')) {
       this.abortTransaction('downstream closed the connection during DATA');
-      return this.closeQuietly();
+      return this.close({ how: 'silent' });
     }
     this.closeIfHalfClosedAndIdle();
   }
@@ -409,7 +406,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private onDownstreamClose(): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'data') this.abortTransaction('downstream connection lost during DATA');
-    this.closeQuietly();
+    this.close({ how: 'silent' });
   }
 
   private processLines(): void {
@@ -437,7 +434,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'invalid':
       case 'unknown':
         this.unknownCommands++;
-        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.closeInTurn(REPLIES.tooManyUnknown);
+        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.close({ how: 'reply-in-turn', last: REPLIES.tooManyUnknown });
         return this.answerLocally(parsed.kind === 'invalid' ? REPLIES.invalidCharacters : REPLIES.unknownCommand);
       case 'command':
         return this.handleCommand(parsed.command);
@@ -446,10 +443,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   private handleCommand(command: ParsedCommand): void {
     const { spec } = command;
-    if (!spec.phases.includes(this.phase)) return this.closeWith(REPLIES.brokenSession);
+    if (!spec.phases.includes(this.phase)) return this.close({ how: 'reply-now', last: REPLIES.brokenSession });
     if (this.phase === 'broken') {
       this.readPaused = true;
-      this.slots.add({ reply: REPLIES.goodbye, after: () => this.closeGracefully() });
+      this.slots.add({ reply: REPLIES.goodbye, after: () => this.close({ how: 'polite' }) });
       return this.flushReplies();
     }
     const action = spec.action;
@@ -457,7 +454,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       case 'refuse':
         return this.answerLocally(action.reply);
       case 'close':
-        return this.closeInTurn(action.reply);
+        return this.close({ how: 'reply-in-turn', last: action.reply });
       case 'data':
         this.readPaused = true;
         this.slots.add({ compute: () => this.answerData(), after: (answer) => this.afterDataAnswer(answer) });
@@ -486,7 +483,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     }
     if (relay.closesSession === true) {
       this.quitting = true;
-      slot.after = () => this.closeGracefully();
+      slot.after = () => this.close({ how: 'polite' });
     }
     this.expectUpstream('command', (upstreamReply) => {
       slot.reply = this.afterUpstreamReply(command, relay, upstreamReply);
@@ -513,7 +510,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
 
   /** Session state follows the upstream's acceptance (the row's expected class); the reply relayed may be filtered. */
   private afterUpstreamReply(command: ParsedCommand, relay: Relay, upstreamReply: Reply): Reply {
-    if (replyClass(upstreamReply) !== relay.expect) {
+    if (!accepted(relay.expect, upstreamReply)) {
       if (relay.continuesWithSasl === true && upstreamReply.code === 334) this.phase = 'auth';
       return upstreamReply;
     }
@@ -644,8 +641,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.readPaused = true;
     const slot = this.slots.add({});
     if (this.options.starttls === 'passthrough') {
-      // Relayed; on the upstream's 220 the two legs are spliced and the TLS bytes flow through unread.
-      slot.after = (answer) => (answer.code === 220 ? this.passThrough() : this.resumeReading());
+      // Relayed; on the upstream's 2yz (220, or any 2yz: the class decides) the two legs are spliced and the TLS bytes flow through unread.
+      slot.after = (answer) => (accepted(COMMANDS.STARTTLS.action.expect, answer) ? this.passThrough() : this.resumeReading());
       this.expectUpstream('command', (upstreamReply) => {
         slot.reply = upstreamReply;
         this.flushReplies();
@@ -663,10 +660,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       (error: unknown) => {
         if (error instanceof TlsVerifyError) {
           this.log.warn({ upstream: this.options.upstreamLabel, reason: error.reason }, 'upstream certificate not trusted: session refused');
-          return this.closeWith(REPLIES.upstreamUntrusted);
+          return this.close({ how: 'reply-now', last: REPLIES.upstreamUntrusted });
         }
         this.log.warn({ upstream: this.options.upstreamLabel, reason: (error as Error).message }, 'upstream TLS failed');
-        this.closeWith(error instanceof ProxyError ? error.reply : REPLIES.upstreamTlsFailed);
+        this.close({ how: 'reply-now', last: error instanceof ProxyError ? error.reply : REPLIES.upstreamTlsFailed });
       },
     );
   }
@@ -676,8 +673,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
    * Resolves with the reply for the downstream when the upstream refused STARTTLS.
    */
   private async upgradeUpstream(): Promise<Reply | undefined> {
-    const answer = await this.requestUpstream(STARTTLS_COMMAND, 'command');
-    if (answer.code !== 220) return REPLIES.tlsNotAvailable;
+    const answer = await this.requestUpstream(OWN_REQUESTS.STARTTLS.wire, 'command');
+    if (!accepted(OWN_REQUESTS.STARTTLS.expect, answer)) return REPLIES.tlsNotAvailable;
     const raw = this.upstream;
     if (raw === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLost);
     unbind(raw, this.upstreamHandlers);
@@ -706,7 +703,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       (secure) => this.guard(this.onDownstreamSecure, secure),
       (error: unknown) => {
         this.log.info({ reason: (error as Error).message }, 'downstream TLS handshake failed');
-        this.closeQuietly();
+        this.close({ how: 'silent' });
       },
     );
   }
@@ -730,7 +727,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private passThrough(): void {
     const downstream = this.downstream;
     const upstream = this.upstream;
-    if (upstream === undefined || !this.upstreamAlive) return this.closeWith(REPLIES.upstreamLost);
+    if (upstream === undefined || !this.upstreamAlive) return this.close({ how: 'reply-now', last: REPLIES.upstreamLost });
     discardInjected('STARTTLS', this.commandLines.takeRest().length, downstream, this.log);
     this.upstreamLines.takeRest();
     discardBuffered(upstream);
@@ -768,7 +765,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   }
 
   private afterDataAnswer(answer: Reply): void {
-    if (answer.code !== 354) return this.resumeReading();
+    if (!accepted(COMMANDS.DATA.action.expect, answer)) return this.resumeReading();
     this.phase = 'data';
     this.capture = {
       spool: new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes }),
@@ -785,7 +782,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (buffered.length > 0) this.feedData(buffered);
     if (this.downstreamEnded && this.phase === 'data') {
       this.abortTransaction('downstream closed the connection during DATA');
-      this.closeQuietly();
+      this.close({ how: 'silent' });
     }
   }
 
@@ -815,7 +812,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.downstreamDeadline.clear();
     this.completeTransaction(capture).catch((error: unknown) => {
       this.log.error({ err: error }, 'transaction failed');
-      this.closeWith(REPLIES.internalError);
+      this.close({ how: 'reply-now', last: REPLIES.internalError });
     });
   }
 
@@ -873,7 +870,8 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private async refuse(final: Reply, verdict: TransactionSummary['verdict'], reason: string) {
     this.phase = 'forwarding';
     try {
-      await this.requestUpstream(RSET_COMMAND, 'command');
+      const reset = await this.requestUpstream(OWN_REQUESTS.RSET.wire, 'command');
+      if (!accepted(OWN_REQUESTS.RSET.expect, reset)) return { final, verdict, reason: `${reason}; upstream answered RSET with ${reset.code}` };
     } catch {
       return { final, verdict, reason: `${reason}; upstream lost` };
     }
@@ -888,7 +886,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       if (writer === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
       const dataReply = this.requestUpstream(undefined, 'command');
       // From DATA to the final dot the writer owns the upstream socket: no keepalive can interleave.
-      const lease = writer.begin([DATA_COMMAND]);
+      const lease = writer.begin([OWN_REQUESTS.DATA.wire]);
       let answer: Reply;
       try {
         answer = await dataReply;
@@ -896,10 +894,10 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
         lease.release();
         throw error;
       }
-      if (answer.code !== 354) {
+      // Any 3yz goes on (RFC 5321 4.2.1: the class decides); a 4yz/5yz is the final reply, anything else the generic 451.
+      if (!accepted(OWN_REQUESTS.DATA.expect, answer)) {
         lease.release();
-        const final = answer.code >= 400 ? answer : REPLIES.upstreamUnexpectedReply;
-        return { final, verdict: 'refused' as const, reason: `upstream answered DATA with ${answer.code}` };
+        return { final: asRefusal(answer), verdict: 'refused' as const, reason: `upstream answered DATA with ${answer.code}` };
       }
       let finalReply: Promise<Reply> | undefined;
       await lease.send(message, () => {
@@ -911,7 +909,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       });
       if (finalReply === undefined) throw new ProxyError('MM_UPSTREAM_LOST', REPLIES.upstreamLostInData);
       const final = await finalReply;
-      const relayed = final.code >= 400 || (final.code >= 200 && final.code < 300) ? final : REPLIES.upstreamUnexpectedReply;
+      const relayed = accepted(OWN_REQUESTS['final-dot'].expect, final) ? final : asRefusal(final);
       return { final: relayed, verdict, ...(reason === undefined ? {} : { reason }) };
     } catch (error) {
       const lost = error instanceof ProxyError && error.code === 'MM_UPSTREAM_FINAL_TIMEOUT' ? REPLIES.upstreamFinalTimeout : REPLIES.upstreamLostInData;
@@ -928,7 +926,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.resetTransaction(this.transaction.helo);
     if (this.phase === 'closed') return;
     this.phase = this.upstreamAlive ? 'command' : 'broken';
-    this.slots.add({ reply: final, after: () => (this.draining ? this.closeWith(REPLIES.shuttingDown) : this.resumeReading()) });
+    this.slots.add({ reply: final, after: () => (this.draining ? this.close({ how: 'reply-now', last: REPLIES.shuttingDown }) : this.resumeReading()) });
     this.flushReplies();
     this.resume('busy');
   }
@@ -943,7 +941,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.log.warn({ sender: this.transaction.sender, recipients: this.transaction.recipients.length, size, abortOver: safety.abortOverBytes, declaredSize: key.declaredSize, remembered }, remembered ? 'large message cut off and remembered' : 'large message cut off');
     if (remembered) safety.memory.remember(key).catch((error: unknown) => this.log.error({ err: error, file: safety.memory.file }, 'large message key could not be saved'));
     this.abortTransaction(`large message safety: over ${safety.abortOverBytes} bytes`);
-    this.closeQuietly();
+    this.close({ how: 'silent' });
   }
 
   private largeMessageKey() {
@@ -998,9 +996,9 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (kind) {
       case 'data':
         this.abortTransaction('downstream idle timeout during DATA');
-        return this.closeWith(REPLIES.dataTimeout);
+        return this.close({ how: 'reply-now', last: REPLIES.dataTimeout });
       case 'command':
-        return this.closeWith(REPLIES.commandTimeout);
+        return this.close({ how: 'reply-now', last: REPLIES.commandTimeout });
     }
   }
 
@@ -1036,7 +1034,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     this.keepaliveTimer = setInterval(() => {
       // Never while a message streams: the writer owns the socket from DATA to the final dot.
       if (this.waits.length > 0 || !this.upstreamAlive || this.upstreamWriter?.streaming !== false) return;
-      this.requestUpstream(NOOP_COMMAND, 'command').catch(() => undefined);
+      this.requestUpstream(OWN_REQUESTS.NOOP.wire, 'command').catch(() => undefined);
     }, this.options.policy.timeouts.upstream_keepalive_seconds * 1000);
     this.keepaliveTimer.unref();
   }
@@ -1056,7 +1054,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
       capture.windowBytes = 0;
       if (received >= (minimum * RATE_WINDOW_MS) / 1000) return;
       this.log.info({ bytesPerSecond: Math.round((received * 1000) / RATE_WINDOW_MS), minimum }, 'DATA arriving too slowly: cut off');
-      this.closeWith(REPLIES.dataTooSlow);
+      this.close({ how: 'reply-now', last: REPLIES.dataTooSlow });
     }, RATE_WINDOW_MS);
     this.rateTimer.unref();
   }
@@ -1100,63 +1098,57 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private closeIfHalfClosedAndIdle(): void {
     if (!this.downstreamEnded || this.processing || this.slots.length > 0) return;
     if (!inGroup(this.phase, 'awaiting-line')) return;
-    this.closeGracefully();
+    this.close({ how: 'polite' });
   }
 
-  /** Ends both legs politely: QUIT upstream (if it is still in a command state), FIN downstream. */
-  private closeGracefully(): void {
+  /** Ends the session the way the caller names (closing.ts); what each leg gets is decided here and in upstreamEnd() only. */
+  private close(closing: Closing): void {
     if (this.phase === 'closed') return;
-    const upstream = this.upstream;
-    if (upstream !== undefined && this.upstreamAlive && !this.quitting) upstream.end('QUIT\r\n');
-    else upstream?.end();
-    this.downstream.end();
-    this.finalize();
-  }
-
-  /** Sends a last reply (421 and the like) now and closes both legs. */
-  private closeWith(last: Reply): void {
-    if (this.phase === 'closed') return;
-    const downstream = this.downstream;
-    if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(last));
-    this.endSession(last);
-  }
-
-  /**
-   * The proxy's own decision to close after a command (too many unknown verbs, an HTTP request):
-   * the last reply waits its turn behind the replies owed to earlier pipelined commands.
-   */
-  private closeInTurn(last: Reply): void {
+    if (closing.how !== 'reply-in-turn') return this.endLegs(closing);
+    // The proxy's own decision after a command (too many unknown verbs, an HTTP request): the last
+    // reply waits its turn behind the replies owed to earlier pipelined commands.
     this.readPaused = true;
-    this.slots.add({
-      reply: last,
-      after: () => {
-        if (this.phase === 'closed') return;
-        this.downstream.end();
-        this.endSession(last);
-      },
-    });
+    this.slots.add({ reply: closing.last, after: () => this.endLegs(closing) });
     this.flushReplies();
   }
 
-  private endSession(last: Reply): void {
-    this.log.info({ reply: `${last.code} ${last.lines.join(' ')}` }, 'session closed by the proxy');
-    this.abortTransaction('session closed by the proxy');
-    this.closeUpstream();
-    this.finalize();
-  }
-
-  private closeQuietly(): void {
+  private endLegs(closing: Closing): void {
     if (this.phase === 'closed') return;
-    this.closeUpstream();
-    this.downstream.destroy();
+    const downstream = this.downstream;
+    switch (closing.how) {
+      case 'polite':
+      case 'reply-in-turn':
+        downstream.end();
+        break;
+      case 'reply-now':
+        if (!downstream.destroyed && downstream.writable) downstream.end(serializeReply(closing.last));
+        break;
+      case 'silent':
+        downstream.destroy();
+        break;
+    }
+    if (closing.how === 'reply-now' || closing.how === 'reply-in-turn') {
+      this.log.info({ reply: `${closing.last.code} ${closing.last.lines.join(' ')}` }, 'session closed by the proxy');
+      this.abortTransaction('session closed by the proxy');
+    }
+    this.endUpstream(closing.how);
     this.finalize();
   }
 
-  private closeUpstream(): void {
+  private endUpstream(how: CloseHow): void {
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    if (this.upstreamAlive && this.phase !== 'forwarding') upstream.end('QUIT\r\n');
-    else upstream.destroy();
+    switch (upstreamEnd(how, { alive: this.upstreamAlive, quitSent: this.quitting, inTransfer: this.phase === 'forwarding' })) {
+      case 'quit':
+        upstream.end(OWN_REQUESTS.QUIT.wire);
+        break;
+      case 'fin':
+        upstream.end();
+        break;
+      case 'destroy':
+        upstream.destroy();
+        break;
+    }
     this.upstreamAlive = false;
   }
 
