@@ -32,17 +32,20 @@ const COMPRESSED_SUFFIX = /\.(gz|xz|bz2|z|zip|7z|rar|tar|tgz|lz|lzma|zst|arj|ace
 /** Names longer than this are truncated before matching (MailScanner denies 150+; we only cap work). */
 const MAX_NAME_CHARS = 1024;
 
+/** Every plain reading of a parameter (`name=` or `filename=`, quoted or not), compiled once; matchAll() copies it. */
+const plainParameter = (parameter: string): RegExp => new RegExp(`(?:^|;)\\s*${parameter}\\s*=\\s*("(?:[^"\\\\]|\\\\.)*"|[^;]*)`, 'gi');
+const PLAIN_PARAMETERS = { filename: plainParameter('filename'), name: plainParameter('name') };
+
 /** Every filename the given header lines carry (Content-Disposition filename, Content-Type name), decoded. */
 export function namesFromHeaders(dispositionLines: readonly string[], typeLines: readonly string[]): string[] {
   const names = new Set<string>();
-  const collect = (lines: readonly string[], parameter: string): void => {
+  const collect = (lines: readonly string[], parameter: keyof typeof PLAIN_PARAMETERS): void => {
     for (const line of lines) {
       const value = line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ');
       const parsed = libmime.parseHeaderValue(value).params[parameter];
       if (parsed) names.add(decodeName(parsed));
       // Duplicated parameters: parseHeaderValue keeps one reading; every plain reading is kept too.
-      const plain = new RegExp(`(?:^|;)\\s*${parameter}\\s*=\\s*("(?:[^"\\\\]|\\\\.)*"|[^;]*)`, 'gi');
-      for (const match of value.matchAll(plain)) {
+      for (const match of value.matchAll(PLAIN_PARAMETERS[parameter])) {
         const raw = (match[1] ?? '').trim().replace(/^"(.*)"$/s, '$1').replace(/\\(.)/g, '$1');
         if (raw) names.add(decodeName(raw));
       }
