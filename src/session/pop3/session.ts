@@ -29,7 +29,8 @@ import type { HostPort, Policy } from '../../config/schema.js';
 import type { Inspector, MessageSource } from '../../inspect/api.js';
 import type { Logger, RetrievalSummary } from '../../observe/log.js';
 import { Spool } from '../../capture/spool.js';
-import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
+import { CLOSED, SocketReader } from '../../wire/socket-reader.js';
+import { PhaseTimer } from '../timers.js';
 import type { LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
 import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
@@ -107,6 +108,18 @@ interface UpstreamLeg {
   label: string;
 }
 
+/** The downstream owes the next command line (or AUTH response) within pop3.idle_seconds (RFC 1939 3 autologout). */
+type DownstreamDeadline = 'idle';
+/** The upstream owes its greeting, a status line, or the next chunk of a multi-line response. */
+type UpstreamDeadline = 'greeting' | 'reply' | 'multiline';
+
+/** Why the session ends when an upstream deadline passes (the log's reason). */
+const UPSTREAM_TIMEOUT_REASONS: Record<UpstreamDeadline, string> = {
+  greeting: 'upstream reply timeout',
+  reply: 'upstream reply timeout',
+  multiline: 'upstream timeout during a multi-line response',
+};
+
 type RetrievalOutcome = { verdict: RetrievalSummary['verdict']; reason?: string; size: number; quarantine?: string };
 
 export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
@@ -125,6 +138,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** Set by shutdown(): the session closes after the command in progress. */
   private draining = false;
   private readonly log: Logger;
+  /** The downstream's deadline: armed only while a line is awaited from it. */
+  private readonly downstreamDeadline = new PhaseTimer<DownstreamDeadline>(() =>
+    this.downstreamReader.interrupt(new SessionEnd(POP3_RESPONSES.idleTimeout, 'downstream idle timeout')),
+  );
+  /** The upstream's deadline: armed only while a line or a chunk is awaited from it. */
+  private readonly upstreamDeadline = new PhaseTimer<UpstreamDeadline>((kind) =>
+    this.upstream?.reader.interrupt(new SessionEnd(POP3_RESPONSES.upstreamTimeout, UPSTREAM_TIMEOUT_REASONS[kind])),
+  );
   /** Gate, inspection and quarantine of each captured retrieval (session/payload.ts). */
   private readonly payloadStep: PayloadStep;
 
@@ -212,7 +233,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     socket.setNoDelay(true);
     socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
     this.upstream = { socket, reader: new SocketReader(socket, MAX_UPSTREAM_LINE_BYTES), host: address.host, label };
-    const greeting = await this.readUpstreamLine(this.options.policy.timeouts.greeting_seconds);
+    const greeting = await this.readUpstreamLine('greeting');
     if (statusOf(greeting) !== 'ok') {
       this.log.warn({ upstream: label, greeting: greeting.toString('latin1').slice(0, 200) }, 'upstream refused the session');
       throw new SessionEnd(POP3_RESPONSES.upstreamUnreachable, 'upstream greeting was not +OK');
@@ -597,12 +618,30 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
 
   // ---- the two legs ------------------------------------------------------------------
 
+  /**
+   * The deadlines, set in one place: each read arms its leg's deadline once, so a whole line
+   * must arrive in time (a trickle of bytes does not extend it) and each chunk of a
+   * multi-line response restarts it. A deadline that passes interrupts the read with a SessionEnd.
+   */
+  private armDeadline(kind: DownstreamDeadline | UpstreamDeadline): void {
+    const { pop3, timeouts } = this.options.policy;
+    switch (kind) {
+      case 'idle':
+        return this.downstreamDeadline.set(kind, pop3.idle_seconds);
+      case 'greeting':
+        return this.upstreamDeadline.set(kind, timeouts.greeting_seconds);
+      case 'reply':
+      case 'multiline':
+        return this.upstreamDeadline.set(kind, timeouts.upstream_reply_seconds);
+    }
+  }
+
   private async readDownstreamLine(): Promise<Awaited<ReturnType<SocketReader['nextLine']>>> {
+    this.armDeadline('idle');
     try {
-      return await this.downstreamReader.nextLine(this.options.policy.pop3.idle_seconds);
-    } catch (error) {
-      if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.idleTimeout, 'downstream idle timeout');
-      throw error;
+      return await this.downstreamReader.nextLine();
+    } finally {
+      this.downstreamDeadline.clear();
     }
   }
 
@@ -615,21 +654,21 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     } catch {
       throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
     }
-    const line = await this.readUpstreamLine(this.options.policy.timeouts.upstream_reply_seconds);
+    const line = await this.readUpstreamLine('reply');
     const status = statusOf(line);
     if (status === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'upstream response without +OK or -ERR');
     return { status, line };
   }
 
-  private async readUpstreamLine(timeoutSeconds: number): Promise<Buffer> {
+  private async readUpstreamLine(kind: 'greeting' | 'reply'): Promise<Buffer> {
     const upstream = this.upstream;
     if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    this.armDeadline(kind);
     let event;
     try {
-      event = await upstream.reader.nextLine(timeoutSeconds);
-    } catch (error) {
-      if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.upstreamTimeout, 'upstream reply timeout');
-      throw error;
+      event = await upstream.reader.nextLine();
+    } finally {
+      this.upstreamDeadline.clear();
     }
     if (event === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
     if (event.kind === 'overflow') throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'upstream line too long');
@@ -641,21 +680,20 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const upstream = this.upstream;
     if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
     const decoder = new DataDecoder();
-    for (;;) {
-      let chunk;
-      try {
-        chunk = await upstream.reader.nextChunk(this.options.policy.timeouts.upstream_reply_seconds);
-      } catch (error) {
-        if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.upstreamTimeout, 'upstream timeout during a multi-line response');
-        throw error;
+    try {
+      for (;;) {
+        this.armDeadline('multiline');
+        const chunk = await upstream.reader.nextChunk();
+        if (chunk === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost during a multi-line response');
+        const decoded = decoder.decode(chunk);
+        if (decoded.content.length > 0) await sink(decoded.content);
+        if (decoded.ended) {
+          upstream.reader.unread(decoded.rest);
+          return;
+        }
       }
-      if (chunk === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost during a multi-line response');
-      const decoded = decoder.decode(chunk);
-      if (decoded.content.length > 0) await sink(decoded.content);
-      if (decoded.ended) {
-        upstream.reader.unread(decoded.rest);
-        return;
-      }
+    } finally {
+      this.upstreamDeadline.clear();
     }
   }
 
@@ -700,6 +738,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private finalize(): void {
+    this.downstreamDeadline.clear();
+    this.upstreamDeadline.clear();
     if (this.closed) return;
     this.closed = true;
     destroyAfterLinger(this.downstream);
