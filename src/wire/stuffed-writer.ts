@@ -102,6 +102,26 @@ export class PayloadLease {
     }
   }
 
+  /**
+   * Relays a payload as it arrives (POP3 RETR/TOP/LIST/UIDL uninspected): `pump` hands each
+   * batch of unstuffed content to its `write`, which sends it re-stuffed at once and waits
+   * for 'drain' when needed; then the final dot, then the lease ends. Nothing is batched
+   * across pieces, so a slow source reaches the peer at its own pace.
+   */
+  async relay(pump: (write: (content: readonly Buffer[]) => Promise<void>) => Promise<void>): Promise<void> {
+    const socket = this.writer.socket;
+    try {
+      const stuffer = new DotStuffer();
+      await pump((content) => {
+        if (this.ended) throw new Error('payload lease ended while streaming');
+        return writeAll(socket, content.flatMap((piece) => stuffer.stuff(piece)));
+      });
+      await writeAll(socket, [...stuffer.end(), END_OF_DATA]);
+    } finally {
+      this.release();
+    }
+  }
+
   /** Ends the lease without a payload (the opening was refused, or the connection failed). */
   release(): void {
     if (this.ended) return;

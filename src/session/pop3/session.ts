@@ -32,9 +32,9 @@ import { Spool } from '../../capture/spool.js';
 import { CLOSED, SocketReader } from '../../wire/socket-reader.js';
 import { PhaseTimer } from '../timers.js';
 import type { LineEvent } from '../../wire/line-reader.js';
-import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
+import { DataDecoder, END_OF_DATA } from '../../wire/dot-codec.js';
 import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
-import { StuffedWriter } from '../../wire/stuffed-writer.js';
+import { StuffedWriter, WriterBusyError } from '../../wire/stuffed-writer.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, statusOf, type Status } from './responses.js';
 import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
@@ -128,6 +128,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** The downstream connection: the accepted socket, or the TLS socket over it after STLS. */
   private downstream: Socket;
   private downstreamReader: SocketReader;
+  /** The only writer of the downstream: it owns the socket from a multi-line response's "+OK" to its dot. */
+  private downstreamWriter: StuffedWriter;
   /** TLS on the downstream leg: none, implicit (port 995), or intercepted (after STLS). */
   private tls: RetrievalSummary['tls'];
   private unknownCommands = 0;
@@ -154,6 +156,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     this.downstream = options.downstream;
     this.tls = options.tls;
     this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
+    this.downstreamWriter = new StuffedWriter(options.downstream);
     this.log = options.logger.child({ session: options.id });
     this.payloadStep = {
       policy: options.policy,
@@ -378,10 +381,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       await this.sendDownstream([status.line, CRLF]);
       return status.status;
     }
-    await this.sendDownstream([status.line, CRLF]);
-    const stuffer = new DotStuffer();
-    await this.readMultiline(async (content) => this.sendDownstream(content.flatMap((piece) => stuffer.stuff(piece))));
-    await this.sendDownstream([...stuffer.end(), END_OF_DATA]);
+    await this.relayMultiline(status.line);
     return 'ok';
   }
 
@@ -482,6 +482,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     secure.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
     this.downstream = secure;
     this.downstreamReader = new SocketReader(secure, this.options.policy.limits.max_command_line_bytes);
+    this.downstreamWriter = new StuffedWriter(secure);
     this.tls = 'intercepted';
     this.log.debug('STLS intercepted');
   }
@@ -516,18 +517,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const report = (outcome: RetrievalOutcome, keptAlive: boolean): void =>
       this.report({ command: command.verb, message, startedAt, keptAlive, ...outcome });
     if (!this.options.inspect) {
-      await this.sendDownstream([status.line, CRLF]);
-      const stuffer = new DotStuffer();
       let size = 0;
-      await this.readMultiline(async (content) => {
+      await this.relayMultiline(status.line, (content) => {
         for (const piece of content) size += piece.length;
-        await this.sendDownstream(content.flatMap((piece) => stuffer.stuff(piece)));
       });
-      await this.sendDownstream([...stuffer.end(), END_OF_DATA]);
       return report({ verdict: 'pass', size }, false);
     }
     const spool = new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes });
-    const keepalive = new RetrievalKeepalive(new StuffedWriter(this.downstream), this.options.policy.pop3.keepalive_seconds);
+    const keepalive = new RetrievalKeepalive(this.downstreamWriter, this.options.policy.pop3.keepalive_seconds);
     try {
       const outcome = await this.captureAndAnswer(command, message, status.line, spool, keepalive);
       report(outcome, keepalive.committed);
@@ -697,7 +694,30 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     }
   }
 
+  /**
+   * A multi-line response relayed uninspected as it arrives: the status line, the content
+   * re-stuffed (`observe` sees each batch first), the dot. The writer owns the downstream meanwhile.
+   */
+  private async relayMultiline(statusLine: Buffer, observe?: (content: readonly Buffer[]) => void): Promise<void> {
+    const writer = this.downstreamWriter;
+    if (writer.socket.destroyed || !writer.socket.writable) throw new SessionEnd(undefined, 'downstream connection lost');
+    try {
+      const lease = writer.begin([statusLine, CRLF]);
+      await lease.relay((write) =>
+        this.readMultiline((content) => {
+          observe?.(content);
+          return write(content);
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof SessionEnd) && (writer.socket.destroyed || !writer.socket.writable)) throw new SessionEnd(undefined, 'downstream connection lost');
+      throw error;
+    }
+  }
+
   private async sendDownstream(pieces: readonly Buffer[]): Promise<void> {
+    // A payload in flight owns the downstream: writing beside it would be a bug.
+    if (this.downstreamWriter.streaming) throw new WriterBusyError();
     const downstream = this.downstream;
     try {
       await writeAll(downstream, pieces);
