@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import type { HostPort, Policy } from '../../config/schema.js';
 import type { Inspector, MessageSource } from '../../inspect/api.js';
 import type { Logger, RetrievalSummary } from '../../observe/log.js';
-import { Spool } from '../../capture/spool.js';
+import type { Spool } from '../../capture/spool.js';
 import { CLOSED, SocketReader } from '../../wire/socket-reader.js';
 import { PhaseTimer } from '../timers.js';
 import type { LineEvent } from '../../wire/line-reader.js';
@@ -41,10 +41,12 @@ import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js'
 import { refusalResponse } from './outcome.js';
 import { summarize } from '../summary.js';
 import { RetrievalKeepalive } from './keepalive.js';
-import { overMemoryBudget } from '../memory-budget.js';
+import { refuseOverMemoryBudget } from '../memory-budget.js';
+import { UnknownCommands } from '../unknown-commands.js';
+import { payloadSpool } from '../payload-spool.js';
 import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
-import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
-import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
+import { connectTls, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { interceptDownstream, startPassthrough, type StartTlsMode } from '../../tls/starttls.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
 const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
@@ -132,7 +134,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private downstreamWriter: StuffedWriter;
   /** TLS on the downstream leg: none, implicit (port 995), or intercepted (after STLS). */
   private tls: RetrievalSummary['tls'];
-  private unknownCommands = 0;
+  private readonly unknownCommands: UnknownCommands;
   private user = '';
   private closed = false;
   /** A command is being answered (drain waits for it). */
@@ -157,6 +159,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     this.tls = options.tls;
     this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
     this.downstreamWriter = new StuffedWriter(options.downstream);
+    this.unknownCommands = new UnknownCommands(options.policy.limits.max_unknown_commands);
     this.log = options.logger.child({ session: options.id });
     this.payloadStep = {
       policy: options.policy,
@@ -471,11 +474,11 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
 
   /** The downstream leg becomes a TLS server with a leaf from our CA; plaintext sent behind STLS is dropped. */
   private async upgradeDownstream(): Promise<void> {
-    const raw = this.downstream;
-    discardInjected('STLS', this.downstreamReader.detach(), raw, this.log);
+    const { tlsSetup, tlsName, policy } = this.options;
+    const legs = { command: 'STLS', downstream: this.downstream, downstreamUnread: this.downstreamReader.detach(), log: this.log } as const;
     let secure: Socket;
     try {
-      secure = await acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds);
+      secure = await interceptDownstream({ ...legs, tlsSetup, tlsName, handshakeSeconds: policy.tls.handshake_seconds }, () => undefined);
     } catch (error) {
       throw new SessionEnd(undefined, `downstream TLS handshake failed: ${(error as Error).message}`);
     }
@@ -492,13 +495,18 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    discardInjected('STLS', this.downstreamReader.detach(), downstream, this.log);
+    const legs = { command: 'STLS', downstream, downstreamUnread: this.downstreamReader.detach(), log: this.log } as const;
     upstream.reader.detach();
-    discardBuffered(upstream.socket);
-    this.closed = true;
-    this.log.info({ upstream: upstream.label }, 'STLS passed through: the rest of this session is not inspected');
-    this.emit('passthrough');
-    splice(downstream, upstream.socket, this.options.policy.pop3.idle_seconds, () => this.emit('close'));
+    startPassthrough(
+      { ...legs, upstream: upstream.socket, upstreamLabel: upstream.label, idleSeconds: this.options.policy.pop3.idle_seconds },
+      {
+        release: () => {
+          this.closed = true;
+        },
+        onPassthrough: () => this.emit('passthrough'),
+        onClose: () => this.emit('close'),
+      },
+    );
   }
 
   // ---- RETR and TOP ----------------------------------------------------------------
@@ -506,10 +514,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private async retrieve(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
     const startedAt = performance.now();
     const message = command.argument.split(' ')[0] ?? '';
-    const budget = this.options.policy.limits.max_process_memory_bytes;
-    const resident = this.options.inspect ? overMemoryBudget(budget) : undefined;
-    if (resident !== undefined) {
-      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: retrieval tempfailed');
+    if (this.options.inspect && refuseOverMemoryBudget(this.options.policy.limits.max_process_memory_bytes, this.log, 'retrieval')) {
       return this.sendDownstream([notInspected(message, 'the proxy is short of memory')]);
     }
     const status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
@@ -523,7 +528,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       });
       return report({ verdict: 'pass', size }, false);
     }
-    const spool = new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes });
+    const spool = payloadSpool(this.options.spoolDir, this.options.policy);
     const keepalive = new RetrievalKeepalive(this.downstreamWriter, this.options.policy.pop3.keepalive_seconds);
     try {
       const outcome = await this.captureAndAnswer(command, message, status.line, spool, keepalive);
@@ -727,8 +732,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private async countUnknown(): Promise<void> {
-    this.unknownCommands++;
-    if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) throw new SessionEnd(POP3_RESPONSES.tooManyUnknown, 'too many unknown commands');
+    if (this.unknownCommands.record()) throw new SessionEnd(POP3_RESPONSES.tooManyUnknown, 'too many unknown commands');
   }
 
   // ---- closing -----------------------------------------------------------------------
