@@ -62,7 +62,10 @@ export class StuffedWriter {
       if (this.lease === lease) this.lease = undefined;
     });
     this.lease = lease;
+    // One write (a writev) for the whole opening: a status line and its CRLF are not two syscalls.
+    this.socket.cork();
     for (const piece of opening) this.socket.write(piece);
+    this.socket.uncork();
     return lease;
   }
 }

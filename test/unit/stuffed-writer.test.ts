@@ -1,7 +1,7 @@
 // The stuffed writer owns its connection from a payload's opening line to its final dot: a
 // command throws and a keepalive is skipped meanwhile; afterwards both go through again.
 import t from 'tap';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { StuffedWriter } from '../../src/wire/stuffed-writer.js';
 
 function sink(): { stream: PassThrough; bytes: () => string } {
@@ -133,4 +133,22 @@ t.test('a relay waits for drain when the peer does not read', async (t) => {
   stream.resume();
   await relaying;
   t.equal(secondWritten, true);
+});
+
+t.test('the opening goes out as one write (a status line and its CRLF are one writev)', async (t) => {
+  const writes: number[] = [];
+  const stream = new Writable({
+    writev(chunks, done) {
+      writes.push(chunks.length);
+      done();
+    },
+    write(_chunk, _encoding, done) {
+      writes.push(1);
+      done();
+    },
+  });
+  const writer = new StuffedWriter(stream);
+  writer.begin([Buffer.from('+OK 20 octets'), Buffer.from('\r\n')]).release();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(writes, [2], 'one writev carrying both pieces');
 });
