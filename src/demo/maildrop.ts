@@ -7,7 +7,8 @@
  * Multi-line responses are dot-stuffed with the proxy's own DotStuffer.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { CLOSED, SocketReader } from '../wire/socket-reader.js';
+import { CLOSED, ReadTimeout, SocketReader } from '../wire/socket-reader.js';
+import { PhaseTimer } from '../session/timers.js';
 import { DotStuffer, END_OF_DATA } from '../wire/dot-codec.js';
 import { writeAll } from '../wire/socket-write.js';
 
@@ -87,10 +88,13 @@ export class Maildrop {
     socket.on('error', () => socket.destroy());
     const reader = new SocketReader(socket, MAX_LINE_BYTES);
     const session = new MaildropSession(this.mailbox);
+    const autologout = new PhaseTimer<'autologout'>(() => reader.interrupt(new ReadTimeout(AUTOLOGOUT_SECONDS)));
     try {
       await writeAll(socket, [line('+OK mailmoat demo maildrop ready')]);
       for (;;) {
-        const event = await reader.nextLine(AUTOLOGOUT_SECONDS);
+        autologout.set('autologout', AUTOLOGOUT_SECONDS);
+        const event = await reader.nextLine();
+        autologout.clear();
         if (event === CLOSED) break;
         const answer = event.kind === 'line' ? session.answer(event.line.toString('latin1')) : err('line too long');
         await writeAll(socket, answer.pieces);
@@ -101,6 +105,7 @@ export class Maildrop {
       // Autologout (RFC 1939 3: no UPDATE), or the client is gone.
       socket.destroy();
     } finally {
+      autologout.clear();
       session.release();
     }
   }

@@ -6,7 +6,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { CLOSED, SocketReader } from '../wire/socket-reader.js';
+import { CLOSED, ReadTimeout, SocketReader } from '../wire/socket-reader.js';
+import { PhaseTimer } from '../session/timers.js';
 import { DataDecoder } from '../wire/dot-codec.js';
 import { writeAll } from '../wire/socket-write.js';
 
@@ -17,6 +18,9 @@ const MAX_LINE_BYTES = 4096;
 export type Retrieval = { ok: true; content: Buffer } | { ok: false; response: string };
 
 export class Pop3Client {
+  /** Each status line, and each chunk of a multi-line response, must come within RESPONSE_SECONDS. */
+  private readonly deadline = new PhaseTimer<'response'>(() => this.reader.interrupt(new ReadTimeout(RESPONSE_SECONDS)));
+
   private constructor(
     private readonly socket: Socket,
     private readonly reader: SocketReader,
@@ -70,7 +74,7 @@ export class Pop3Client {
   }
 
   private async statusLine(): Promise<string> {
-    const event = await this.reader.nextLine(RESPONSE_SECONDS);
+    const event = await this.within(() => this.reader.nextLine());
     if (event === CLOSED) throw new Error('the POP3 server closed the connection');
     if (event.kind === 'overflow') throw new Error('the POP3 server sent an over-long line');
     return event.line.toString('latin1');
@@ -85,7 +89,7 @@ export class Pop3Client {
     const decoder = new DataDecoder();
     const content: Buffer[] = [];
     for (;;) {
-      const chunk = await this.reader.nextChunk(RESPONSE_SECONDS);
+      const chunk = await this.within(() => this.reader.nextChunk());
       if (chunk === CLOSED) throw new Error('the POP3 server closed the connection inside a multi-line response');
       const decoded = decoder.decode(chunk);
       content.push(...decoded.content);
@@ -93,6 +97,15 @@ export class Pop3Client {
         this.reader.unread(decoded.rest);
         return Buffer.concat(content);
       }
+    }
+  }
+
+  private async within<T>(read: () => Promise<T>): Promise<T> {
+    this.deadline.set('response', RESPONSE_SECONDS);
+    try {
+      return await read();
+    } finally {
+      this.deadline.clear();
     }
   }
 }

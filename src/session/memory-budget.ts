@@ -7,6 +7,7 @@
  * sampled at most once per RESIDENT_SAMPLE_INTERVAL_MS, not once per message.
  */
 import { performance } from 'node:perf_hooks';
+import type { Logger } from '../observe/log.js';
 
 /** How old a resident-size sample may be before the next DATA/RETR reads a new one. */
 export const RESIDENT_SAMPLE_INTERVAL_MS = 100;
@@ -23,4 +24,16 @@ export function overMemoryBudget(budgetBytes: number): number | undefined {
     sampledAt = now;
   }
   return sampledBytes > budgetBytes ? sampledBytes : undefined;
+}
+
+/**
+ * The check both dialects make before taking a payload: true, with the warning logged,
+ * when the process is over `budgetBytes` (limits.max_process_memory_bytes) and the
+ * payload (`DATA`, `retrieval`) is to be tempfailed.
+ */
+export function refuseOverMemoryBudget(budgetBytes: number, log: Logger, payload: 'DATA' | 'retrieval'): boolean {
+  const resident = overMemoryBudget(budgetBytes);
+  if (resident === undefined) return false;
+  log.warn({ residentBytes: resident, budgetBytes }, `process over limits.max_process_memory_bytes: ${payload} tempfailed`);
+  return true;
 }

@@ -62,7 +62,10 @@ export class StuffedWriter {
       if (this.lease === lease) this.lease = undefined;
     });
     this.lease = lease;
+    // One write (a writev) for the whole opening: a status line and its CRLF are not two syscalls.
+    this.socket.cork();
     for (const piece of opening) this.socket.write(piece);
+    this.socket.uncork();
     return lease;
   }
 }
@@ -97,6 +100,26 @@ export class PayloadLease {
       }
       beforeLastWrite?.();
       await writeAll(socket, [...batch, ...stuffer.end(), END_OF_DATA]);
+    } finally {
+      this.release();
+    }
+  }
+
+  /**
+   * Relays a payload as it arrives (POP3 RETR/TOP/LIST/UIDL uninspected): `pump` hands each
+   * batch of unstuffed content to its `write`, which sends it re-stuffed at once and waits
+   * for 'drain' when needed; then the final dot, then the lease ends. Nothing is batched
+   * across pieces, so a slow source reaches the peer at its own pace.
+   */
+  async relay(pump: (write: (content: readonly Buffer[]) => Promise<void>) => Promise<void>): Promise<void> {
+    const socket = this.writer.socket;
+    try {
+      const stuffer = new DotStuffer();
+      await pump((content) => {
+        if (this.ended) throw new Error('payload lease ended while streaming');
+        return writeAll(socket, content.flatMap((piece) => stuffer.stuff(piece)));
+      });
+      await writeAll(socket, [...stuffer.end(), END_OF_DATA]);
     } finally {
       this.release();
     }

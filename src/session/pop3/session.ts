@@ -28,22 +28,25 @@ import { performance } from 'node:perf_hooks';
 import type { HostPort, Policy } from '../../config/schema.js';
 import type { Inspector, MessageSource } from '../../inspect/api.js';
 import type { Logger, RetrievalSummary } from '../../observe/log.js';
-import { Spool } from '../../capture/spool.js';
-import { CLOSED, ReadTimeout, SocketReader } from '../../wire/socket-reader.js';
+import type { Spool } from '../../capture/spool.js';
+import { CLOSED, SocketReader } from '../../wire/socket-reader.js';
+import { PhaseTimer } from '../timers.js';
 import type { LineEvent } from '../../wire/line-reader.js';
-import { DataDecoder, DotStuffer, END_OF_DATA } from '../../wire/dot-codec.js';
+import { DataDecoder, END_OF_DATA } from '../../wire/dot-codec.js';
 import { destroyAfterLinger, writeAll } from '../../wire/socket-write.js';
-import { StuffedWriter } from '../../wire/stuffed-writer.js';
+import { StuffedWriter, WriterBusyError } from '../../wire/stuffed-writer.js';
 import { parseCommand, parseProxyLogin, type ParsedCommand, type Pop3State } from './commands.js';
 import { POP3_RESPONSES, filterCapabilities, notInspected, ok, statusOf, type Status } from './responses.js';
 import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
 import { refusalResponse } from './outcome.js';
 import { summarize } from '../summary.js';
 import { RetrievalKeepalive } from './keepalive.js';
-import { overMemoryBudget } from '../memory-budget.js';
+import { refuseOverMemoryBudget } from '../memory-budget.js';
+import { UnknownCommands } from '../unknown-commands.js';
+import { payloadSpool } from '../payload-spool.js';
 import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
-import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
-import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
+import { connectTls, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { interceptDownstream, startPassthrough, type StartTlsMode } from '../../tls/starttls.js';
 
 /** Upstream status and SASL challenge lines longer than this are a protocol error. */
 const MAX_UPSTREAM_LINE_BYTES = 64 * 1024;
@@ -107,6 +110,18 @@ interface UpstreamLeg {
   label: string;
 }
 
+/** The downstream owes the next command line (or AUTH response) within pop3.idle_seconds (RFC 1939 3 autologout). */
+type DownstreamDeadline = 'idle';
+/** The upstream owes its greeting, a status line, or the next chunk of a multi-line response. */
+type UpstreamDeadline = 'greeting' | 'reply' | 'multiline';
+
+/** Why the session ends when an upstream deadline passes (the log's reason). */
+const UPSTREAM_TIMEOUT_REASONS: Record<UpstreamDeadline, string> = {
+  greeting: 'upstream reply timeout',
+  reply: 'upstream reply timeout',
+  multiline: 'upstream timeout during a multi-line response',
+};
+
 type RetrievalOutcome = { verdict: RetrievalSummary['verdict']; reason?: string; size: number; quarantine?: string };
 
 export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
@@ -115,9 +130,11 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** The downstream connection: the accepted socket, or the TLS socket over it after STLS. */
   private downstream: Socket;
   private downstreamReader: SocketReader;
+  /** The only writer of the downstream: it owns the socket from a multi-line response's "+OK" to its dot. */
+  private downstreamWriter: StuffedWriter;
   /** TLS on the downstream leg: none, implicit (port 995), or intercepted (after STLS). */
   private tls: RetrievalSummary['tls'];
-  private unknownCommands = 0;
+  private readonly unknownCommands: UnknownCommands;
   private user = '';
   private closed = false;
   /** A command is being answered (drain waits for it). */
@@ -125,6 +142,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   /** Set by shutdown(): the session closes after the command in progress. */
   private draining = false;
   private readonly log: Logger;
+  /** The downstream's deadline: armed only while a line is awaited from it. */
+  private readonly downstreamDeadline = new PhaseTimer<DownstreamDeadline>(() =>
+    this.downstreamReader.interrupt(new SessionEnd(POP3_RESPONSES.idleTimeout, 'downstream idle timeout')),
+  );
+  /** The upstream's deadline: armed only while a line or a chunk is awaited from it. */
+  private readonly upstreamDeadline = new PhaseTimer<UpstreamDeadline>((kind) =>
+    this.upstream?.reader.interrupt(new SessionEnd(POP3_RESPONSES.upstreamTimeout, UPSTREAM_TIMEOUT_REASONS[kind])),
+  );
   /** Gate, inspection and quarantine of each captured retrieval (session/payload.ts). */
   private readonly payloadStep: PayloadStep;
 
@@ -133,6 +158,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     this.downstream = options.downstream;
     this.tls = options.tls;
     this.downstreamReader = new SocketReader(options.downstream, options.policy.limits.max_command_line_bytes);
+    this.downstreamWriter = new StuffedWriter(options.downstream);
+    this.unknownCommands = new UnknownCommands(options.policy.limits.max_unknown_commands);
     this.log = options.logger.child({ session: options.id });
     this.payloadStep = {
       policy: options.policy,
@@ -212,7 +239,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     socket.setNoDelay(true);
     socket.on('error', (error) => this.log.debug({ err: error }, 'upstream socket error'));
     this.upstream = { socket, reader: new SocketReader(socket, MAX_UPSTREAM_LINE_BYTES), host: address.host, label };
-    const greeting = await this.readUpstreamLine(this.options.policy.timeouts.greeting_seconds);
+    const greeting = await this.readUpstreamLine('greeting');
     if (statusOf(greeting) !== 'ok') {
       this.log.warn({ upstream: label, greeting: greeting.toString('latin1').slice(0, 200) }, 'upstream refused the session');
       throw new SessionEnd(POP3_RESPONSES.upstreamUnreachable, 'upstream greeting was not +OK');
@@ -357,10 +384,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
       await this.sendDownstream([status.line, CRLF]);
       return status.status;
     }
-    await this.sendDownstream([status.line, CRLF]);
-    const stuffer = new DotStuffer();
-    await this.readMultiline(async (content) => this.sendDownstream(content.flatMap((piece) => stuffer.stuff(piece))));
-    await this.sendDownstream([...stuffer.end(), END_OF_DATA]);
+    await this.relayMultiline(status.line);
     return 'ok';
   }
 
@@ -450,17 +474,18 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
 
   /** The downstream leg becomes a TLS server with a leaf from our CA; plaintext sent behind STLS is dropped. */
   private async upgradeDownstream(): Promise<void> {
-    const raw = this.downstream;
-    discardInjected('STLS', this.downstreamReader.detach(), raw, this.log);
+    const { tlsSetup, tlsName, policy } = this.options;
+    const legs = { command: 'STLS', downstream: this.downstream, downstreamUnread: this.downstreamReader.detach(), log: this.log } as const;
     let secure: Socket;
     try {
-      secure = await acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds);
+      secure = await interceptDownstream({ ...legs, tlsSetup, tlsName, handshakeSeconds: policy.tls.handshake_seconds }, () => undefined);
     } catch (error) {
       throw new SessionEnd(undefined, `downstream TLS handshake failed: ${(error as Error).message}`);
     }
     secure.on('error', (error) => this.log.debug({ err: error }, 'downstream socket error'));
     this.downstream = secure;
     this.downstreamReader = new SocketReader(secure, this.options.policy.limits.max_command_line_bytes);
+    this.downstreamWriter = new StuffedWriter(secure);
     this.tls = 'intercepted';
     this.log.debug('STLS intercepted');
   }
@@ -470,13 +495,18 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    discardInjected('STLS', this.downstreamReader.detach(), downstream, this.log);
+    const legs = { command: 'STLS', downstream, downstreamUnread: this.downstreamReader.detach(), log: this.log } as const;
     upstream.reader.detach();
-    discardBuffered(upstream.socket);
-    this.closed = true;
-    this.log.info({ upstream: upstream.label }, 'STLS passed through: the rest of this session is not inspected');
-    this.emit('passthrough');
-    splice(downstream, upstream.socket, this.options.policy.pop3.idle_seconds, () => this.emit('close'));
+    startPassthrough(
+      { ...legs, upstream: upstream.socket, upstreamLabel: upstream.label, idleSeconds: this.options.policy.pop3.idle_seconds },
+      {
+        release: () => {
+          this.closed = true;
+        },
+        onPassthrough: () => this.emit('passthrough'),
+        onClose: () => this.emit('close'),
+      },
+    );
   }
 
   // ---- RETR and TOP ----------------------------------------------------------------
@@ -484,10 +514,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   private async retrieve(command: Extract<ParsedCommand, { kind: 'command' }>): Promise<void> {
     const startedAt = performance.now();
     const message = command.argument.split(' ')[0] ?? '';
-    const budget = this.options.policy.limits.max_process_memory_bytes;
-    const resident = this.options.inspect ? overMemoryBudget(budget) : undefined;
-    if (resident !== undefined) {
-      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: retrieval tempfailed');
+    if (this.options.inspect && refuseOverMemoryBudget(this.options.policy.limits.max_process_memory_bytes, this.log, 'retrieval')) {
       return this.sendDownstream([notInspected(message, 'the proxy is short of memory')]);
     }
     const status = await this.requestUpstream(Buffer.concat([command.line, CRLF]));
@@ -495,18 +522,14 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const report = (outcome: RetrievalOutcome, keptAlive: boolean): void =>
       this.report({ command: command.verb, message, startedAt, keptAlive, ...outcome });
     if (!this.options.inspect) {
-      await this.sendDownstream([status.line, CRLF]);
-      const stuffer = new DotStuffer();
       let size = 0;
-      await this.readMultiline(async (content) => {
+      await this.relayMultiline(status.line, (content) => {
         for (const piece of content) size += piece.length;
-        await this.sendDownstream(content.flatMap((piece) => stuffer.stuff(piece)));
       });
-      await this.sendDownstream([...stuffer.end(), END_OF_DATA]);
       return report({ verdict: 'pass', size }, false);
     }
-    const spool = new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes });
-    const keepalive = new RetrievalKeepalive(new StuffedWriter(this.downstream), this.options.policy.pop3.keepalive_seconds);
+    const spool = payloadSpool(this.options.spoolDir, this.options.policy);
+    const keepalive = new RetrievalKeepalive(this.downstreamWriter, this.options.policy.pop3.keepalive_seconds);
     try {
       const outcome = await this.captureAndAnswer(command, message, status.line, spool, keepalive);
       report(outcome, keepalive.committed);
@@ -598,12 +621,30 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
 
   // ---- the two legs ------------------------------------------------------------------
 
+  /**
+   * The deadlines, set in one place: each read arms its leg's deadline once, so a whole line
+   * must arrive in time (a trickle of bytes does not extend it) and each chunk of a
+   * multi-line response restarts it. A deadline that passes interrupts the read with a SessionEnd.
+   */
+  private armDeadline(kind: DownstreamDeadline | UpstreamDeadline): void {
+    const { pop3, timeouts } = this.options.policy;
+    switch (kind) {
+      case 'idle':
+        return this.downstreamDeadline.set(kind, pop3.idle_seconds);
+      case 'greeting':
+        return this.upstreamDeadline.set(kind, timeouts.greeting_seconds);
+      case 'reply':
+      case 'multiline':
+        return this.upstreamDeadline.set(kind, timeouts.upstream_reply_seconds);
+    }
+  }
+
   private async readDownstreamLine(): Promise<Awaited<ReturnType<SocketReader['nextLine']>>> {
+    this.armDeadline('idle');
     try {
-      return await this.downstreamReader.nextLine(this.options.policy.pop3.idle_seconds);
-    } catch (error) {
-      if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.idleTimeout, 'downstream idle timeout');
-      throw error;
+      return await this.downstreamReader.nextLine();
+    } finally {
+      this.downstreamDeadline.clear();
     }
   }
 
@@ -616,21 +657,21 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     } catch {
       throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
     }
-    const line = await this.readUpstreamLine(this.options.policy.timeouts.upstream_reply_seconds);
+    const line = await this.readUpstreamLine('reply');
     const status = statusOf(line);
     if (status === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'upstream response without +OK or -ERR');
     return { status, line };
   }
 
-  private async readUpstreamLine(timeoutSeconds: number): Promise<Buffer> {
+  private async readUpstreamLine(kind: 'greeting' | 'reply'): Promise<Buffer> {
     const upstream = this.upstream;
     if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
+    this.armDeadline(kind);
     let event;
     try {
-      event = await upstream.reader.nextLine(timeoutSeconds);
-    } catch (error) {
-      if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.upstreamTimeout, 'upstream reply timeout');
-      throw error;
+      event = await upstream.reader.nextLine();
+    } finally {
+      this.upstreamDeadline.clear();
     }
     if (event === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
     if (event.kind === 'overflow') throw new SessionEnd(POP3_RESPONSES.upstreamProtocolError, 'upstream line too long');
@@ -642,25 +683,47 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
     const upstream = this.upstream;
     if (upstream === undefined) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost');
     const decoder = new DataDecoder();
-    for (;;) {
-      let chunk;
-      try {
-        chunk = await upstream.reader.nextChunk(this.options.policy.timeouts.upstream_reply_seconds);
-      } catch (error) {
-        if (error instanceof ReadTimeout) throw new SessionEnd(POP3_RESPONSES.upstreamTimeout, 'upstream timeout during a multi-line response');
-        throw error;
+    try {
+      for (;;) {
+        this.armDeadline('multiline');
+        const chunk = await upstream.reader.nextChunk();
+        if (chunk === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost during a multi-line response');
+        const decoded = decoder.decode(chunk);
+        if (decoded.content.length > 0) await sink(decoded.content);
+        if (decoded.ended) {
+          upstream.reader.unread(decoded.rest);
+          return;
+        }
       }
-      if (chunk === CLOSED) throw new SessionEnd(POP3_RESPONSES.upstreamLost, 'upstream lost during a multi-line response');
-      const decoded = decoder.decode(chunk);
-      if (decoded.content.length > 0) await sink(decoded.content);
-      if (decoded.ended) {
-        upstream.reader.unread(decoded.rest);
-        return;
-      }
+    } finally {
+      this.upstreamDeadline.clear();
+    }
+  }
+
+  /**
+   * A multi-line response relayed uninspected as it arrives: the status line, the content
+   * re-stuffed (`observe` sees each batch first), the dot. The writer owns the downstream meanwhile.
+   */
+  private async relayMultiline(statusLine: Buffer, observe?: (content: readonly Buffer[]) => void): Promise<void> {
+    const writer = this.downstreamWriter;
+    if (writer.socket.destroyed || !writer.socket.writable) throw new SessionEnd(undefined, 'downstream connection lost');
+    try {
+      const lease = writer.begin([statusLine, CRLF]);
+      await lease.relay((write) =>
+        this.readMultiline((content) => {
+          observe?.(content);
+          return write(content);
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof SessionEnd) && (writer.socket.destroyed || !writer.socket.writable)) throw new SessionEnd(undefined, 'downstream connection lost');
+      throw error;
     }
   }
 
   private async sendDownstream(pieces: readonly Buffer[]): Promise<void> {
+    // A payload in flight owns the downstream: writing beside it would be a bug.
+    if (this.downstreamWriter.streaming) throw new WriterBusyError();
     const downstream = this.downstream;
     try {
       await writeAll(downstream, pieces);
@@ -670,8 +733,7 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private async countUnknown(): Promise<void> {
-    this.unknownCommands++;
-    if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) throw new SessionEnd(POP3_RESPONSES.tooManyUnknown, 'too many unknown commands');
+    if (this.unknownCommands.record()) throw new SessionEnd(POP3_RESPONSES.tooManyUnknown, 'too many unknown commands');
   }
 
   // ---- closing -----------------------------------------------------------------------
@@ -701,6 +763,8 @@ export class Pop3Session extends EventEmitter<Pop3SessionEvents> {
   }
 
   private finalize(): void {
+    this.downstreamDeadline.clear();
+    this.upstreamDeadline.clear();
     if (this.closed) return;
     this.closed = true;
     destroyAfterLinger(this.downstream);

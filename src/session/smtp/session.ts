@@ -31,7 +31,7 @@ import { REPLIES, ProxyError, reply as makeReply, type Reply } from '../../error
 import type { Direction, Inspector, MessageSource } from '../../inspect/api.js';
 import type { Policy } from '../../config/schema.js';
 import type { Logger, TransactionSummary } from '../../observe/log.js';
-import { Spool } from '../../capture/spool.js';
+import type { Spool } from '../../capture/spool.js';
 import { recognisable, type LargeMessageMemory } from '../../capture/large-messages.js';
 import { LineReader, type LineEvent } from '../../wire/line-reader.js';
 import { DataDecoder } from '../../wire/dot-codec.js';
@@ -42,13 +42,15 @@ import { upstreamEnd, type Closing, type CloseHow } from './closing.js';
 import { accepted, asRefusal, COMMANDS, declaredSize, inGroup, OWN_REQUESTS, parseCommand, pathOf, type ParsedCommand, type Phase, type Relay } from './commands.js';
 import { ReplySlots, UpstreamWaits, type WaitKind } from './pipeline.js';
 import { PhaseTimer } from '../timers.js';
-import { overMemoryBudget } from '../memory-budget.js';
+import { refuseOverMemoryBudget } from '../memory-budget.js';
+import { UnknownCommands } from '../unknown-commands.js';
+import { payloadSpool } from '../payload-spool.js';
 import type { FlaggedMessage, QuarantineStore } from '../../quarantine/store.js';
 import { refusalVerdict, runPayloadStep, type PayloadStep } from '../payload.js';
 import { refusalReply } from './outcome.js';
 import { summarize } from '../summary.js';
-import { acceptTls, connectTls, discardBuffered, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
-import { discardInjected, splice, type StartTlsMode } from '../../tls/starttls.js';
+import { connectTls, TlsVerifyError, type TlsSetup } from '../../tls/upgrade.js';
+import { interceptDownstream, startPassthrough, type StartTlsMode } from '../../tls/starttls.js';
 import { ForwardedClient, offerXforward, offeredAttributes, parseXforward, relayedCommand, type XforwardAttribute, type XforwardTrust } from './xforward.js';
 
 /** A trusted peer's XFORWARD relayed upstream: accepted on 2xx, nothing else learnt there (xforward.ts holds it). */
@@ -159,7 +161,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private readPaused = false;
   private processing = false;
   private upstreamCorked = false;
-  private unknownCommands = 0;
+  private readonly unknownCommands: UnknownCommands;
   private downstreamEnded = false;
   private quitting = false;
   /** The downstream's deadline: the next command line, or the next DATA bytes. */
@@ -207,6 +209,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   constructor(private readonly options: SmtpSessionOptions) {
     super();
     this.commandLines = new LineReader(options.policy.limits.max_command_line_bytes);
+    this.unknownCommands = new UnknownCommands(options.policy.limits.max_unknown_commands);
     this.downstreamLabel = options.downstreamLabel;
     this.log = options.logger.child({ session: options.id });
     this.downstream = options.downstream;
@@ -433,8 +436,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     switch (parsed.kind) {
       case 'invalid':
       case 'unknown':
-        this.unknownCommands++;
-        if (this.unknownCommands >= this.options.policy.limits.max_unknown_commands) return this.close({ how: 'reply-in-turn', last: REPLIES.tooManyUnknown });
+        if (this.unknownCommands.record()) return this.close({ how: 'reply-in-turn', last: REPLIES.tooManyUnknown });
         return this.answerLocally(parsed.kind === 'invalid' ? REPLIES.invalidCharacters : REPLIES.unknownCommand);
       case 'command':
         return this.handleCommand(parsed.command);
@@ -696,10 +698,12 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   /** Intercept, downstream leg: after our 220, a TLS server handshake with a leaf from our CA. */
   private upgradeDownstream(): void {
     const raw = this.downstream;
-    discardInjected('STARTTLS', this.commandLines.takeRest().length, raw, this.log);
-    unbind(raw, this.downstreamHandlers);
-    this.downstreamDeadline.clear();
-    acceptTls(raw, this.options.tlsSetup, this.options.tlsName, this.options.policy.tls.handshake_seconds).then(
+    const { tlsSetup, tlsName, policy } = this.options;
+    const legs = { command: 'STARTTLS', downstream: raw, downstreamUnread: this.commandLines.takeRest().length, log: this.log } as const;
+    interceptDownstream({ ...legs, tlsSetup, tlsName, handshakeSeconds: policy.tls.handshake_seconds }, () => {
+      unbind(raw, this.downstreamHandlers);
+      this.downstreamDeadline.clear();
+    }).then(
       (secure) => this.guard(this.onDownstreamSecure, secure),
       (error: unknown) => {
         this.log.info({ reason: (error as Error).message }, 'downstream TLS handshake failed');
@@ -728,18 +732,23 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     const downstream = this.downstream;
     const upstream = this.upstream;
     if (upstream === undefined || !this.upstreamAlive) return this.close({ how: 'reply-now', last: REPLIES.upstreamLost });
-    discardInjected('STARTTLS', this.commandLines.takeRest().length, downstream, this.log);
-    this.upstreamLines.takeRest();
-    discardBuffered(upstream);
-    unbind(downstream, this.downstreamHandlers);
-    unbind(upstream, this.upstreamHandlers);
-    this.phase = 'closed';
-    this.downstreamDeadline.clear();
-    this.upstreamDeadline.clear();
-    this.stopKeepalive();
-    this.log.info({ upstream: this.options.upstreamLabel }, 'STARTTLS passed through: the rest of this session is not inspected');
-    this.emit('passthrough');
-    splice(downstream, upstream, this.options.policy.timeouts.command_seconds, () => this.emit('close'));
+    const legs = { command: 'STARTTLS', downstream, downstreamUnread: this.commandLines.takeRest().length, log: this.log } as const;
+    startPassthrough(
+      { ...legs, upstream, upstreamLabel: this.options.upstreamLabel, idleSeconds: this.options.policy.timeouts.command_seconds },
+      {
+        release: () => {
+          this.upstreamLines.takeRest();
+          unbind(downstream, this.downstreamHandlers);
+          unbind(upstream, this.upstreamHandlers);
+          this.phase = 'closed';
+          this.downstreamDeadline.clear();
+          this.upstreamDeadline.clear();
+          this.stopKeepalive();
+        },
+        onPassthrough: () => this.emit('passthrough'),
+        onClose: () => this.emit('close'),
+      },
+    );
   }
 
   // ---- DATA --------------------------------------------------------------------
@@ -748,12 +757,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
   private answerData(): Reply {
     if (this.transaction.sender === undefined) return REPLIES.needMail;
     if (this.transaction.recipients.length === 0) return REPLIES.noValidRecipients;
-    const budget = this.options.policy.limits.max_process_memory_bytes;
-    const resident = overMemoryBudget(budget);
-    if (resident !== undefined) {
-      this.log.warn({ residentBytes: resident, budgetBytes: budget }, 'process over limits.max_process_memory_bytes: DATA tempfailed');
-      return REPLIES.memoryBudget;
-    }
+    if (refuseOverMemoryBudget(this.options.policy.limits.max_process_memory_bytes, this.log, 'DATA')) return REPLIES.memoryBudget;
     const safety = this.options.largeMessages;
     if (safety === undefined) return REPLIES.startData;
     const key = this.largeMessageKey();
@@ -768,7 +772,7 @@ export class SmtpSession extends EventEmitter<SmtpSessionEvents> {
     if (!accepted(COMMANDS.DATA.action.expect, answer)) return this.resumeReading();
     this.phase = 'data';
     this.capture = {
-      spool: new Spool({ dir: this.options.spoolDir, memoryThresholdBytes: this.options.policy.spool.memory_threshold_bytes }),
+      spool: payloadSpool(this.options.spoolDir, this.options.policy),
       decoder: new DataDecoder(),
       size: 0,
       tooBig: false,
