@@ -12,8 +12,24 @@ import { SmtpSink } from '../helpers/smtp-sink.js';
 import { startTestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/client.js';
 import { keyOf } from '../../src/capture/large-messages.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const big = `Subject: big\r\n\r\n${'x'.repeat(76).concat('\r\n').repeat(700)}`;
+
+/**
+ * The state file once the proxy has saved it: remember() writes it after the cut connection is
+ * reported (a temporary file, then a rename), so the test waits for the rename, up to 10 s.
+ */
+async function savedState(state: string): Promise<Record<string, number>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return JSON.parse(await readFile(state, 'utf8')) as Record<string, number>;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 500) throw error;
+      await sleep(20);
+    }
+  }
+}
 
 async function offer(port: number, sender: string, recipient: string, body: string, declare = true): Promise<RawClient> {
   const client = await RawClient.greeted(port);
@@ -36,7 +52,7 @@ t.test('cut, remembered, refused again (also after a restart), exceptions pass',
   t.same(cut.codes(), [220, 250, 250, 250, 354], 'no final reply: the sender sees a broken connection');
   t.equal((await sink.messages(0, 300)).length, 0, 'the upstream transaction was abandoned');
   t.match(proxy.transactions[0], { verdict: 'aborted', reason: 'large message safety: over 20000 bytes' });
-  const saved = JSON.parse(await readFile(state, 'utf8')) as Record<string, number>;
+  const saved = await savedState(state);
   t.equal(Object.keys(saved).length, 1, 'one key is saved');
   t.match(Object.keys(saved)[0], /^[0-9a-f]{64}$/, 'as a hash, not the addresses');
   t.ok((Object.values(saved)[0] ?? 0) > Date.now() + 3_500_000, 'until remember_for is over');
