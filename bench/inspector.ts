@@ -4,7 +4,9 @@
  * peak resident memory while a 100 MB message with an executable part is inspected
  * and rewritten from and to temporary files (the spool keeps large messages on disk).
  *
- * Usage: node dist/bench/inspector.js [--rounds 1000] [--corpora ../shared/corpora]
+ * The SMTP bench's 10 KB plain-text message too (its B), whose cost is the inspector's fixed cost.
+ *
+ * Usage: node dist/bench/inspector.js [--rounds 1000] [--corpora ../shared/corpora] [--messages-only]
  */
 import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -25,6 +27,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1000' },
     corpora: { type: 'string', default: join(process.cwd(), '..', 'shared', 'corpora') },
     large: { type: 'string' },
+    /** Only the A and B messages (no corpora, no 100 MB message). */
+    'messages-only': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -40,6 +44,22 @@ function benchMessage(): Buffer {
       'Content-Type: application/pdf; name="figures.pdf"', 'Content-Disposition: attachment; filename="figures.pdf"', 'Content-Transfer-Encoding: base64', '',
       pdf.toString('base64').replace(/.{76}/g, '$&\r\n'), '--b--', ''].join('\r\n'),
   );
+}
+
+/** The SMTP bench's message B: 10 KB of plain text, no MIME headers, one part (the inspector's fixed cost per message). */
+function plainMessage(): Buffer {
+  const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n';
+  return Buffer.from(`From: bench@example.org\r\nTo: sink@example.net\r\nSubject: bench 10 KB\r\n\r\n${line.repeat(Math.ceil((10 * 1024) / line.length))}`, 'latin1');
+}
+
+/** Inspects `message` `rounds` times: wall and CPU (user + system) microseconds per message. */
+async function timeRounds(inspector: Awaited<ReturnType<typeof createMailInspector>>, message: Buffer, rounds: number): Promise<{ wallUs: number; cpuUs: number }> {
+  const started = performance.now();
+  // CPU time as well as wall time: on a shared machine the wall time includes waiting for a core.
+  const cpuBefore = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) await inspector.examine(memorySource(message));
+  const cpu = process.cpuUsage(cpuBefore);
+  return { wallUs: ((performance.now() - started) * 1000) / rounds, cpuUs: (cpu.user + cpu.system) / rounds };
 }
 
 function corpusFiles(root: string): string[] {
@@ -99,28 +119,34 @@ async function main(): Promise<void> {
   const inspector = await createMailInspector(parsePolicyText(`spool:\n  dir: ${JSON.stringify(dir)}\n`, 'bench'));
   try {
     const message = benchMessage();
-    for (let i = 0; i < WARM_UP_ROUNDS; i++) await inspector.examine(memorySource(message));
-    let started = performance.now();
-    // CPU time as well as wall time: on a shared machine the wall time includes waiting for a core.
-    const cpuBefore = process.cpuUsage();
-    for (let i = 0; i < ROUNDS; i++) await inspector.examine(memorySource(message));
-    const benchSeconds = (performance.now() - started) / 1000;
-    const benchCpu = process.cpuUsage(cpuBefore);
-    const benchCpuMs = (benchCpu.user + benchCpu.system) / 1000 / ROUNDS;
-    const benchMBps = (message.length * ROUNDS) / benchSeconds / 1e6;
+    const plain = plainMessage();
+    for (let i = 0; i < WARM_UP_ROUNDS; i++) {
+      await inspector.examine(memorySource(message));
+      await inspector.examine(memorySource(plain));
+    }
+    // A and B alternately, twice: a drift in the machine's load shows as a difference between the two runs.
+    const timed: { a: { wallUs: number; cpuUs: number }[]; b: { wallUs: number; cpuUs: number }[] } = { a: [], b: [] };
+    for (let run = 0; run < 2; run++) {
+      timed.a.push(await timeRounds(inspector, message, ROUNDS));
+      timed.b.push(await timeRounds(inspector, plain, ROUNDS));
+    }
+    const benchMBps = timed.a.map((t) => message.length / t.wallUs);
+    const us = (runs: { wallUs: number; cpuUs: number }[], key: 'wallUs' | 'cpuUs'): string => runs.map((t) => t[key].toFixed(0)).join(' / ');
+    console.log(`mailmoat inspector bench (node ${process.version})`);
+    console.log(`  A: bench message (${(message.length / 1024).toFixed(0)} KB multipart + PDF), 2 x ${ROUNDS} rounds: ${benchMBps.map((v) => v.toFixed(1)).join(' / ')} MB/s, ${us(timed.a, 'wallUs')} µs per message (${us(timed.a, 'cpuUs')} µs CPU)`);
+    console.log(`  B: plain text (${(plain.length / 1024).toFixed(0)} KB, one part), 2 x ${ROUNDS} rounds: ${us(timed.b, 'wallUs')} µs per message (${us(timed.b, 'cpuUs')} µs CPU)`);
+    if (values['messages-only']) return;
 
     const files = corpusFiles(values.corpora);
     const corpus = files.map((file) => readFileSync(file));
     const corpusBytes = corpus.reduce((sum, bytes) => sum + bytes.length, 0);
-    started = performance.now();
+    const started = performance.now();
     for (const bytes of corpus) {
       const report = await inspector.examine(memorySource(bytes));
       if (report.verdict.action === 'rewrite') await report.verdict.message.dispose();
     }
     const corpusSeconds = (performance.now() - started) / 1000;
 
-    console.log(`mailmoat inspector bench (node ${process.version})`);
-    console.log(`  bench message (${(message.length / 1024).toFixed(0)} KB multipart + PDF), ${ROUNDS} rounds: ${benchMBps.toFixed(1)} MB/s, ${((benchSeconds / ROUNDS) * 1000).toFixed(2)} ms per message (${benchCpuMs.toFixed(2)} ms CPU)`);
     console.log(`  corpora: ${files.length} messages, ${(corpusBytes / 1e6).toFixed(1)} MB in ${corpusSeconds.toFixed(2)} s: ${(corpusBytes / corpusSeconds / 1e6).toFixed(1)} MB/s`);
     const large = join(dir, 'large.eml');
     await writeLargeMessage(large, 100);

@@ -297,7 +297,7 @@ export class MailInspector implements Inspector {
 
   /** Findings of one leaf part, including those of an attached message's own parts (paths `2/1`, `2/2`...). */
   private async classify(leaf: LeafPart, prefix = ''): Promise<Finding[]> {
-    const findings = await this.classifyOwn({ ...leaf, path: `${prefix}${leaf.path}` });
+    const findings = await this.classifyOwn(prefix === '' ? leaf : { ...leaf, path: `${prefix}${leaf.path}` });
     if (Array.isArray(leaf.embedded)) {
       for (const inner of leaf.embedded) findings.push(...(await this.classify(inner, `${prefix}${leaf.path}/`)));
     } else if (leaf.embedded !== undefined) {

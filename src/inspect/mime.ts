@@ -29,6 +29,7 @@ import { UuDecoder, UuScanner, UUENCODE_ENCODINGS } from './uuencode.js';
 import { BinHexScanner, claimsBinHex } from './binhex.js';
 import { claimsTnef, looksLikeTnef, readTnef } from './tnef.js';
 import { DecodedFeed } from './decoded-feed.js';
+import { IdentityDecoder } from './identity-decoder.js';
 import type { UnscannableReason } from './archive.js';
 import libqp from 'libqp';
 
@@ -163,9 +164,12 @@ export function splitMessage(message: MessageSource, limits: MimeLimits): Splitt
   return splitter;
 }
 
+/** A part's decoder: mailsplit's stream for base64 and quoted-printable (and any attached message), else the identity. */
+type PartDecoder = Transform | IdentityDecoder;
+
 interface PartState {
   part: LeafPart;
-  decoder: Transform;
+  decoder: PartDecoder;
   collected: Buffer[];
   collectedBytes: number;
   /** Body bytes seen, and of those fed to the decoder while only the sniff window is wanted. */
@@ -200,11 +204,14 @@ function decodeAs(encoding: string, raw: Buffer): Buffer {
 function ambiguityOf(node: MimeNode, index: number): AmbiguousNode | undefined {
   const headers = node.headers;
   if (!headers) return undefined;
+  const encodingLines = headers.get('content-transfer-encoding');
+  // Only a multipart node's boundary can read two ways; one encoding line cannot (most nodes stop here).
+  if (!(node.multipart && node._boundary) && encodingLines.length < 2) return undefined;
   const numbered = node.partNr === false ? '' : node.partNr.join('.');
   const path = numbered === '' || numbered === 'TEXT' ? 'root' : numbered;
   const typeLines = headers.get('content-type');
   const boundaries = new Set(typeLines.flatMap((line) => [...line.matchAll(/boundary\s*=\s*("[^"]*"|[^;\s]*)/gi)].map((match) => (match[1] ?? '').replace(/^"|"$/g, ''))));
-  const encodings = new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()));
+  const encodings = new Set(encodingLines.map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()));
   const ambiguity: AmbiguousNode = { node: index, path, reason: '' };
   const reasons: string[] = [];
   if (node.multipart && node._boundary && (boundaries.size > 1 || typeLines.length > 1)) {
@@ -242,6 +249,13 @@ export interface WholePartSink {
 /** Resolves once `decoder` took `value` (its write callback), so a paused reader holds the walk back. */
 const written = (decoder: Transform, value: Buffer): Promise<void> => new Promise<void>((resolve) => decoder.write(value, () => resolve()));
 
+/** Feeds `value` to a part's decoder: the identity emits it at once (nothing to wait for), a stream as `written`. */
+const feedDecoder = (decoder: PartDecoder, value: Buffer): Promise<void> | undefined => {
+  if (!(decoder instanceof IdentityDecoder)) return written(decoder, value);
+  decoder.write(value);
+  return undefined;
+};
+
 /**
  * Walks the message and returns its leaf parts. Attached messages (every message/*
  * but message/partial) are walked in turn while they are decoded (mailsplit leaves
@@ -272,11 +286,11 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     let offset = 0;
     while (offset < value.length) {
       if (needsWhole(state)) {
-        await written(state.decoder, offset === 0 ? value : value.subarray(offset));
+        await feedDecoder(state.decoder, offset === 0 ? value : value.subarray(offset));
         return;
       }
       if (state.binhex !== undefined || state.uuDecoder !== undefined) {
-        if (needsHead(state)) await written(state.decoder, offset === 0 ? value : value.subarray(offset));
+        if (needsHead(state)) await feedDecoder(state.decoder, offset === 0 ? value : value.subarray(offset));
         return;
       }
       if (state.fedBytes >= SNIFF_FEED_BYTES || (state.base64 && state.collectedBytes >= SNIFF_BYTES)) return;
@@ -288,7 +302,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       offset += piece.length;
       state.fedBytes += piece.length;
       // Resolves once the decoder took the piece and emitted what it decoded (a decoder error surfaces through `done`).
-      await written(state.decoder, piece);
+      await feedDecoder(state.decoder, piece);
     }
   };
 
@@ -303,7 +317,8 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
       open.nested?.feed.end();
     }
     open.sink?.end();
-    const decoded = Buffer.concat(open.collected);
+    // One chunk (a small part, or one whose first chunk held the sniff window) is not copied.
+    const decoded = open.collected.length === 1 ? (open.collected[0] as Buffer) : Buffer.concat(open.collected);
     open.part.head = decoded.subarray(0, SNIFF_BYTES);
     if (!open.archive && open.collectedBytes < CONTAINER_MAGIC_BYTES) open.archive = looksLikeContainer(decoded);
     if (open.archive) open.part.archive = open.collectedBytes > limits.maxArchiveBytes ? 'too big' : decoded.subarray(0, limits.maxArchiveBytes);
@@ -360,7 +375,10 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     };
     const encoding = node.encoding || '7bit';
     const uuDecoder = UUENCODE_ENCODINGS.has(encoding) ? new UuDecoder() : undefined;
-    const decoder = uuDecoder ?? (node.getDecoder() as Transform);
+    // An attached message's decoder is paused by its feed (decoded-feed.ts): mailsplit's stream, which can be.
+    const identity = uuDecoder === undefined && headers !== false && encoding !== 'base64' && encoding !== 'quoted-printable' && !isAttachedMessage(part.contentType);
+    const stream = identity ? undefined : (uuDecoder ?? (node.getDecoder() as Transform));
+    const decoder: PartDecoder = stream ?? new IdentityDecoder();
     const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
     const state: PartState = {
       part,
@@ -384,8 +402,9 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     if (isFragment(part.contentType)) part.embedded = FRAGMENT;
     if (isAttachedMessage(part.contentType)) {
       if (depth + 1 > limits.maxDepth) part.embedded = { unscannable: 'limits', reason: `attached messages nested deeper than ${limits.maxDepth}` };
-      else {
-        const feed = new DecodedFeed(decoder, limits.maxAttachedMessageBytes);
+      else if (stream !== undefined) {
+        // Always taken: an attached message is never given the identity decoder.
+        const feed = new DecodedFeed(stream, limits.maxAttachedMessageBytes);
         state.nested = { feed, walk: walkAttached(feed, limits, depth, observer) };
       }
     } else {
@@ -394,7 +413,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     decoder.on('data', (decoded: Buffer) => {
       // Decided once the bytes that can show a container's magic are in (they are kept anyway: fewer than SNIFF_BYTES).
       if (!state.archive && state.collectedBytes < CONTAINER_MAGIC_BYTES && state.collectedBytes + decoded.length >= CONTAINER_MAGIC_BYTES) {
-        state.archive = looksLikeContainer(Buffer.concat([...state.collected, decoded]));
+        state.archive = looksLikeContainer(state.collected.length === 0 ? decoded : Buffer.concat([...state.collected, decoded]));
       }
       if (state.collectedBytes === 0) {
         if (looksLikeTnef(decoded)) state.tnef = true;

@@ -4,6 +4,8 @@
  * tools running as subprocesses overlap, without starting one per part at once.
  */
 export async function mapBounded<T, R>(items: readonly T[], concurrency: number, map: (item: T) => Promise<R>): Promise<R[]> {
+  // One item (a single-part message): no workers to share it.
+  if (items.length === 1) return [await map(items[0] as T)];
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
