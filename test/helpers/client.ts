@@ -48,6 +48,11 @@ export class RawClient {
     return new RawClient(socket);
   }
 
+  /** A client over a socket already open: a TLS socket the test put over a connection after STARTTLS. */
+  static over(socket: Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   private wake(): void {
     for (const waiter of this.waiters.splice(0)) waiter();
   }

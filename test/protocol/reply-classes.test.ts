@@ -6,7 +6,7 @@
 // A real server does not give such codes on request, so the upstreams here are scripted; the TLS
 // one speaks real TLS with the test PKI's certificate.
 import t, { type Test } from 'tap';
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
@@ -18,9 +18,6 @@ import { ScriptedUpstream } from '../helpers/scripted-upstream.js';
 import { passInspector, startListener, startTestProxy } from '../helpers/proxy.js';
 import { createTestPki } from '../../bench/test-pki.js';
 import { initCa } from '../../src/tls/ca.js';
-import { LineReader } from '../../src/wire/line-reader.js';
-import { ReplyParser } from '../../src/session/smtp/replies.js';
-import type { Reply } from '../../src/errors.js';
 
 const MESSAGE = 'Subject: class\r\n\r\nthe class decides\r\n';
 
@@ -54,48 +51,6 @@ t.test('a reply of no SMTP class (6yz) to the final dot is not relayed: the gene
   t.match(client.replies[5]?.lines[0], /^4\.3\.0/);
   client.close();
 });
-
-/** Reads SMTP replies off a stream (plain or TLS), one at a time. */
-class Replies {
-  private readonly lines = new LineReader(65536);
-  private readonly parser = new ReplyParser();
-  private readonly ready: Reply[] = [];
-  private wake: (() => void) | undefined;
-  private readonly onData = (chunk: Buffer): void => {
-    this.lines.push(chunk);
-    for (let event = this.lines.next(); event !== null; event = this.lines.next()) {
-      if (event.kind !== 'line') continue;
-      const parsed = this.parser.feed(event.line);
-      if (parsed instanceof Error) throw parsed;
-      if (parsed !== null) this.ready.push(parsed);
-    }
-    this.wake?.();
-  };
-
-  constructor(private readonly stream: Duplex) {
-    stream.on('data', this.onData);
-  }
-
-  async next(): Promise<Reply> {
-    for (;;) {
-      const reply = this.ready.shift();
-      if (reply !== undefined) return reply;
-      if (this.stream.destroyed) throw new Error('closed before a reply');
-      const closed = once(this.stream, 'close');
-      await Promise.race([new Promise<void>((resolve) => (this.wake = resolve)), closed]);
-    }
-  }
-
-  /** Stops reading, so the stream can be handed to TLS. */
-  detach(): void {
-    this.stream.off('data', this.onData);
-  }
-
-  async command(line: string): Promise<Reply> {
-    this.stream.write(`${line}\r\n`);
-    return this.next();
-  }
-}
 
 /** Answers each command line of `stream` with `answer(verb)`; returns a detach function. */
 function serveLines(stream: Duplex, answer: (verb: string) => string | undefined): () => void {
@@ -153,30 +108,28 @@ async function startTlsUpstream(t: Test, starttlsReply: string, key: Buffer, cer
 
 const STARTTLS_2YZ = '250 2.0.0 Go ahead with TLS';
 
-async function plainSession(t: Test, port: number): Promise<{ socket: Socket; replies: Replies }> {
-  const socket = connect({ host: '127.0.0.1', port });
-  socket.on('error', () => undefined);
-  t.teardown(() => socket.destroy());
-  const replies = new Replies(socket);
-  t.equal((await replies.next()).code, 220, 'greeted');
-  t.ok((await replies.command('EHLO c')).lines.includes('STARTTLS'), 'STARTTLS offered');
-  return { socket, replies };
+async function plainSession(t: Test, port: number): Promise<RawClient> {
+  const client = await RawClient.greeted(port);
+  t.teardown(() => client.close());
+  t.equal(client.replies[0]?.code, 220, 'greeted');
+  t.ok((await client.command('EHLO c')).lines.includes('STARTTLS'), 'STARTTLS offered');
+  return client;
 }
 
-async function overTls(socket: Socket, ca: Buffer): Promise<Replies> {
+/** TLS over the client's connection; the plain client reads nothing more (TLS owns the socket). */
+async function overTls(socket: Socket, ca: Buffer): Promise<RawClient> {
   const secure = tlsConnect({ socket, ca, servername: 'localhost', checkServerIdentity: () => undefined });
   secure.on('error', () => undefined);
   await once(secure, 'secureConnect');
-  return new Replies(secure);
+  return RawClient.over(secure);
 }
 
 t.test('passthrough: STARTTLS answered with a 2yz other than 220 is acceptance: relayed as it is, then the legs are spliced', async (t) => {
   const port = await startTlsUpstream(t, STARTTLS_2YZ, upstreamKey, upstreamCert);
   const proxy = await startListener(t, 'smtp', `127.0.0.1:${port}`, {}, passInspector, { starttls: 'passthrough' });
-  const { socket, replies } = await plainSession(t, proxy.port);
-  t.same(await replies.command('STARTTLS'), { code: 250, lines: ['2.0.0 Go ahead with TLS'] }, "the upstream's own 2yz");
-  replies.detach();
-  const secure = await overTls(socket, upstreamCa);
+  const client = await plainSession(t, proxy.port);
+  t.same(await client.command('STARTTLS'), { code: 250, lines: ['2.0.0 Go ahead with TLS'] }, "the upstream's own 2yz");
+  const secure = await overTls(client.socket, upstreamCa);
   t.same((await secure.command('EHLO c')).lines, ['upstream.test over TLS'], 'TLS with the upstream itself, through the splice');
   t.equal(proxy.passthroughs(), 1);
 });
@@ -185,9 +138,8 @@ t.test('intercept: STARTTLS answered upstream with a 2yz other than 220 is accep
   const port = await startTlsUpstream(t, STARTTLS_2YZ, upstreamKey, upstreamCert);
   const tls = { ca_cert: ca.certPath, ca_key: ca.keyPath, upstream_ca: pki.caFile };
   const proxy = await startListener(t, 'smtp', `127.0.0.1:${port}`, { tls }, passInspector, { starttls: 'intercept' });
-  const { socket, replies } = await plainSession(t, proxy.port);
-  t.equal((await replies.command('STARTTLS')).code, 220, "the proxy's own 220, not 454");
-  replies.detach();
-  const secure = await overTls(socket, ourCa);
+  const client = await plainSession(t, proxy.port);
+  t.equal((await client.command('STARTTLS')).code, 220, "the proxy's own 220, not 454");
+  const secure = await overTls(client.socket, ourCa);
   t.same((await secure.command('EHLO c')).lines, ['upstream.test over TLS'], 'relayed over the upstream TLS leg');
 });
