@@ -201,6 +201,9 @@ function decodeAs(encoding: string, raw: Buffer): Buffer {
   }
 }
 
+/** The distinct Content-Transfer-Encoding values of a node's header lines, trimmed and in lower case. */
+const transferEncodings = (lines: readonly string[]): Set<string> => new Set(lines.map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()));
+
 function ambiguityOf(node: MimeNode, index: number): AmbiguousNode | undefined {
   const headers = node.headers;
   if (!headers) return undefined;
@@ -211,7 +214,7 @@ function ambiguityOf(node: MimeNode, index: number): AmbiguousNode | undefined {
   const path = numbered === '' || numbered === 'TEXT' ? 'root' : numbered;
   const typeLines = headers.get('content-type');
   const boundaries = new Set(typeLines.flatMap((line) => [...line.matchAll(/boundary\s*=\s*("[^"]*"|[^;\s]*)/gi)].map((match) => (match[1] ?? '').replace(/^"|"$/g, ''))));
-  const encodings = new Set(encodingLines.map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()));
+  const encodings = transferEncodings(encodingLines);
   const ambiguity: AmbiguousNode = { node: index, path, reason: '' };
   const reasons: string[] = [];
   if (node.multipart && node._boundary && (boundaries.size > 1 || typeLines.length > 1)) {
@@ -379,7 +382,7 @@ export async function walkLeafParts(message: MessageSource, limits: MimeLimits, 
     const identity = uuDecoder === undefined && headers !== false && encoding !== 'base64' && encoding !== 'quoted-printable' && !isAttachedMessage(part.contentType);
     const stream = identity ? undefined : (uuDecoder ?? (node.getDecoder() as Transform));
     const decoder: PartDecoder = stream ?? new IdentityDecoder();
-    const encodings = headers ? [...new Set(headers.get('content-transfer-encoding').map((line) => line.slice(line.indexOf(':') + 1).trim().toLowerCase()))] : [];
+    const encodings = headers ? [...transferEncodings(headers.get('content-transfer-encoding'))] : [];
     const state: PartState = {
       part,
       decoder,
